@@ -1,0 +1,113 @@
+"""Filesystem helpers over Beam's ``FileSystems``, so every path works locally and on ``gs://``.
+
+Stages never call ``open``/``os`` on dataset paths directly; they go through these helpers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+_LOG = logging.getLogger(__name__)
+
+
+def join(base: str, *parts: str) -> str:
+    return FileSystems.join(base, *parts) if parts else base
+
+
+def is_local(path: str) -> bool:
+    return FileSystems.get_scheme(path) in (None, "file")
+
+
+def exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def open_read(path: str):
+    """A binary read handle (uncompressed, whatever the extension)."""
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def read_bytes(path: str) -> bytes:
+    with open_read(path) as handle:
+        return handle.read()
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def create(path: str):
+    """A binary write handle (uncompressed, whatever the extension)."""
+    return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with create(path) as handle:
+        handle.write(data)
+
+
+def write_text(path: str, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def glob(pattern: str) -> list[str]:
+    """Sorted paths matching ``pattern`` (``**`` is supported by Beam's matchers)."""
+    result = FileSystems.match([pattern])[0]
+    return sorted(meta.path for meta in result.metadata_list)
+
+
+def list_tree(folder: str) -> list[str]:
+    """Every file under ``folder`` (recursively), sorted; empty if the folder does not exist."""
+    if not exists(folder):
+        return []
+    return glob(join(folder, "**"))
+
+
+def delete_tree(folder: str) -> None:
+    """Deletes ``folder`` and everything below it; a missing folder is not an error."""
+    if not exists(folder):
+        return
+    if is_local(folder):
+        FileSystems.delete([folder])
+        return
+    files = list_tree(folder)
+    if files:
+        FileSystems.delete(files)
+
+
+def publish(tmp_folder: str, final_folder: str) -> None:
+    """Moves a completed ``tmp_folder`` to ``final_folder``.
+
+    Locally this is one ``os.replace`` of the directory, i.e. atomic. On object stores (no directories) each
+    object is renamed; readers rely on the manifest entry, written after publishing, to call a stage complete.
+    """
+    if exists(final_folder):
+        delete_tree(final_folder)
+    if is_local(tmp_folder):
+        local_final = final_folder.removeprefix("file://")
+        os.makedirs(os.path.dirname(local_final.rstrip("/")) or ".", exist_ok=True)
+        os.replace(tmp_folder.removeprefix("file://"), local_final)
+        return
+    sources = list_tree(tmp_folder)
+    prefix = tmp_folder.rstrip("/") + "/"
+    targets = [join(final_folder, src[len(prefix) :]) for src in sources]
+    FileSystems.rename(sources, targets)
+
+
+def basename(path: str) -> str:
+    return posixpath.basename(path.rstrip("/"))
+
+
+def makedirs(path: str) -> None:
+    """Creates a local folder (a no-op on object stores, where folders do not exist)."""
+    if is_local(path):
+        os.makedirs(path.removeprefix("file://"), exist_ok=True)
+
+
+def rename_file(src: str, dst: str) -> None:
+    FileSystems.rename([src], [dst])

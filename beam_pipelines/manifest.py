@@ -1,0 +1,138 @@
+"""The dataset manifest (``OUT/manifest.json``) and the per-stage publish protocol.
+
+A stage writes everything into ``OUT/.tmp_<stage>/``; only when the pipeline has finished are its folders
+moved into place and its entry added to the manifest. A killed run therefore leaves at most a ``.tmp_`` folder,
+never an output that looks complete. Without ``--overwrite`` a stage refuses to replace an existing output.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from beam_pipelines import fs
+
+_LOG = logging.getLogger(__name__)
+
+STAGES = ("build", "split", "analyze", "normalize", "filter")
+# What each stage publishes, relative to OUT (folders end in "/").
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "build": ("tfrecords/", "rejected/build.csv"),
+    "split": ("split/",),
+    "analyze": ("stats/",),
+    "normalize": ("norm/",),
+    "filter": ("filtered/",),
+}
+MANIFEST = "manifest.json"
+_VERSIONED = ("sigforge", "apache-beam", "tensorflow", "tensorflow-transform", "tfx-bsl", "numpy", "scipy")
+
+
+class StageError(RuntimeError):
+    """A stage cannot run on this output folder (missing input, existing output without --overwrite)."""
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def read_manifest(out: str) -> dict[str, Any]:
+    path = fs.join(out, MANIFEST)
+    if not fs.exists(path):
+        return {"stages": {}}
+    return json.loads(fs.read_text(path))
+
+
+def write_manifest(out: str, manifest: dict[str, Any]) -> None:
+    fs.write_text(fs.join(out, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StageRun:
+    """One stage's run on ``out``: its temporary folder and the publish step."""
+
+    out: str
+    stage: str
+    tmp: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tmp = fs.join(self.out, f".tmp_{self.stage}")
+
+    def tmp_path(self, relative: str) -> str:
+        return fs.join(self.tmp, relative.rstrip("/"))
+
+    def final_path(self, relative: str) -> str:
+        return fs.join(self.out, relative.rstrip("/"))
+
+
+def begin_stage(out: str, stage: str, overwrite: bool, requires: str | None = None) -> StageRun:
+    """Checks that ``stage`` may run on ``out`` and returns a clean temporary folder for it.
+
+    Raises StageError before any work when the required previous stage is missing, or when this stage's
+    output exists and ``overwrite`` is false. With ``overwrite`` the stage's and all later stages' outputs
+    and manifest entries are removed, since they would be stale.
+    """
+    manifest = read_manifest(out)
+    if requires is not None and requires not in manifest.get("stages", {}):
+        raise StageError(
+            f"stage '{stage}' needs the '{requires}' stage's output in {out}, but the manifest has no "
+            f"'{requires}' entry; run `sigforge {requires}` first"
+        )
+    later = STAGES[STAGES.index(stage) :]
+    existing = [rel for s in later[:1] for rel in STAGE_OUTPUTS[s] if fs.exists(fs.join(out, rel.rstrip("/")))]
+    if (existing or stage in manifest.get("stages", {})) and not overwrite:
+        shown = ", ".join(existing) or f"manifest entry '{stage}'"
+        raise StageError(f"{out} already has the '{stage}' output ({shown}); pass --overwrite to replace it")
+    if overwrite:
+        for name in later:
+            for rel in STAGE_OUTPUTS[name]:
+                fs.delete_tree(fs.join(out, rel.rstrip("/")))
+            manifest.get("stages", {}).pop(name, None)
+        if fs.exists(fs.join(out, MANIFEST)):
+            write_manifest(out, manifest)
+    run = StageRun(out, stage)
+    fs.delete_tree(run.tmp)
+    fs.makedirs(run.tmp)
+    return run
+
+
+def finish_stage(run: StageRun, summary: dict[str, Any], config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Publishes the stage's outputs from its temporary folder and records ``summary`` in the manifest."""
+    for rel in STAGE_OUTPUTS[run.stage]:
+        src = run.tmp_path(rel)
+        if not fs.exists(src):
+            continue
+        if rel.endswith("/"):
+            fs.publish(src, run.final_path(rel))
+        else:
+            fs.makedirs(fs.join(run.out, rel.rsplit("/", 1)[0]) if "/" in rel else run.out)
+            fs.delete_tree(run.final_path(rel))
+            fs.rename_file(src, run.final_path(rel))
+    fs.delete_tree(run.tmp)
+    manifest = read_manifest(run.out)
+    if config is not None:
+        manifest["config"] = config
+    manifest["versions"] = package_versions()
+    manifest.setdefault("created", _now())
+    manifest.setdefault("stages", {})[run.stage] = {**summary, "completed_at": _now()}
+    write_manifest(run.out, manifest)
+    _LOG.info("stage %s published to %s: %s", run.stage, run.out, _short(summary))
+    return manifest
+
+
+def _short(summary: dict[str, Any]) -> str:
+    keys = ("seen", "written", "rejected")
+    return ", ".join(f"{k}={summary[k]}" for k in keys if k in summary) or json.dumps(summary)[:200]

@@ -1,0 +1,32 @@
+"""Distribution `sigforge`: Beam pipelines that turn raw time series into leakage-free ML datasets.
+
+This file is also what Dataflow workers install (`--setup_file ./setup.py`).
+"""
+
+from setuptools import setup
+
+# Pinned together: tensorflow-transform 1.21 needs tfx-bsl 1.21 and tensorflow < 2.22.
+INSTALL_REQUIRES = [
+    "apache-beam[gcp]==2.77.0",
+    "tensorflow==2.21.0",
+    "tensorflow-transform==1.21.0",
+    "tfx-bsl==1.21.0",
+    "numpy>=2.0,<2.5",
+    "scipy>=1.13,<1.18",
+    "pyarrow>=16,<26",
+    "matplotlib>=3.8,<3.12",
+    "astropy>=6.0,<8.1",
+    "pyyaml>=6.0,<7",
+    "pydantic>=2.5,<3",
+]
+
+setup(
+    name="sigforge",
+    version="0.1.0",
+    description="Distributed Beam + tf.Transform pipelines from raw time series to normalized TFRecord datasets",
+    python_requires=">=3.10,<3.13",
+    packages=["beam_pipelines", "transforms", "model"],
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"dev": ["pytest>=7.4", "ruff>=0.5"]},
+    entry_points={"console_scripts": ["sigforge=beam_pipelines.cli:main"]},
+)

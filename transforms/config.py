@@ -1,0 +1,239 @@
+"""One config schema for every dataset recipe, loaded from YAML and validated before any work.
+
+The schema is pydantic (v2) with ``extra="forbid"`` everywhere, so an unknown or misspelled key is refused with
+a message that names the dotted key (and suggests the closest valid one). ``--set dotted.key=value`` overrides
+are applied to the raw YAML mapping *before* validation, so they are validated exactly like file values.
+
+This module has no Beam and no TensorFlow imports: the trainer (``model/``) reuses the loader.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the offending key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BandpassConfig(_Strict):
+    """Zero-phase Butterworth bandpass applied per example in the build stage."""
+
+    low_hz: float = Field(20.0, gt=0)
+    high_hz: float = Field(500.0, gt=0)
+    order: int = Field(8, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BandpassConfig:
+        if self.low_hz >= self.high_hz:
+            raise ValueError(f"low_hz ({self.low_hz}) must be below high_hz ({self.high_hz})")
+        return self
+
+
+class BuildConfig(_Strict):
+    """Build stage: raw inputs -> raw shards + data tables (ARCHITECTURE.md section 3)."""
+
+    labels_csv: str = "training_labels.csv"
+    npy_glob: str = "train/**/*.npy"
+    id_column: str = "id"
+    label_column: str = "target"
+    group_column: str = "id"
+    truth_csv: str | None = None
+    sample_rate_hz: float = Field(2048.0, gt=0)
+    n_channels: int = Field(3, ge=1)
+    n_samples: int = Field(4096, ge=16)
+    bandpass: BandpassConfig = BandpassConfig()
+    examples_per_shard: int = Field(1000, ge=1)
+
+
+class SplitConfig(_Strict):
+    """Split stage: sha256(target_id) -> train/val/test buckets."""
+
+    fractions: dict[Literal["train", "val", "test"], float] = {"train": 0.8, "val": 0.1, "test": 0.1}
+    salt: str = "sigforge-v1"
+    examples_per_shard: int = Field(1000, ge=1)
+
+    @field_validator("fractions")
+    @classmethod
+    def _sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(v < 0 for v in value.values()):
+            raise ValueError(f"fractions must be non-negative, got {value}")
+        total = sum(value.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"fractions must sum to 1, got {total:.6g} from {value}")
+        if value.get("train", 0.0) <= 0:
+            raise ValueError("the train fraction must be positive")
+        return value
+
+
+class AnalyzeConfig(_Strict):
+    """Analyze stage: full-pass statistics on the train split with tf.Transform."""
+
+    max_examples_per_group: int | None = Field(None, ge=1)
+    cap_group_column: Literal["target_id", "tce_uid"] = "target_id"
+    psd_labels: list[int] = [0]
+    tukey_alpha: float = Field(0.1, ge=0.0, le=1.0)
+
+
+class FilterCondition(_Strict):
+    """One declarative filter condition; exactly one kind of test is set."""
+
+    name: str
+    labels: list[int] | None = None
+    column: str | None = None
+    op: Literal["<", "<=", ">", ">=", "==", "!="] | None = None
+    value: float | str | None = None
+    target_ids_file: str | None = None
+    keep_listed: bool = True
+
+
+class FilterConfig(_Strict):
+    conditions: list[FilterCondition] = []
+
+
+class DatasetConfig(_Strict):
+    """A dataset recipe: everything from raw inputs to normalized shards."""
+
+    name: str = "dataset"
+    recipe: Literal["g2net"] = "g2net"
+    build: BuildConfig = BuildConfig()
+    split: SplitConfig = SplitConfig()
+    analyze: AnalyzeConfig = AnalyzeConfig()
+    filter: FilterConfig | None = None
+
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parses one ``dotted.key=value`` override; the value is read as YAML (``0.5``, ``true``, ``[1, 2]``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form dotted.key=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {text!r} has an empty key")
+    return parts, yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Returns a copy of ``raw`` with each ``dotted.key=value`` set (intermediate mappings are created)."""
+    result = _deep_copy(raw)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: '{'.'.join(parts[: depth + 1])}' is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names valid at ``loc`` (the parent of the offending key), for did-you-mean hints."""
+    current: Any = model
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            return []
+        annotation = fields[part].annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def format_validation_error(error: ValidationError, model: type[BaseModel], source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        key = ".".join(str(p) for p in loc) or "<root>"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+            close = difflib.get_close_matches(str(loc[-1]), _valid_keys(model, loc[:-1]), n=1)
+            if close:
+                message += f" (did you mean '{close[0]}'?)"
+        lines.append(f"  config key '{key}': {message}")
+    return "\n".join(lines)
+
+
+def validate(model: type[_ModelT], raw: Mapping[str, Any], source: str = "<dict>") -> _ModelT:
+    """Validates a raw mapping against ``model``; raises ConfigError naming every bad key."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"invalid config {source}: top level must be a mapping, got {type(raw).__name__}")
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, model, source)) from None
+
+
+def read_yaml(path: str) -> dict[str, Any]:
+    """Reads a YAML mapping from a local path (configs are small and live beside the code)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {path} is not valid YAML: {error}") from None
+    return data or {}
+
+
+def load_config(
+    model: type[_ModelT], path: str | None = None, overrides: Iterable[str] = (), extends_key: str = "extends"
+) -> _ModelT:
+    """Loads ``path`` (optionally ``extends:`` another YAML file beside it), applies overrides, validates.
+
+    ``extends: base.yaml`` lets a derived recipe restate only what it changes; the base is merged first.
+    """
+    raw: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        raw = _read_with_base(path, extends_key)
+        source = path
+    raw = apply_overrides(raw, overrides)
+    return validate(model, raw, source)
+
+
+def _read_with_base(path: str, extends_key: str) -> dict[str, Any]:
+    raw = read_yaml(path)
+    base_name = raw.pop(extends_key, None)
+    if base_name is None:
+        return raw
+    base = _read_with_base(str(Path(path).parent / base_name), extends_key)
+    return _merge(base, raw)
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = _deep_copy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = _deep_copy(value)
+    return merged
