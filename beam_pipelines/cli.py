@@ -1,7 +1,10 @@
 """The ``sigforge`` command line.
 
     sigforge make-sample g2net OUT --n N --seed S [--signals-per-source K]
-    sigforge build --config run_configs/g2net.yaml --input RAW --output OUT [--set k=v ...] [-- BEAM OPTIONS]
+    sigforge run --config run_configs/g2net.yaml --input RAW --output OUT [--set k=v ...] [-- BEAM OPTIONS]
+    sigforge build | split | analyze | normalize | filter ...   (one stage on an existing OUT)
+    sigforge audit OUT [--group-column source_id]
+    sigforge train --data OUT --config run_configs/train_g2net.yaml --out RUNS
 
 Everything after a bare ``--`` goes to Beam unchanged (``--runner``, ``--project``, ``--direct_num_workers``...).
 Without ``--runner`` sigforge runs locally on Beam's FnApiRunner (never the Prism download).
@@ -21,6 +24,11 @@ EPILOG = textwrap.dedent(
     """\
     Stages and outputs (see README "Dataset layout"):
       build      raw inputs -> OUT/tfrecords/raw_shard_NNNN-TOTAL.tfrecord + data_tbl_*.csv, OUT/rejected/
+      split      -> OUT/split/{train,val,test}/ by sha256(target_id); a target is in exactly one split
+      analyze    -> OUT/stats/ tf.Transform statistics on the train split only (transform_fn, npz)
+      normalize  -> OUT/norm/{split}/norm_{split}_shard_*.tfrecord, the same transform_fn on every split
+      filter     -> OUT/filtered/ declarative conditions from the config's `filter:` block
+      run        all of the above in order; audit checks the result
 
     Beam options follow a bare `--`, e.g.:
       sigforge build --config run_configs/g2net.yaml --input raw --output ds -- \\
@@ -85,7 +93,88 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_stage_args(build, needs_input=True)
     build.set_defaults(handler=_cmd_build)
+
+    for name, text in STAGE_HELP.items():
+        stage = commands.add_parser(name, help=text, description=text)
+        _add_stage_args(stage, needs_input=False)
+        stage.set_defaults(handler=_cmd_stage, stage=name)
+
+    run = commands.add_parser(
+        "run",
+        help="build, split, analyze, normalize (and filter when configured) as one command",
+        description="Run every stage into OUT. Refuses an existing OUT unless --overwrite.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_stage_args(run, needs_input=True)
+    run.set_defaults(handler=_cmd_run)
+
+    audit = commands.add_parser("audit", help="check a dataset folder for leakage, losses and bad statistics")
+    audit.add_argument("out", help="dataset folder OUT")
+    audit.add_argument(
+        "--group-column",
+        default=None,
+        help="also require this data-table column (e.g. source_id) to be confined to one split",
+    )
+    audit.set_defaults(handler=_cmd_audit)
+
+    train = commands.add_parser(
+        "train", help="train the Keras model on OUT/norm (same as python -m model.train)", add_help=False
+    )
+    train.set_defaults(handler=_cmd_train)
     return parser
+
+
+STAGE_HELP = {
+    "split": "raw shards -> train/val/test shards by sha256(target_id)",
+    "analyze": "tf.Transform full-pass statistics on the train split -> OUT/stats",
+    "normalize": "apply the train transform_fn to every split -> OUT/norm",
+    "filter": "keep examples passing the config's filter conditions -> OUT/filtered",
+}
+
+
+def _stage_runner(name: str):
+    if name == "split":
+        from beam_pipelines.split import run_split as runner
+    elif name == "analyze":
+        from beam_pipelines.analyze import run_analyze as runner
+    elif name == "normalize":
+        from beam_pipelines.normalize import run_normalize as runner
+    else:
+        from beam_pipelines.filter_stage import run_filter as runner
+    return runner
+
+
+def _cmd_stage(args, beam_args: list[str]) -> int:
+    config = _load_dataset_config(args)
+    result = _stage_runner(args.stage)(config, args.output, beam_args, overwrite=args.overwrite)
+    _log_stage(args.stage, result["stages"][args.stage], args.output)
+    return 0
+
+
+def _log_stage(name: str, stage: dict, out: str) -> None:
+    counts = {k: stage[k] for k in ("seen", "written", "rejected") if k in stage}
+    _LOG.info("%s done in %.1f s %s -> %s", name, stage.get("seconds", 0.0), counts, out)
+
+
+def _cmd_run(args, beam_args: list[str]) -> int:
+    from beam_pipelines.pipeline import run_all
+
+    config = _load_dataset_config(args)
+    run_all(config, args.input, args.output, beam_args, overwrite=args.overwrite)
+    return 0
+
+
+def _cmd_audit(args, beam_args: list[str]) -> int:
+    from beam_pipelines.audit import run_audit
+
+    return run_audit(args.out, group_column=args.group_column)
+
+
+def _cmd_train(args, beam_args: list[str]) -> int:
+    from model.train import main as train_main
+
+    return train_main(args.train_args)
 
 
 def _load_dataset_config(args):
@@ -101,7 +190,9 @@ def _cmd_make_sample(args, beam_args: list[str]) -> int:
         raise _UsageError("--n must be at least 1")
     if args.signals_per_source < 1:
         raise _UsageError("--signals-per-source must be at least 1")
-    summary = gw_sample.write_g2net_sample(args.out, n=args.n, seed=args.seed, signals_per_source=args.signals_per_source)
+    summary = gw_sample.write_g2net_sample(
+        args.out, n=args.n, seed=args.seed, signals_per_source=args.signals_per_source
+    )
     _LOG.info("sample written to %s: %s", args.out, {k: v for k, v in summary.items() if k != "paths"})
     return 0
 
@@ -112,9 +203,7 @@ def _cmd_build(args, beam_args: list[str]) -> int:
     config = _load_dataset_config(args)
     result = run_build(config, args.input, args.output, beam_args, overwrite=args.overwrite)
     stage = result["stages"]["build"]
-    _LOG.info(
-        "build done: %d written, %d rejected -> %s/tfrecords", stage["written"], stage["rejected"], args.output
-    )
+    _LOG.info("build done: %d written, %d rejected -> %s/tfrecords", stage["written"], stage["rejected"], args.output)
     return 0
 
 
@@ -123,8 +212,15 @@ class _UsageError(ValueError):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    own_args, beam_args = _split_beam_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # the trainer owns its flags (python -m model.train)
+        own_args, beam_args = ["train"], []
+        train_args = argv[1:]
+    else:
+        own_args, beam_args = _split_beam_args(argv)
+        train_args = []
     args = build_parser().parse_args(own_args)
+    args.train_args = train_args
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

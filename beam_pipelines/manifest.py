@@ -25,7 +25,7 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "split": ("split/",),
     "analyze": ("stats/",),
     "normalize": ("norm/",),
-    "filter": ("filtered/",),
+    "filter": ("filtered/", "rejected/filter.csv"),
 }
 MANIFEST = "manifest.json"
 _VERSIONED = ("sigforge", "apache-beam", "tensorflow", "tensorflow-transform", "tfx-bsl", "numpy", "scipy")

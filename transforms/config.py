@@ -10,6 +10,7 @@ This module has no Beam and no TensorFlow imports: the trainer (``model/``) reus
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -85,8 +86,19 @@ class AnalyzeConfig(_Strict):
     tukey_alpha: float = Field(0.1, ge=0.0, le=1.0)
 
 
+_CONDITION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+ORDER_OPS = ("<", "<=", ">", ">=")
+
+
 class FilterCondition(_Strict):
-    """One declarative filter condition; exactly one kind of test is set."""
+    """One declarative filter condition; exactly one kind of test is set. An example is kept iff it passes.
+
+    - ``labels: [0, 1]``: the example's label is in the list;
+    - ``column`` + ``op`` + ``value``: a data-table column compared with ``value`` (numeric for a number,
+      string equality for a string with ``==``/``!=``);
+    - ``target_ids_file`` (+ ``keep_listed``): the target id is (``keep_listed: true``) or is not (``false``)
+      one of the ids listed in the file, one per line.
+    """
 
     name: str
     labels: list[int] | None = None
@@ -96,9 +108,56 @@ class FilterCondition(_Strict):
     target_ids_file: str | None = None
     keep_listed: bool = True
 
+    @model_validator(mode="after")
+    def _one_kind_of_test(self) -> FilterCondition:
+        if not _CONDITION_NAME.match(self.name):
+            raise ValueError(f"condition name {self.name!r} must be non-empty letters, digits, '_', '.' or '-'")
+        kinds = [
+            kind
+            for kind, is_set in (
+                ("labels", self.labels is not None),
+                ("column/op/value", any(v is not None for v in (self.column, self.op, self.value))),
+                ("target_ids_file", self.target_ids_file is not None),
+            )
+            if is_set
+        ]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"condition '{self.name}': set exactly one kind of test (labels, column+op+value or "
+                f"target_ids_file), got {', '.join(kinds) or 'none'}"
+            )
+        if self.labels is not None and not self.labels:
+            raise ValueError(f"condition '{self.name}': labels must list at least one label")
+        if kinds[0] == "column/op/value":
+            missing = [k for k in ("column", "op", "value") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"condition '{self.name}': column, op and value go together; missing {missing}")
+            if self.op in ORDER_OPS and isinstance(self.value, str):
+                try:
+                    float(self.value)
+                except ValueError:
+                    raise ValueError(
+                        f"condition '{self.name}': op '{self.op}' needs a numeric value, got {self.value!r}"
+                    ) from None
+        if "keep_listed" in self.model_fields_set and self.target_ids_file is None:
+            raise ValueError(f"condition '{self.name}': keep_listed only applies with target_ids_file")
+        return self
+
 
 class FilterConfig(_Strict):
+    """Filter stage: declarative conditions over normalized examples (all must pass to keep an example)."""
+
     conditions: list[FilterCondition] = []
+    examples_per_shard: int = Field(1000, ge=1)
+
+    @field_validator("conditions")
+    @classmethod
+    def _unique_names(cls, value: list[FilterCondition]) -> list[FilterCondition]:
+        names = [c.name for c in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"condition names must be unique, repeated: {duplicates}")
+        return value
 
 
 class DatasetConfig(_Strict):

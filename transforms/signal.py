@@ -49,9 +49,7 @@ def _as_float64(x) -> np.ndarray:
 # Bandpass -------------------------------------------------------------------------------------------------
 
 
-def butter_bandpass_sos(
-    low_hz: float = 20.0, high_hz: float = 500.0, fs: float = 2048.0, order: int = 8
-) -> np.ndarray:
+def butter_bandpass_sos(low_hz: float = 20.0, high_hz: float = 500.0, fs: float = 2048.0, order: int = 8) -> np.ndarray:
     """Butterworth bandpass in second-order sections, cached per parameter set.
 
     The arguments are normalized to ``(float, float, float, int)`` before the ``functools.lru_cache`` lookup,
@@ -82,9 +80,7 @@ def _butter_sos_cached(low_hz: float, high_hz: float, fs: float, order: int) -> 
     return sos
 
 
-def bandpass(
-    x, fs: float = 2048.0, low_hz: float = 20.0, high_hz: float = 500.0, order: int = 8
-) -> np.ndarray:
+def bandpass(x, fs: float = 2048.0, low_hz: float = 20.0, high_hz: float = 500.0, order: int = 8) -> np.ndarray:
     """Zero-phase Butterworth bandpass along the last axis (``scipy.signal.sosfiltfilt``, odd padding).
 
     The filter runs forward and backward, so the magnitude response is ``|H(f)|**2`` of the
@@ -316,8 +312,7 @@ def whiten(x, psd, fs: float, band: tuple[float, float] = (20.0, 500.0)) -> np.n
         freqs = rfft_freqs(n, fs)[mask]
         first = freqs[np.nonzero(bad)[-1][0]]
         raise ValueError(
-            f"psd must be finite and > 0 inside band {band} Hz; {int(np.sum(bad))} bad value(s), "
-            f"first at {first:g} Hz"
+            f"psd must be finite and > 0 inside band {band} Hz; {int(np.sum(bad))} bad value(s), first at {first:g} Hz"
         )
     # Divide in band only; out-of-band bins are set to zero without touching their PSD values.
     scale = np.zeros(np.broadcast_shapes(psd.shape, (n_freq,)), dtype=np.float64)

@@ -1,0 +1,274 @@
+"""Filter stage: ``OUT/norm/{split}/`` -> ``OUT/filtered/{split}/norm_{split}_shard_NNNN-TOTAL.tfrecord`` + tables.
+
+Declarative conditions (``filter.conditions`` of the dataset config, see ``transforms.filtering``) decide per
+example; an example is kept iff it passes all of them. The output has the shape of ``norm/`` (same prefix,
+features and data-table columns), so the trainer reads either folder. Flow (one composite, ``FilterNorm``):
+
+    ReadNorm[split] -> KeyByUid ┐
+    ReadDataTables[split]       ┴-> JoinDataTable (CoGroupByKey on uid) -> Evaluate
+        kept    -> WriteShards[split]
+        removed -> WriteRejected (OUT/rejected/filter.csv, reason ``condition:<name>``)
+        counts  -> WriteSummary (manifest: seen, written, rejected, rejected_by_reason, removed_by_condition)
+
+Each example read is exactly one written example or one rejection, so seen = written + rejected. Everything that
+can be checked before the pipeline (conditions vs data-table columns, list files) is, as a ConfigError that
+names the condition.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from beam_pipelines import fs, manifest
+from beam_pipelines.options import make_pipeline_options
+from beam_pipelines.records import example_keys
+from beam_pipelines.rejects import REJECTED, WriteRejected, reject
+from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, shard_glob, table_glob
+from beam_pipelines.split import _ParseTableLineFn, key_by_uid, table_columns
+from transforms import filtering
+from transforms.config import ConfigError, DatasetConfig, FilterCondition
+from transforms.splitting import SPLITS
+
+_LOG = logging.getLogger(__name__)
+STAGE = "filter"
+INPUT_DIR = "norm"
+OUTPUT_DIR = "filtered"
+SUMMARY_FILE = "_summary.json"
+MISSING_TABLE_ROW = "missing_table_row"
+FAILED = "failed"
+ORPHANS = "orphan_rows"
+
+
+def norm_prefix(split: str) -> str:
+    """Shard prefix of a normalized split (shared by ``norm/`` and ``filtered/``)."""
+    return f"norm_{split}"
+
+
+@dataclass(frozen=True)
+class FilterPlan:
+    """What the pipeline needs, checked on the driver: the splits, their table headers and the id lists."""
+
+    splits: tuple[str, ...]
+    headers: dict[str, list[str]]
+    id_lists: dict[str, frozenset[str]]
+
+
+class _EvaluateFn(beam.DoFn):
+    """Joins an example with its data-table row, evaluates the conditions, keeps or rejects it."""
+
+    def __init__(self, split: str, conditions: list[FilterCondition], id_lists: dict[str, frozenset[str]]):
+        self._split = split
+        self._conditions = list(conditions)
+        self._id_lists = dict(id_lists)
+        self._kept = Metrics.counter(STAGE, f"kept[{split}]")
+
+    def process(self, element):
+        uid, grouped = element
+        rows = list(grouped["rows"])
+        examples = list(grouped["examples"])
+        if not examples:
+            yield beam.pvalue.TaggedOutput(ORPHANS, uid)
+            return
+        for serialized in examples:
+            _, target_id, label = example_keys(serialized)
+            if not rows:
+                yield reject(STAGE, uid, MISSING_TABLE_ROW, f"[{self._split}] no data-table row for this uid")
+                continue
+            row = {**rows[0], "uid": uid, "target_id": target_id, "label": label}
+            verdict = filtering.evaluate(self._conditions, row, self._id_lists)
+            if verdict.kept:
+                self._kept.inc()
+                yield ShardRecord(uid, serialized, row)
+                continue
+            for name in verdict.failed:
+                yield beam.pvalue.TaggedOutput(FAILED, name)
+            yield reject(STAGE, uid, verdict.reason, f"[{self._split}] {verdict.detail}")
+
+
+class ApplyConditions(beam.PTransform):
+    """(serialized examples, (uid, row) pairs) of one split -> tagged outputs.
+
+    ``kept``: ShardRecords to write; ``REJECTED``: Rejections; ``FAILED``: the name of every condition a removed
+    example fails (for per-condition totals); ``ORPHANS``: uids of data-table rows without an example.
+    """
+
+    def __init__(self, split: str, conditions: list[FilterCondition], id_lists: dict[str, frozenset[str]]):
+        super().__init__()
+        self._split = split
+        self._conditions = list(conditions)
+        self._id_lists = dict(id_lists)
+
+    def expand(self, inputs):
+        examples, rows = inputs
+        return (
+            {"examples": examples | "KeyByUid" >> beam.Map(key_by_uid), "rows": rows}
+            | "JoinDataTable" >> beam.CoGroupByKey()
+            | "Evaluate"
+            >> beam.ParDo(_EvaluateFn(self._split, self._conditions, self._id_lists)).with_outputs(
+                REJECTED, FAILED, ORPHANS, main="kept"
+            )
+        )
+
+
+def _count_pairs(split: str, examples, outputs):
+    """(key, n) pairs for the summary; ``seen`` comes from the input, independently of the outputs."""
+    return [
+        examples | f"SeenPairs[{split}]" >> beam.FlatMap(lambda _: [("seen", 1), (f"{split}/seen", 1)]),
+        outputs.kept
+        | f"KeptPairs[{split}]"
+        >> beam.FlatMap(lambda r: [("written", 1), (f"{split}/examples", 1), (f"{split}/label/{r.row['label']}", 1)]),
+        outputs[REJECTED]
+        | f"RejectedPairs[{split}]"
+        >> beam.FlatMap(lambda r: [("rejected", 1), (f"rejected/{r.reason}", 1), (f"{split}/removed", 1)]),
+        outputs[FAILED] | f"FailedPairs[{split}]" >> beam.Map(lambda name: (f"condition/{name}", 1)),
+        outputs[ORPHANS] | f"OrphanPairs[{split}]" >> beam.Map(lambda _: ("orphan_table_rows", 1)),
+    ]
+
+
+class FilterNorm(beam.PTransform):
+    """Pipeline -> filtered shards, data tables, rejected CSV and a count summary under ``tmp``."""
+
+    def __init__(self, norm_dir: str, tmp: str, plan: FilterPlan, conditions: list[FilterCondition], per_shard: int):
+        super().__init__()
+        self._norm_dir = norm_dir
+        self._tmp = tmp
+        self._plan = plan
+        self._conditions = list(conditions)
+        self._per_shard = per_shard
+
+    def expand(self, pipeline):
+        pairs, rejected = [], []
+        for split in self._plan.splits:
+            folder = fs.join(self._norm_dir, split)
+            header = self._plan.headers[split]
+            examples = pipeline | f"ReadNorm[{split}]" >> beam.io.ReadFromTFRecord(
+                shard_glob(folder, norm_prefix(split))
+            )
+            rows = (
+                pipeline
+                | f"ReadDataTables[{split}]" >> beam.io.ReadFromText(table_glob(folder), skip_header_lines=1)
+                | f"ParseDataTables[{split}]" >> beam.ParDo(_ParseTableLineFn(header))
+            )
+            outputs = (examples, rows) | f"ApplyConditions[{split}]" >> ApplyConditions(
+                split, self._conditions, self._plan.id_lists
+            )
+            outputs.kept | f"WriteShards[{split}]" >> WriteShards(
+                fs.join(self._tmp, OUTPUT_DIR, split),
+                norm_prefix(split),
+                self._per_shard,
+                [c for c in header if c != "shard"],
+                STAGE,
+            )
+            rejected.append(outputs[REJECTED])
+            pairs += _count_pairs(split, examples, outputs)
+        all_rejected = rejected | "AllRejected" >> beam.Flatten()
+        all_rejected | "WriteRejected" >> WriteRejected(fs.join(self._tmp, "rejected", "filter.csv"))
+        return pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> WriteJson(fs.join(self._tmp, SUMMARY_FILE))
+
+
+def _first_table_rows(folder: str) -> list[dict[str, str]]:
+    tables = fs.glob(table_glob(folder))
+    return list(csv.DictReader(io.StringIO(fs.read_text(tables[0])))) if tables else []
+
+
+def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
+    """Checks the conditions against ``out/norm`` before any work; raises ConfigError naming the condition.
+
+    Raises StageError when the normalize stage has not run (or its split folders are missing).
+    """
+    if config.filter is None:
+        raise ConfigError(
+            "the config has no 'filter' section; add filter.conditions (see run_configs/filter_example.yaml)"
+        )
+    conditions = config.filter.conditions
+    stages = manifest.read_manifest(out).get("stages", {})
+    if "normalize" not in stages:
+        raise manifest.StageError(
+            f"stage 'filter' needs the 'normalize' stage's output in {out}, but the manifest has no 'normalize' "
+            "entry; run `sigforge normalize` first"
+        )
+    splits = tuple(stages["normalize"].get("splits") or SPLITS)
+    headers = {}
+    for split in splits:
+        folder = fs.join(out, INPUT_DIR, split)
+        if not fs.glob(shard_glob(folder, norm_prefix(split))):
+            raise manifest.StageError(f"no {norm_prefix(split)} shards in {folder}; rerun `sigforge normalize`")
+        header = table_columns(folder)
+        filtering.validate_conditions(conditions, header, f"{INPUT_DIR}/{split}")
+        sample = _first_table_rows(folder)
+        for condition in conditions:
+            if condition.column is not None:
+                values = [row.get(condition.column, "") for row in sample]
+                filtering.check_numeric_column(condition, values, f"{INPUT_DIR}/{split}")
+        headers[split] = header
+    id_lists = {}
+    for condition in conditions:
+        if condition.target_ids_file is None:
+            continue
+        path = condition.target_ids_file
+        if not fs.exists(path):
+            raise ConfigError(f"filter condition '{condition.name}': target_ids_file {path} does not exist")
+        id_lists[condition.name] = filtering.parse_id_list(fs.read_text(path))
+        if not id_lists[condition.name]:
+            _LOG.warning("filter condition '%s': %s lists no target ids", condition.name, path)
+    return FilterPlan(splits=splits, headers=headers, id_lists=id_lists)
+
+
+def summarize_counts(counts: dict[str, int], conditions: list[FilterCondition], splits) -> dict[str, Any]:
+    """Flat summary counts -> the manifest entry."""
+    by_reason = {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("rejected/")}
+    per_split = {}
+    for split in splits:
+        labels = {k.rsplit("/", 1)[1]: v for k, v in counts.items() if k.startswith(f"{split}/label/")}
+        per_split[split] = {
+            "seen": counts.get(f"{split}/seen", 0),
+            "examples": counts.get(f"{split}/examples", 0),
+            "removed": counts.get(f"{split}/removed", 0),
+            "labels": dict(sorted(labels.items())),
+        }
+    return {
+        "seen": counts.get("seen", 0),
+        "written": counts.get("written", 0),
+        "rejected": counts.get("rejected", 0),
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "removed_by_condition": {c.name: counts.get(f"condition/{c.name}", 0) for c in conditions},
+        "orphan_table_rows": counts.get("orphan_table_rows", 0),
+        "splits": per_split,
+    }
+
+
+def run_filter(
+    config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
+) -> dict[str, Any]:
+    """Runs the filter stage on ``out/norm`` into ``out/filtered`` and returns the updated manifest."""
+    plan = plan_filter(config, out)
+    conditions = list(config.filter.conditions)
+    run = manifest.begin_stage(out, STAGE, overwrite, requires="normalize")
+    _LOG.info("filter: %s with conditions %s", fs.join(out, INPUT_DIR), [c.name for c in conditions])
+    started = time.monotonic()
+    with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
+        _ = pipeline | "FilterNorm" >> FilterNorm(
+            fs.join(out, INPUT_DIR), run.tmp, plan, conditions, config.filter.examples_per_shard
+        )
+    summary = summarize_counts(json.loads(fs.read_text(run.tmp_path(SUMMARY_FILE))), conditions, plan.splits)
+    if summary["orphan_table_rows"]:
+        _LOG.warning("filter: %d data-table rows in norm/ have no example", summary["orphan_table_rows"])
+    summary.update(
+        input_dir=INPUT_DIR,
+        output_dir=OUTPUT_DIR,
+        conditions=[c.model_dump(mode="json", exclude_none=True) for c in conditions],
+        seconds=round(time.monotonic() - started, 2),
+    )
+    _LOG.info(
+        "filter: seen=%d written=%d removed=%s", summary["seen"], summary["written"], summary["rejected_by_reason"]
+    )
+    return manifest.finish_stage(run, summary)

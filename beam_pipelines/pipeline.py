@@ -1,0 +1,43 @@
+"""``sigforge run``: every stage in order on one dataset folder, each published atomically."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from beam_pipelines import fs, manifest
+from beam_pipelines.analyze import run_analyze
+from beam_pipelines.build_g2net import run_build
+from beam_pipelines.normalize import run_normalize
+from beam_pipelines.split import run_split
+from transforms.config import DatasetConfig
+
+_LOG = logging.getLogger(__name__)
+
+
+def run_all(
+    config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None = None, overwrite: bool = False
+) -> dict[str, Any]:
+    """build -> split -> analyze -> normalize (-> filter when ``config.filter`` has conditions)."""
+    if fs.exists(fs.join(out, manifest.MANIFEST)) and not overwrite:
+        raise manifest.StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
+    stages = [
+        ("build", lambda: run_build(config, input_dir, out, beam_args, overwrite=overwrite)),
+        ("split", lambda: run_split(config, out, beam_args, overwrite=overwrite)),
+        ("analyze", lambda: run_analyze(config, out, beam_args, overwrite=overwrite)),
+        ("normalize", lambda: run_normalize(config, out, beam_args, overwrite=overwrite)),
+    ]
+    if config.filter is not None and config.filter.conditions:
+        from beam_pipelines.filter_stage import run_filter
+
+        stages.append(("filter", lambda: run_filter(config, out, beam_args, overwrite=overwrite)))
+    result: dict[str, Any] = {}
+    started = time.monotonic()
+    for index, (name, stage) in enumerate(stages, start=1):
+        _LOG.info("[%d/%d] %s ...", index, len(stages), name)
+        result = stage()
+        entry = result["stages"][name]
+        _LOG.info("[%d/%d] %s done in %.1f s", index, len(stages), name, entry.get("seconds", 0.0))
+    _LOG.info("run: dataset ready in %s (%.1f s)", out, time.monotonic() - started)
+    return result

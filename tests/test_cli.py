@@ -1,0 +1,62 @@
+"""The sigforge CLI: help, bad config refused before any work, beam options passed through, run + audit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+from beam_pipelines import cli
+from beam_pipelines.options import FN_API_RUNNER, make_pipeline_options
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("make-sample", "build", "split", "analyze", "normalize", "filter", "run", "audit", "train"):
+        assert command in text
+
+
+def test_split_beam_args_passes_options_through_unchanged():
+    own, beam = cli._split_beam_args(["run", "--config", "c", "--", "--runner=DataflowRunner", "--project=p"])
+    assert own == ["run", "--config", "c"] and beam == ["--runner=DataflowRunner", "--project=p"]
+
+
+def test_local_runner_is_forced_to_fnapi_but_others_pass():
+    assert make_pipeline_options([]).view_as(StandardOptions).runner == FN_API_RUNNER
+    assert make_pipeline_options(["--runner=DirectRunner"]).view_as(StandardOptions).runner == FN_API_RUNNER
+    opts = make_pipeline_options(["--runner=DataflowRunner", "--project=p", "--region=r"])
+    assert opts.view_as(StandardOptions).runner == "DataflowRunner"
+    assert opts.get_all_options()["project"] == "p"
+    multi = make_pipeline_options(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert multi.view_as(DirectOptions).direct_num_workers == 2
+
+
+def test_bad_config_key_refused_before_any_work(tmp_path, caplog, g2net_raw):
+    out = tmp_path / "ds"
+    code = cli.main(
+        ["build", "--config", "run_configs/g2net.yaml", "--input", str(g2net_raw), "--output", str(out)]
+        + ["--set", "build.bandpas.low_hz=10"]
+    )
+    assert code == 2
+    assert "build.bandpas" in caplog.text
+    assert not out.exists()
+
+
+def test_run_and_audit_end_to_end(tmp_path, g2net_raw, caplog):
+    out = tmp_path / "ds"
+    args = ["run", "--config", "run_configs/demo.yaml", "--input", str(g2net_raw), "--output", str(out)]
+    assert cli.main(args + ["--set", "split.fractions={train: 0.6, val: 0.2, test: 0.2}"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["stages"]) == {"build", "split", "analyze", "normalize"}
+    assert cli.main(["audit", str(out), "--group-column", "source_id"]) == 0
+    # a second run into the same OUT is refused without --overwrite, and nothing is touched
+    before = (out / "manifest.json").read_text()
+    assert cli.main(args) == 2
+    assert "--overwrite" in caplog.text
+    assert (out / "manifest.json").read_text() == before
+    for folder in ("tfrecords", "split/train", "stats/transform_fn", "norm/test"):
+        assert (out / folder).is_dir()
