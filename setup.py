@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     "astropy>=6.0,<8.1",
     "pyyaml>=6.0,<7",
     "pydantic>=2.5,<3",
+    "tensorboard>=2.21,<2.22",
 ]
 
 setup(

@@ -1,0 +1,453 @@
+"""Dataset checks and the tf.data input pipeline over a normalized sigforge dataset (ARCHITECTURE.md section 3).
+
+Layout read (contract)::
+
+    DATA/manifest.json
+    DATA/stats/transformed_metadata/              tf.Transform schema: the transformed feature spec
+    DATA/{subdir}/{split}/*_shard_0001-NNNN.tfrecord (+ data_tbl_0001-NNNN.csv), subdir "norm" or "filtered"
+
+:func:`check_dataset` validates all of it before any model is built and raises a :class:`DatasetError` subclass
+whose message names the path, split, shard or feature at fault. :func:`make_dataset` reads a split:
+files listed with ``tf.io.gfile.glob``, parallel interleave of ``TFRecordDataset``, (cache), (seeded shuffle,
+train only), batch, ``tf.io.parse_example`` on the batch, (augmentation, train only), prefetch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import posixpath
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import tensorflow as tf
+
+from model.config import AugmentConfig, DataConfig, G2NetCNNConfig, TrainerConfig
+from model.errors import CorruptShardError, DatasetError, FeatureSpecError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+MANIFEST = "manifest.json"
+STATS_DIR = "stats"
+METADATA_DIR = "transformed_metadata"
+SHARD_PATTERNS = ("*.tfrecord", "*.tfrecord.gz")
+TABLE_PATTERN = "data_tbl_*.csv"
+_SHARD_NUMBER = re.compile(r"_(\d+)-(\d+)\.tfrecord(?:\.gz)?$")
+_FLOAT_INPUT_DTYPES = (tf.float32, tf.float64, tf.int64)
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """One split's shards; counts are None when not known (verify_shards != full and no data tables)."""
+
+    name: str
+    directory: str
+    shards: tuple[str, ...]
+    tables: tuple[str, ...]
+    n_bytes: int
+    n_examples: int | None = None
+    n_positive: int | None = None
+    # True when n_examples was counted from the shards themselves (verify_shards: full).
+    counted: bool = False
+
+    @property
+    def label_counts(self) -> dict[int, int] | None:
+        if self.n_examples is None or self.n_positive is None:
+            return None
+        return {0: self.n_examples - self.n_positive, 1: self.n_positive}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What :func:`check_dataset` established about a dataset folder."""
+
+    data_dir: str
+    manifest_path: str
+    manifest_sha256: str
+    feature_spec: Mapping[str, Any]
+    input_spec: Mapping[str, tuple[int, ...]]
+    parse_spec: Mapping[str, Any]
+    splits: Mapping[str, SplitInfo] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            name: {
+                "shards": len(s.shards),
+                "bytes": s.n_bytes,
+                "examples": s.n_examples,
+                "label_counts": s.label_counts,
+            }
+            for name, s in self.splits.items()
+        }
+
+
+def join(*parts: str) -> str:
+    """Path join that keeps ``gs://`` prefixes intact."""
+    return posixpath.join(*parts)
+
+
+def read_manifest(data_dir: str) -> tuple[str, str, dict[str, Any]]:
+    """(path, sha256 hex of its bytes, parsed JSON) of ``DATA/manifest.json``."""
+    path = join(data_dir, MANIFEST)
+    if not tf.io.gfile.exists(path):
+        raise DatasetError(f"dataset manifest {path} is missing (is {data_dir} a sigforge dataset folder?)")
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        manifest = json.loads(raw)
+    except ValueError as error:
+        raise DatasetError(f"dataset manifest {path} is not valid JSON: {error}") from None
+    return path, hashlib.sha256(raw).hexdigest(), manifest
+
+
+def read_feature_spec(data_dir: str) -> dict[str, Any]:
+    """The transformed feature spec written by tf.Transform under ``DATA/stats/transformed_metadata``."""
+    stats = join(data_dir, STATS_DIR)
+    metadata = join(stats, METADATA_DIR)
+    if not tf.io.gfile.isdir(metadata):
+        raise DatasetError(
+            f"tf.Transform metadata {metadata} is missing: run the analyze/normalize stages on {data_dir} first"
+        )
+    import tensorflow_transform as tft
+
+    try:
+        return dict(tft.TFTransformOutput(stats).transformed_feature_spec())
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise DatasetError(f"cannot read the transformed feature spec from {metadata}: {error}") from None
+
+
+def _describe(spec: Any) -> str:
+    if isinstance(spec, tf.io.FixedLenFeature):
+        return f"FixedLenFeature({list(spec.shape)}, {spec.dtype.name})"
+    return type(spec).__name__
+
+
+def resolve_input_spec(
+    feature_spec: Mapping[str, Any],
+    config: TrainerConfig,
+    source: str = "the transformed feature spec",
+    check_inputs: bool = True,
+) -> dict[str, tuple[int, ...]]:
+    """Checks the model inputs, label and uid against the feature spec; returns input name -> example shape.
+
+    With ``check_inputs=False`` only the label and uid are checked (and ``{}`` is returned).
+    Raises FeatureSpecError naming the missing or mismatched feature and what the spec offers instead.
+    """
+    available = ", ".join(f"{k}: {_describe(v)}" for k, v in sorted(feature_spec.items()))
+
+    def fixed(name: str, role: str) -> tf.io.FixedLenFeature:
+        if name not in feature_spec:
+            raise FeatureSpecError(f"feature '{name}' ({role}) is not in {source}; available features: {available}")
+        spec = feature_spec[name]
+        if not isinstance(spec, tf.io.FixedLenFeature):
+            raise FeatureSpecError(
+                f"feature '{name}' ({role}) must be a FixedLenFeature in {source}, got {_describe(spec)}"
+            )
+        return spec
+
+    label = fixed(config.data.label_feature, "data.label_feature")
+    if label.dtype != tf.int64 or list(label.shape) not in ([], [1]):
+        raise FeatureSpecError(
+            f"label feature '{config.data.label_feature}' must be a scalar int64, got {_describe(label)} in {source}"
+        )
+    uid = fixed(config.data.uid_feature, "data.uid_feature")
+    if uid.dtype != tf.string or list(uid.shape) not in ([], [1]):
+        raise FeatureSpecError(
+            f"uid feature '{config.data.uid_feature}' must be a scalar string, got {_describe(uid)} in {source}"
+        )
+    result: dict[str, tuple[int, ...]] = {}
+    if not check_inputs:
+        return result
+    for name in config.model.input_features:
+        spec = fixed(name, "model input")
+        if spec.dtype not in _FLOAT_INPUT_DTYPES:
+            raise FeatureSpecError(f"model input '{name}' must be numeric, got {_describe(spec)} in {source}")
+        result[name] = tuple(int(d) for d in spec.shape)
+    _check_expected_shapes(result, config, source)
+    return result
+
+
+def _check_expected_shapes(shapes: Mapping[str, tuple[int, ...]], config: TrainerConfig, source: str) -> None:
+    hp = config.model
+    if isinstance(hp, G2NetCNNConfig):
+        shape = shapes[hp.input_feature]
+        if len(shape) != 2:
+            raise FeatureSpecError(
+                f"model input '{hp.input_feature}' must be (channels, samples), has shape {list(shape)} in {source}"
+            )
+        if hp.input_shape is not None and list(shape) != list(hp.input_shape):
+            raise FeatureSpecError(
+                f"model input '{hp.input_feature}' has shape {list(shape)} in {source} but model.input_shape is "
+                f"{hp.input_shape} (set model.input_shape to match, or null to take the spec's)"
+            )
+    else:
+        for view in hp.views:
+            shape = shapes[view.feature]
+            if len(shape) not in (1, 2):
+                raise FeatureSpecError(
+                    f"view '{view.feature}' must be (bins,) or (bins, channels), has {list(shape)} in {source}"
+                )
+            if view.length is not None and shape[0] != view.length:
+                raise FeatureSpecError(
+                    f"view '{view.feature}' has {shape[0]} bins in {source} but the config's length is {view.length}"
+                )
+        for name in hp.scalar_features:
+            if list(shapes[name]) not in ([], [1]):
+                raise FeatureSpecError(f"scalar feature '{name}' has shape {list(shapes[name])} in {source}")
+    if config.data.augment.enabled:
+        shape = shapes[config.data.augment.feature]
+        if len(shape) != 2 or shape[0] < 2:
+            raise FeatureSpecError(
+                f"augmentations need a (channels >= 2, samples) feature; '{config.data.augment.feature}' has "
+                f"shape {list(shape)} in {source}"
+            )
+
+
+def list_shards(data_dir: str, split: str, subdir: str = "norm") -> tuple[str, list[str]]:
+    """(split folder, sorted shard paths); raises DatasetError for a missing/empty folder or missing shards."""
+    directory = join(data_dir, subdir, split)
+    if not tf.io.gfile.isdir(directory):
+        raise DatasetError(f"split folder {directory} is missing (expected {subdir}/{{train,val,test}}/)")
+    shards = sorted({p for pattern in SHARD_PATTERNS for p in tf.io.gfile.glob(join(directory, pattern))})
+    if not shards:
+        raise DatasetError(f"split folder {directory} has no TFRecord shards (*.tfrecord)")
+    totals = set()
+    numbers = set()
+    for path in shards:
+        match = _SHARD_NUMBER.search(posixpath.basename(path))
+        if match:
+            numbers.add(int(match.group(1)))
+            totals.add(int(match.group(2)))
+    if len(totals) > 1:
+        raise DatasetError(f"split folder {directory} mixes shard sets of different totals {sorted(totals)}")
+    if totals:
+        total = totals.pop()
+        missing = sorted(set(range(1, total + 1)) - numbers)
+        if missing:
+            raise DatasetError(
+                f"split folder {directory} is missing shard(s) {missing} of {total} "
+                f"(found {len(shards)}: {[posixpath.basename(p) for p in shards]})"
+            )
+    return directory, shards
+
+
+def _compression(path: str) -> str:
+    return "GZIP" if path.endswith(".gz") else ""
+
+
+def scan_shard(path: str, parse_spec: Mapping[str, Any], label_feature: str, full: bool = True) -> tuple[int, int]:
+    """Reads a shard through once (or only its first record) and parses it; returns (examples, positives).
+
+    Raises CorruptShardError for an unreadable shard, FeatureSpecError when its examples do not parse with the
+    spec, DatasetError for labels other than 0/1.
+    """
+    records = tf.data.TFRecordDataset(path, compression_type=_compression(path), buffer_size=8 << 20)
+    if not full:
+        records = records.take(1)
+    labels = records.batch(512).map(
+        lambda batch: tf.reshape(tf.io.parse_example(batch, parse_spec)[label_feature], [-1])
+    )
+    zero = tf.constant(0, tf.int64)
+
+    def count(state, batch_labels):
+        n, pos, bad = state
+        is_bad = tf.logical_and(tf.not_equal(batch_labels, 0), tf.not_equal(batch_labels, 1))
+        return (
+            n + tf.size(batch_labels, out_type=tf.int64),
+            pos + tf.reduce_sum(tf.cast(tf.equal(batch_labels, 1), tf.int64)),
+            bad + tf.reduce_sum(tf.cast(is_bad, tf.int64)),
+        )
+
+    try:
+        n, pos, bad = (int(v) for v in labels.reduce((zero, zero, zero), count))
+    except tf.errors.InvalidArgumentError as error:
+        raise FeatureSpecError(
+            f"shard {path}: examples do not parse with the transformed feature spec: {_first_line(error)}"
+        ) from None
+    except tf.errors.OpError as error:
+        raise CorruptShardError(f"shard {path} is corrupt or not a TFRecord file: {_first_line(error)}") from None
+    if bad:
+        raise DatasetError(f"shard {path}: {bad} example(s) have '{label_feature}' other than 0 or 1")
+    return n, pos
+
+
+def _first_line(error: tf.errors.OpError) -> str:
+    return (error.message or str(error)).strip().splitlines()[0]
+
+
+def read_data_tables(tables: Iterable[str]) -> list[dict[str, str]]:
+    """All rows of the given data-table CSVs (one row per example: uid,target_id,label,shard,...)."""
+    rows: list[dict[str, str]] = []
+    for path in tables:
+        with tf.io.gfile.GFile(path, "r") as handle:
+            rows.extend(csv.DictReader(io.StringIO(handle.read())))
+    return rows
+
+
+def _count_table_rows(tables: Sequence[str]) -> int:
+    return len(read_data_tables(tables))
+
+
+def check_dataset(data_dir: str, config: TrainerConfig | None = None, splits: Sequence[str] = SPLITS) -> DatasetInfo:
+    """Validates a dataset folder for training/evaluation with ``config``; raises DatasetError subclasses.
+
+    Checks, in order: the folder and ``manifest.json``; the tf.Transform metadata and that its feature spec
+    provides the label, uid and every model input with the configured shapes; each split folder has a
+    complete, non-empty shard set; each shard reads through (``data.verify_shards``: every record, or the first
+    only) and parses with the spec, with 0/1 labels; the data tables (when present) list as many rows as the
+    shards hold examples. Without ``config`` (e.g. a dataset audit) the model inputs are not checked and the
+    default data settings apply (``norm/``, ``label``, ``uid``, full shard read).
+    """
+    check_inputs = config is not None
+    config = config or TrainerConfig()
+    if not tf.io.gfile.isdir(data_dir):
+        raise DatasetError(f"dataset folder {data_dir} does not exist")
+    manifest_path, manifest_sha, _ = read_manifest(data_dir)
+    feature_spec = read_feature_spec(data_dir)
+    source = f"the transformed feature spec at {join(data_dir, STATS_DIR, METADATA_DIR)}"
+    input_spec = resolve_input_spec(feature_spec, config, source, check_inputs)
+    names = [*input_spec, config.data.label_feature, config.data.uid_feature]
+    parse_spec = {name: feature_spec[name] for name in names}
+    mode = config.data.verify_shards
+    infos: dict[str, SplitInfo] = {}
+    for split in splits:
+        directory, shards = list_shards(data_dir, split, config.data.subdir)
+        tables = sorted(tf.io.gfile.glob(join(directory, TABLE_PATTERN)))
+        n_bytes = sum(tf.io.gfile.stat(p).length for p in shards)
+        n_examples = n_positive = None
+        if mode != "off":
+            counts = [scan_shard(p, parse_spec, config.data.label_feature, full=mode == "full") for p in shards]
+            if mode == "full":
+                n_examples = sum(c[0] for c in counts)
+                n_positive = sum(c[1] for c in counts)
+                if n_examples == 0:
+                    raise DatasetError(f"split folder {directory} has shards but no examples")
+                if tables and (n_rows := _count_table_rows(tables)) != n_examples:
+                    raise DatasetError(
+                        f"split {split}: data tables in {directory} list {n_rows} rows but the shards hold "
+                        f"{n_examples} examples"
+                    )
+        if n_examples is None and tables:
+            rows = read_data_tables(tables)
+            n_examples = len(rows)
+            n_positive = sum(1 for r in rows if str(r.get("label", "")).strip() == "1")
+        infos[split] = SplitInfo(
+            split, directory, tuple(shards), tuple(tables), n_bytes, n_examples, n_positive, counted=mode == "full"
+        )
+        logger.info("split %s: %d shard(s), %.1f MB, %s examples", split, len(shards), n_bytes / 1e6, n_examples or "?")
+    # Further dataset-level checks (e.g. the `sigforge audit` seen = written + rejected balance) go here.
+    return DatasetInfo(
+        data_dir=data_dir,
+        manifest_path=manifest_path,
+        manifest_sha256=manifest_sha,
+        feature_spec=feature_spec,
+        input_spec=input_spec,
+        parse_spec=parse_spec,
+        splits=infos,
+    )
+
+
+def should_cache(split: SplitInfo, data: DataConfig) -> bool:
+    """``data.cache``: true/false, or "auto" = the split's shards total at most ``data.cache_max_mb``."""
+    if data.cache == "auto":
+        return split.n_bytes <= data.cache_max_mb * 1e6
+    return bool(data.cache)
+
+
+def augment_strain(strain: tf.Tensor, seed: tf.Tensor, augment: AugmentConfig) -> tf.Tensor:
+    """Random per-example augmentations of a strain batch ``(batch, channels, samples)``, stateless in ``seed``.
+
+    * time shift: circular roll by an integer in [-time_shift_max, time_shift_max] samples, all channels alike
+      (``out[..., t] = in[..., t - shift]``, as ``np.roll``);
+    * sign flip: the whole example times -1 with probability ``sign_flip_prob``;
+    * detector swap: channels 0 and 1 (H1, L1) exchanged with probability ``detector_swap_prob``.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+    batch = tf.shape(strain)[0]
+    if augment.time_shift_max > 0:
+        n = tf.shape(strain)[2]
+        shift = tf.random.stateless_uniform(
+            [batch], seeds[0], minval=-augment.time_shift_max, maxval=augment.time_shift_max + 1, dtype=tf.int32
+        )
+        index = tf.math.floormod(tf.range(n)[None, :] - shift[:, None], n)
+        strain = tf.gather(strain, index, axis=2, batch_dims=1)
+    if augment.sign_flip_prob > 0:
+        flip = tf.random.stateless_uniform([batch], seeds[1]) < augment.sign_flip_prob
+        strain = strain * tf.where(flip, -1.0, 1.0)[:, None, None]
+    if augment.detector_swap_prob > 0:
+        swap = tf.random.stateless_uniform([batch], seeds[2]) < augment.detector_swap_prob
+        swapped = tf.concat([strain[:, 1:2], strain[:, 0:1], strain[:, 2:]], axis=1)
+        strain = tf.where(swap[:, None, None], swapped, strain)
+    return strain
+
+
+def make_dataset(
+    info: DatasetInfo,
+    split: str,
+    config: TrainerConfig,
+    *,
+    training: bool = False,
+    with_uid: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batched ``(inputs, label)`` (or ``(inputs, label, uid)``) over one split.
+
+    ``inputs`` maps each model input name to a float32 ``(batch, *shape)`` tensor, ``label`` is float32
+    ``(batch, 1)``, ``uid`` string ``(batch,)``. ``training`` turns on file and record shuffling (seeded by
+    ``seed``, default ``config.seed``, reshuffled each epoch), augmentations and the train batch size.
+    """
+    data = config.data
+    seed = config.seed if seed is None else seed
+    split_info = info.splits[split]
+    files = list(split_info.shards)
+    inputs = list(config.model.input_features)
+    parse_spec = dict(info.parse_spec)
+
+    files_ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    compression = _compression(files[0])
+    records = files_ds.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression_type=compression, buffer_size=8 << 20),
+        cycle_length=min(data.interleave_cycle, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    # Cache the serialized records of splits read every epoch (train, val during fit), when they fit.
+    if not with_uid and split != "test" and should_cache(split_info, data):
+        records = records.cache()
+    if training:
+        records = records.shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    batch_size = data.batch_size if training else data.eval_batch
+    batches = records.batch(batch_size)
+    if split_info.counted:
+        # Known length: Keras sizes epochs and progress bars without a first "ran out of data" pass.
+        batches = batches.apply(tf.data.experimental.assert_cardinality(-(-split_info.n_examples // batch_size)))
+
+    def parse(serialized):
+        example = tf.io.parse_example(serialized, parse_spec)
+        features = {name: tf.cast(example[name], tf.float32) for name in inputs}
+        label = tf.reshape(tf.cast(example[data.label_feature], tf.float32), [-1, 1])
+        if with_uid:
+            return features, label, tf.reshape(example[data.uid_feature], [-1])
+        return features, label
+
+    ds = batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if training and data.augment.enabled:
+        augment = data.augment
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+        def apply(element, batch_seed):
+            features, *rest = element
+            features = dict(features)
+            features[augment.feature] = augment_strain(features[augment.feature], batch_seed, augment)
+            return (features, *rest)
+
+        ds = tf.data.Dataset.zip((ds, seeds)).map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
