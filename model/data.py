@@ -341,7 +341,13 @@ def check_dataset(data_dir: str, config: TrainerConfig | None = None, splits: Se
             split, directory, tuple(shards), tuple(tables), n_bytes, n_examples, n_positive, counted=mode == "full"
         )
         logger.info("split %s: %d shard(s), %.1f MB, %s examples", split, len(shards), n_bytes / 1e6, n_examples or "?")
-    # Further dataset-level checks (e.g. the `sigforge audit` seen = written + rejected balance) go here.
+    # Dataset-level checks of the producer (leakage, lost inputs, count mismatches, non-finite statistics).
+    from beam_pipelines.audit import audit_dataset
+
+    problems = audit_dataset(data_dir)
+    if problems:
+        listed = "\n  ".join(problems[:20])
+        raise DatasetError(f"dataset {data_dir} does not pass `sigforge audit` ({len(problems)} problems):\n  {listed}")
     return DatasetInfo(
         data_dir=data_dir,
         manifest_path=manifest_path,

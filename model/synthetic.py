@@ -98,6 +98,15 @@ def write_fake_dataset(
                     handle.write(buffer.getvalue())
         manifest["splits"][split] = {"examples": n_examples, "positives": n_examples // 2}
     write_transformed_metadata(posixpath.join(out_dir, "stats"), spec)
+    total = sum(counts.values())
+    manifest["stages"] = {
+        "normalize": {
+            "seen": total,
+            "written": total,
+            "rejected": 0,
+            "splits": {split: {"seen": n, "examples": n} for split, n in counts.items()},
+        }
+    }
     with tf.io.gfile.GFile(posixpath.join(out_dir, "manifest.json"), "w") as handle:
         handle.write(json.dumps(manifest, indent=2))
     return out_dir

@@ -225,3 +225,13 @@ def test_train_refuses_bad_data_before_creating_a_run(dataset, tmp_path):
     assert not out.exists()
     code = train_module.main(["--data", str(dataset), "--config", G2NET_YAML, "--out", str(out), "--set", SMALL[0]])
     assert code == 2 and not out.exists()
+
+
+def test_dataset_failing_audit_is_refused_before_training(dataset):
+    import json
+
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest["stages"]["normalize"]["seen"] += 3  # three inputs unaccounted for
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match=r"(?s)does not pass `sigforge audit`.*normalize: seen \(35\)"):
+        check_dataset(str(dataset), config())
