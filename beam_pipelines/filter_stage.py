@@ -183,7 +183,9 @@ def _first_table_rows(folder: str) -> list[dict[str, str]]:
 def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
     """Checks the conditions against ``out/norm`` before any work; raises ConfigError naming the condition.
 
-    Raises StageError when the normalize stage has not run (or its split folders are missing).
+    Raises StageError when the normalize stage has not run (or its split folders are missing). Target-id list
+    files are read here, on the driver (so a local list also works with a remote runner), and their ids travel
+    with the pipeline's DoFns: fine for lists of up to ~1e5 ids.
     """
     if config.filter is None:
         raise ConfigError(
@@ -221,6 +223,14 @@ def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
         if not id_lists[condition.name]:
             _LOG.warning("filter condition '%s': %s lists no target ids", condition.name, path)
     return FilterPlan(splits=splits, headers=headers, id_lists=id_lists)
+
+
+def _describe(condition: FilterCondition) -> dict[str, Any]:
+    """A condition as the manifest records it: only the keys of its kind of test."""
+    described = condition.model_dump(mode="json", exclude_none=True)
+    if condition.target_ids_file is None:
+        described.pop("keep_listed")
+    return described
 
 
 def summarize_counts(counts: dict[str, int], conditions: list[FilterCondition], splits) -> dict[str, Any]:
@@ -265,7 +275,7 @@ def run_filter(
     summary.update(
         input_dir=INPUT_DIR,
         output_dir=OUTPUT_DIR,
-        conditions=[c.model_dump(mode="json", exclude_none=True) for c in conditions],
+        conditions=[_describe(c) for c in conditions],
         seconds=round(time.monotonic() - started, 2),
     )
     _LOG.info(

@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,7 +14,6 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-import apache_beam as beam
 from beam_pipelines import build_g2net, manifest
 from beam_pipelines.records import decode_array, decode_example
 from transforms import signal

@@ -132,9 +132,7 @@ def test_tukey_hand_values():
     np.testing.assert_array_equal(sig.tukey_window(16, 0.0), np.ones(16))
     np.testing.assert_allclose(sig.tukey_window(5, 1.0), [0.0, 0.5, 1.0, 0.5, 0.0], atol=1e-15)
     np.testing.assert_allclose(sig.tukey_window(64, 1.0), scipy.signal.windows.hann(64, sym=True), atol=1e-15)
-    np.testing.assert_allclose(
-        sig.tukey_window(9, 0.5), [0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.0], atol=1e-15
-    )
+    np.testing.assert_allclose(sig.tukey_window(9, 0.5), [0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.0], atol=1e-15)
 
 
 def test_tukey_rejects_bad_alpha_and_apply_tukey():

@@ -139,8 +139,8 @@ class FilterCondition(_Strict):
                     raise ValueError(
                         f"condition '{self.name}': op '{self.op}' needs a numeric value, got {self.value!r}"
                     ) from None
-        if "keep_listed" in self.model_fields_set and self.target_ids_file is None:
-            raise ValueError(f"condition '{self.name}': keep_listed only applies with target_ids_file")
+        if not self.keep_listed and self.target_ids_file is None:
+            raise ValueError(f"condition '{self.name}': keep_listed: false only applies with target_ids_file")
         return self
 
 

@@ -1,0 +1,326 @@
+"""Filter: condition config validation, the pure evaluator, the PTransform, and an end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+from dataset_fixture import build_dataset, clean_dataset, copy_dataset, read_table
+
+from beam_pipelines import audit, filter_stage, manifest
+from beam_pipelines.records import encode_example
+from beam_pipelines.rejects import REJECTED
+from transforms import filtering
+from transforms.config import ConfigError, DatasetConfig, FilterCondition, load_config, validate
+
+
+def _cond(**kwargs) -> FilterCondition:
+    return FilterCondition(**kwargs)
+
+
+# ---- config ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "condition, message",
+    [
+        ({"name": "a"}, "set exactly one kind of test"),
+        ({"name": "a", "labels": [1], "column": "snr", "op": ">", "value": 1}, "got labels, column/op/value"),
+        ({"name": "a", "column": "snr", "op": ">"}, "missing ['value']"),
+        ({"name": "a", "op": ">", "value": 3}, "missing ['column']"),
+        ({"name": "a", "column": "snr", "op": ">", "value": "loud"}, "needs a numeric value"),
+        ({"name": "a", "labels": []}, "at least one label"),
+        ({"name": "a", "labels": [0], "keep_listed": False}, "keep_listed: false only applies"),
+        ({"name": "a b", "labels": [0]}, "condition name 'a b'"),
+        ({"name": "a", "labels": [0], "colum": "x"}, "config key 'filter.conditions.0.colum': unknown key"),
+    ],
+)
+def test_bad_condition_configs_are_refused_with_the_key(condition, message):
+    with pytest.raises(ConfigError, match=r"filter\.conditions\.0") as info:
+        validate(DatasetConfig, {"filter": {"conditions": [condition]}})
+    assert message in str(info.value)
+
+
+def test_duplicate_condition_names_are_refused():
+    with pytest.raises(ConfigError, match=r"repeated: \['x'\]"):
+        validate(
+            DatasetConfig, {"filter": {"conditions": [{"name": "x", "labels": [0]}, {"name": "x", "labels": [1]}]}}
+        )
+
+
+def test_example_filter_config_loads():
+    config = load_config(DatasetConfig, "run_configs/filter_example.yaml")
+    kinds = [
+        (c.labels is not None, c.column is not None, c.target_ids_file is not None) for c in config.filter.conditions
+    ]
+    assert all(sum(k) == 1 for k in kinds) and len(kinds) >= 3
+    listed = next(c for c in config.filter.conditions if c.target_ids_file)
+    with open(listed.target_ids_file) as handle:
+        assert filtering.parse_id_list(handle.read())
+
+
+# ---- pure evaluator ----------------------------------------------------------------------------------------------
+
+
+CONDITIONS = [
+    _cond(name="signals", labels=[1]),
+    _cond(name="loud", column="snr", op=">=", value=8),
+    _cond(name="not_bad", target_ids_file="bad.txt", keep_listed=False),
+    _cond(name="only_h1", column="detector", op="==", value="H1"),
+]
+LISTS = {"not_bad": frozenset({"t-bad"})}
+
+
+@pytest.mark.parametrize(
+    "row, kept, reason, failed",
+    [
+        ({"label": 1, "target_id": "t", "snr": "9.5", "detector": "H1"}, True, None, ()),
+        ({"label": 1, "target_id": "t", "snr": "8", "detector": " H1 "}, True, None, ()),
+        ({"label": 0, "target_id": "t", "snr": "9.5", "detector": "H1"}, False, "condition:signals", ("signals",)),
+        ({"label": 1, "target_id": "t", "snr": "7.99", "detector": "H1"}, False, "condition:loud", ("loud",)),
+        ({"label": 1, "target_id": "t", "snr": "", "detector": "H1"}, False, "condition:loud:non_numeric", ("loud",)),
+        (
+            {"label": 1, "target_id": "t", "snr": "nan", "detector": "H1"},
+            False,
+            "condition:loud:non_numeric",
+            ("loud",),
+        ),
+        ({"label": 1, "target_id": "t", "snr": "inf", "detector": "H1"}, True, None, ()),
+        ({"label": 1, "target_id": "t-bad", "snr": "9", "detector": "H1"}, False, "condition:not_bad", ("not_bad",)),
+        ({"label": 1, "target_id": "t", "snr": "9", "detector": "L1"}, False, "condition:only_h1", ("only_h1",)),
+        (
+            {"label": "0", "target_id": "t-bad", "snr": "x", "detector": "V1"},
+            False,
+            "condition:signals",
+            ("signals", "loud", "not_bad", "only_h1"),
+        ),
+    ],
+)
+def test_evaluate_hand_cases(row, kept, reason, failed):
+    verdict = filtering.evaluate(CONDITIONS, row, LISTS)
+    assert (verdict.kept, verdict.reason, verdict.failed) == (kept, reason, failed)
+    assert bool(verdict.detail) == (not kept)
+
+
+@pytest.mark.parametrize(
+    "op, value, expected",
+    [("<", 3, [True, False, False]), ("<=", 3, [True, True, False]), (">", 3, [False, False, True])]
+    + [(">=", 3, [False, True, True]), ("==", 3, [False, True, False]), ("!=", 3.0, [True, False, True])]
+    + [("==", "3", [False, True, False]), ("==", "3.0", [False, False, False])],
+)
+def test_evaluate_column_ops(op, value, expected):
+    condition = _cond(name="c", column="x", op=op, value=value)
+    assert [filtering.evaluate([condition], {"x": x}).kept for x in ("2.5", "3", "4e0")] == expected
+
+
+def test_keep_listed_keeps_only_listed_targets():
+    condition = _cond(name="mine", target_ids_file="ids.txt")
+    ids = filtering.parse_id_list("# my targets\n a \n\nb\n")
+    assert ids == {"a", "b"}
+    assert [filtering.evaluate([condition], {"target_id": t}, {"mine": ids}).kept for t in "abc"] == [1, 1, 0]
+
+
+def test_validate_conditions_names_the_condition():
+    with pytest.raises(ConfigError, match="filter condition 'loud': column 'snr' is not in the data tables of norm/x"):
+        filtering.validate_conditions(CONDITIONS[:2], ["uid", "target_id", "label"], "norm/x")
+    with pytest.raises(ConfigError, match="empty"):
+        filtering.validate_conditions([], ["uid"], "norm/x")
+    filtering.check_numeric_column(CONDITIONS[1], ["", "1.5", "", "2"], "w")  # sparse numeric column is fine
+    filtering.check_numeric_column(CONDITIONS[3], ["H1", "L1"], "w")  # string equality needs no numbers
+    with pytest.raises(ConfigError, match="filter condition 'loud': column 'snr' in w is not numeric"):
+        filtering.check_numeric_column(CONDITIONS[1], ["f23fbce9e6", "07457f2965", "1234567e89"], "w")
+
+
+# ---- PTransform --------------------------------------------------------------------------------------------------
+
+
+def test_apply_conditions_under_test_pipeline():
+    conditions = [_cond(name="signals", labels=[1]), _cond(name="loud", column="snr", op=">", value=5)]
+    examples = [encode_example(uid, f"t{uid}", label, {"strain": np.zeros((3, 4))}) for uid, label in
+                [("a", 1), ("b", 0), ("c", 1), ("d", 0), ("e", 1)]]  # fmt: skip
+    rows = [(uid, {"uid": uid, "target_id": "stale", "label": "9", "snr": snr})
+            for uid, snr in [("a", "9"), ("b", "9"), ("c", "2"), ("d", ""), ("z", "1")]]  # fmt: skip
+    with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
+        out = (p | "Examples" >> beam.Create(examples), p | "Rows" >> beam.Create(rows)) | filter_stage.ApplyConditions(
+            "train", conditions, {}
+        )
+        assert_that(
+            out.kept | beam.Map(lambda r: (r.uid, r.row["target_id"], r.row["label"], r.row["snr"])),
+            equal_to([("a", "ta", 1, "9")]),
+            label="Kept",
+        )
+        assert_that(
+            out[REJECTED] | beam.Map(lambda r: (r.uid_or_path, r.stage, r.reason, r.detail.startswith("[train]"))),
+            equal_to(
+                [
+                    ("b", "filter", "condition:signals", True),
+                    ("c", "filter", "condition:loud", True),
+                    ("d", "filter", "condition:signals", True),
+                    ("e", "filter", filter_stage.MISSING_TABLE_ROW, True),
+                ]
+            ),
+            label="Rejected",
+        )
+        assert_that(out[filter_stage.FAILED], equal_to(["signals", "loud", "signals", "loud"]), label="Failed")
+        assert_that(out[filter_stage.ORPHANS], equal_to(["z"]), label="Orphans")
+
+
+# ---- end to end --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, g2net_raw):
+    return clean_dataset(tmp_path_factory, g2net_raw)
+
+
+def _norm_rows(ds):
+    rows = {}
+    for split in ("train", "val", "test"):
+        for table in sorted((ds / "norm" / split).glob("data_tbl_*.csv")):
+            rows.update({r["uid"]: {**r, "split": split} for r in read_table(table)[1]})
+    return rows
+
+
+def _expected(rows, excluded, snr_cap):
+    """Hand evaluation of the e2e conditions below: (reason of first failure or None, failing names) per uid."""
+    result = {}
+    for uid, r in rows.items():
+        failed = []
+        if r["target_id"] in excluded:
+            failed.append(("not_excluded", "condition:not_excluded"))
+        if float(r["snr"]) >= snr_cap:
+            failed.append(("snr_cap", "condition:snr_cap"))
+        if r["m1"] == "":
+            failed.append(("light", "condition:light:non_numeric"))
+        elif float(r["m1"]) > 30:
+            failed.append(("light", "condition:light"))
+        result[uid] = (failed[0][1] if failed else None, [name for name, _ in failed])
+    return result
+
+
+@pytest.fixture(scope="module")
+def filtered(clean, tmp_path_factory):
+    base = tmp_path_factory.mktemp("filter")
+    ds = copy_dataset(clean, base / "ds")
+    rows = _norm_rows(ds)
+    # exclude two targets: one noise-only target and one signal target
+    noise = sorted(r["target_id"] for r in rows.values() if r["label"] == "0")[0]
+    signal = sorted(r["target_id"] for r in rows.values() if r["label"] == "1")[0]
+    (base / "exclude.txt").write_text(f"# excluded\n{noise}\n{signal}\n")
+    conditions = [
+        {"name": "both_labels", "labels": [0, 1]},
+        {"name": "not_excluded", "target_ids_file": str(base / "exclude.txt"), "keep_listed": False},
+        {"name": "snr_cap", "column": "snr", "op": "<", "value": 12},
+        {"name": "light", "column": "m1", "op": "<=", "value": 30},
+    ]
+    config = load_config(
+        DatasetConfig,
+        "run_configs/demo.yaml",
+        [f"filter={json.dumps({'conditions': conditions, 'examples_per_shard': 5})}"],
+    )
+    result = filter_stage.run_filter(config, str(ds))
+    return {"ds": ds, "config": config, "manifest": result, "expected": _expected(rows, {noise, signal}, 12.0)}
+
+
+def test_filter_counts_per_condition(filtered):
+    stage = filtered["manifest"]["stages"]["filter"]
+    expected = filtered["expected"]
+    by_reason = Counter(reason for reason, _ in expected.values() if reason)
+    totals = Counter(name for _, names in expected.values() for name in names)
+    assert set(by_reason) == {"condition:not_excluded", "condition:snr_cap", "condition:light:non_numeric",
+                              "condition:light"}  # fmt: skip
+    assert stage["rejected_by_reason"] == dict(by_reason)
+    assert stage["removed_by_condition"] == {
+        "both_labels": 0,
+        **{k: totals[k] for k in ("not_excluded", "snr_cap", "light")},
+    }
+    assert stage["seen"] == len(expected) == 48
+    assert stage["written"] == sum(reason is None for reason, _ in expected.values())
+    assert stage["seen"] == stage["written"] + stage["rejected"]
+    assert stage["orphan_table_rows"] == 0
+
+
+def test_filter_writes_norm_shaped_shards(filtered):
+    ds, expected = filtered["ds"], filtered["expected"]
+    stage = filtered["manifest"]["stages"]["filter"]
+    spec = {
+        "uid": tf.io.FixedLenFeature([], tf.string),
+        "target_id": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "strain": tf.io.FixedLenFeature([3, 4096], tf.float32),
+    }
+    kept_uids = []
+    for split in ("train", "val", "test"):
+        shards = sorted(str(p) for p in (ds / "filtered" / split).glob(f"norm_{split}_shard_*.tfrecord"))
+        parsed = list(tf.data.TFRecordDataset(shards).map(lambda r: tf.io.parse_single_example(r, spec)))
+        assert len(parsed) == stage["splits"][split]["examples"]
+        kept_uids += [p["uid"].numpy().decode() for p in parsed]
+        norm_columns = read_table(sorted((ds / "norm" / split).glob("data_tbl_*.csv"))[0])[0]
+        assert read_table(sorted((ds / "filtered" / split).glob("data_tbl_*.csv"))[0])[0] == norm_columns
+    assert sorted(kept_uids) == sorted(uid for uid, (reason, _) in expected.items() if reason is None)
+    removed = read_table(ds / "rejected" / "filter.csv")[1]
+    assert sorted((r["uid_or_path"], r["reason"]) for r in removed) == sorted(
+        (uid, reason) for uid, (reason, _) in expected.items() if reason
+    )
+    assert all(r["stage"] == "filter" and r["detail"] for r in removed)
+    assert not list(ds.glob(".tmp_*"))
+
+
+def test_filtered_dataset_passes_the_audit(filtered):
+    assert audit.audit_dataset(str(filtered["ds"]), group_column="source_id") == []
+
+
+def test_rerun_without_overwrite_is_refused(filtered):
+    with pytest.raises(manifest.StageError, match="--overwrite"):
+        filter_stage.run_filter(filtered["config"], str(filtered["ds"]))
+
+
+@pytest.mark.parametrize(
+    "condition, message",
+    [
+        ({"name": "odd", "column": "snrr", "op": ">", "value": 1}, "filter condition 'odd': column 'snrr' is not in"),
+        ({"name": "ids", "column": "source_id", "op": ">", "value": 3}, "filter condition 'ids': column 'source_id'"),
+        ({"name": "lst", "target_ids_file": "/nonexistent/ids.txt"}, "filter condition 'lst': target_ids_file"),
+    ],
+)
+def test_bad_conditions_fail_before_any_work(clean, tmp_path, condition, message):
+    ds = copy_dataset(clean, tmp_path / "ds")
+    config = load_config(DatasetConfig, "run_configs/demo.yaml", [f"filter={json.dumps({'conditions': [condition]})}"])
+    with pytest.raises(ConfigError, match=message):
+        filter_stage.run_filter(config, str(ds))
+    assert not (ds / "filtered").exists() and not (ds / ".tmp_filter").exists()
+    assert "filter" not in json.loads((ds / "manifest.json").read_text())["stages"]
+
+
+def test_filter_and_audit_on_the_real_chain(g2net_raw, tmp_path):
+    """build, split, the real analyze and normalize, then the example filter; the audit passes at each end."""
+    from beam_pipelines.analyze import run_analyze
+    from beam_pipelines.normalize import run_normalize
+
+    ds = build_dataset(g2net_raw, tmp_path / "ds", normalize=False)
+    raw = load_config(DatasetConfig, "run_configs/filter_example.yaml").model_dump(mode="json")
+    raw["filter"]["conditions"][1]["value"] = 15  # the dumped config validates again (manifest round trip)
+    config = validate(DatasetConfig, raw)
+    with pytest.raises(manifest.StageError, match="normalize"):
+        filter_stage.run_filter(config, str(ds))
+    with pytest.raises(ConfigError, match="no 'filter' section"):
+        filter_stage.run_filter(load_config(DatasetConfig, "run_configs/demo.yaml"), str(ds))
+    run_analyze(config, str(ds))
+    run_normalize(config, str(ds))
+    assert audit.audit_dataset(str(ds), group_column="source_id") == []
+    stage = filter_stage.run_filter(config, str(ds))["stages"]["filter"]
+    loud = sum(float(r["snr"]) >= 15 for r in _norm_rows(ds).values())
+    assert loud and stage["rejected_by_reason"] == {"condition:no_extreme_snr": loud}
+    assert stage["seen"] == 48 and stage["written"] == 48 - loud
+    assert audit.audit_dataset(str(ds), group_column="source_id") == []
+    spec = {"strain": tf.io.FixedLenFeature([3, 4096], tf.float32), "label": tf.io.FixedLenFeature([], tf.int64)}
+    shards = sorted(str(p) for p in (ds / "filtered" / "train").glob("norm_train_shard_*.tfrecord"))
+    parsed = list(tf.data.TFRecordDataset(shards).map(lambda r: tf.io.parse_single_example(r, spec)))
+    assert len(parsed) == stage["splits"]["train"]["examples"] > 0
