@@ -1,6 +1,6 @@
 """``make demo``: sample data -> every stage (FnApiRunner) -> audit -> a short training run, then where it all is.
 
-    python -m beam_pipelines.demo --out demo_out --n 1200
+python -m beam_pipelines.demo --out demo_out --n 1200
 """
 
 from __future__ import annotations

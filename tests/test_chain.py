@@ -94,7 +94,7 @@ def test_cap_per_group_keeps_k_smallest_hashes():
 
 
 @pytest.fixture(scope="module")
-def chain(g2net_raw, tmp_path_factory):
+def chain(g2net_raw_k3, tmp_path_factory):
     out = tmp_path_factory.mktemp("chain") / "ds"
     config = load_config(
         DatasetConfig,
@@ -105,7 +105,7 @@ def chain(g2net_raw, tmp_path_factory):
             "split.fractions={train: 0.6, val: 0.2, test: 0.2}",
         ],
     )
-    build_g2net.run_build(config, str(g2net_raw), str(out))
+    build_g2net.run_build(config, str(g2net_raw_k3), str(out))
     split.run_split(config, str(out))
     analyze.run_analyze(config, str(out))
     result = normalize.run_normalize(config, str(out))
@@ -186,3 +186,39 @@ def test_stage_requires_its_input(tmp_path):
     config = load_config(DatasetConfig, "run_configs/g2net.yaml")
     with pytest.raises(manifest.StageError, match="run `sigforge build` first"):
         split.run_split(config, str(tmp_path))
+
+
+def test_chain_passes_audit_with_source_groups(chain):
+    from beam_pipelines import audit
+
+    assert audit.audit_dataset(str(chain["out"]), group_column="source_id") == []
+    rows = [r for s in SPLITS for r in _read_tables(chain["out"] / "norm" / s)]
+    sizes = {}
+    for r in rows:
+        sizes[r["source_id"]] = sizes.get(r["source_id"], 0) + 1
+    assert max(sizes.values()) == 3  # the leakage trap is really in the data
+
+
+def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
+    """A stage that dies mid-run leaves only its .tmp_ folder: no output folder, no manifest entry."""
+    from transforms import strain as strain_lib
+
+    calls = {"n": 0}
+    original = strain_lib.preprocess_npy
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise RuntimeError("worker killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(strain_lib, "preprocess_npy", dying)
+    config = load_config(DatasetConfig, "run_configs/g2net.yaml")
+    out = tmp_path / "ds"
+    with pytest.raises(Exception, match="worker killed"):
+        build_g2net.run_build(config, str(g2net_raw), str(out))
+    assert not (out / "tfrecords").exists()
+    assert manifest.read_manifest(str(out))["stages"] == {}
+    monkeypatch.setattr(strain_lib, "preprocess_npy", original)
+    build_g2net.run_build(config, str(g2net_raw), str(out))  # a rerun cleans the stale .tmp_ and succeeds
+    assert (out / "tfrecords").is_dir() and not list(out.glob(".tmp_*"))

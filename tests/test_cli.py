@@ -46,9 +46,9 @@ def test_bad_config_key_refused_before_any_work(tmp_path, caplog, g2net_raw):
     assert not out.exists()
 
 
-def test_run_and_audit_end_to_end(tmp_path, g2net_raw, caplog):
+def test_run_and_audit_end_to_end(tmp_path, g2net_raw_k3, caplog):
     out = tmp_path / "ds"
-    args = ["run", "--config", "run_configs/demo.yaml", "--input", str(g2net_raw), "--output", str(out)]
+    args = ["run", "--config", "run_configs/demo.yaml", "--input", str(g2net_raw_k3), "--output", str(out)]
     assert cli.main(args + ["--set", "split.fractions={train: 0.6, val: 0.2, test: 0.2}"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["stages"]) == {"build", "split", "analyze", "normalize"}
