@@ -108,8 +108,8 @@ class _ParseCsvFn(beam.DoFn):
         except strain_lib.RejectedInput as error:
             yield beam.pvalue.TaggedOutput(SEEN, line)
             yield reject(STAGE, f"{self._what}:{line[:80]}", error.reason, error.detail)
-            return
-        yield row[self._id_column].strip(), row
+        else:
+            yield row[self._id_column].strip(), row
 
 
 class _ResolveJoinFn(beam.DoFn):
@@ -123,8 +123,10 @@ class _ResolveJoinFn(beam.DoFn):
             list(grouped["labels"]),
             list(grouped["truth"]),
         )
-        if not paths and not label_rows:
-            return  # a truth row without sample: auxiliary data, not an input of this stage
+        if paths or label_rows:  # a truth row without sample is auxiliary data, not an input of this stage
+            yield from self._resolve(uid, paths, label_rows, truth_rows)
+
+    def _resolve(self, uid, paths, label_rows, truth_rows):
         yield beam.pvalue.TaggedOutput(SEEN, uid)
         try:
             candidate = resolve_join(uid, paths, label_rows, self._cfg)
@@ -136,37 +138,40 @@ class _ResolveJoinFn(beam.DoFn):
 
 
 class _PreprocessFn(beam.DoFn):
-    """Reads one ``.npy``, validates it, bandpasses it and packs the raw example."""
+    """Reads a batch of ``.npy`` files, validates each, bandpasses the valid ones together, packs examples."""
 
     def __init__(self, cfg: BuildConfig):
         self._cfg = cfg
         self._written = Metrics.counter(STAGE, "written")
         self._bytes = Metrics.counter(STAGE, "bytes_read")
 
-    def process(self, candidate: Candidate):
+    def process(self, batch: list[Candidate]):
         cfg = self._cfg
-        try:
-            data = fs.read_bytes(candidate.path)
-            self._bytes.inc(len(data))
-            strain = strain_lib.preprocess_npy(
-                data,
-                n_channels=cfg.n_channels,
-                n_samples=cfg.n_samples,
-                fs=cfg.sample_rate_hz,
-                low_hz=cfg.bandpass.low_hz,
-                high_hz=cfg.bandpass.high_hz,
-                order=cfg.bandpass.order,
-            )
-        except strain_lib.RejectedInput as error:
-            yield reject(STAGE, candidate.path, error.reason, error.detail)
-            return
-        except OSError as error:
-            yield reject(STAGE, candidate.path, strain_lib.UNREADABLE_NPY, f"cannot read file: {error}")
-            return
-        self._written.inc()
-        example = encode_example(candidate.uid, candidate.target_id, candidate.label, {STRAIN: strain})
-        row = {**candidate.row, "target_id": candidate.target_id, "label": candidate.label}
-        yield ShardRecord(candidate.uid, example, row)
+        readable, datas = [], []
+        for candidate in batch:
+            try:
+                datas.append(fs.read_bytes(candidate.path))
+                readable.append(candidate)
+            except OSError as error:
+                yield reject(STAGE, candidate.path, strain_lib.UNREADABLE_NPY, f"cannot read file: {error}")
+        self._bytes.inc(sum(len(d) for d in datas))
+        results = strain_lib.preprocess_npy_batch(
+            datas,
+            n_channels=cfg.n_channels,
+            n_samples=cfg.n_samples,
+            fs=cfg.sample_rate_hz,
+            low_hz=cfg.bandpass.low_hz,
+            high_hz=cfg.bandpass.high_hz,
+            order=cfg.bandpass.order,
+        )
+        for candidate, result in zip(readable, results, strict=True):
+            if isinstance(result, strain_lib.RejectedInput):
+                yield reject(STAGE, candidate.path, result.reason, result.detail)
+                continue
+            self._written.inc()
+            example = encode_example(candidate.uid, candidate.target_id, candidate.label, {STRAIN: result})
+            row = {**candidate.row, "target_id": candidate.target_id, "label": candidate.label}
+            yield ShardRecord(candidate.uid, example, row)
 
 
 def _summary_pairs(seen, written, rejected, shards, files):
@@ -233,8 +238,10 @@ class BuildG2Net(beam.PTransform):
             | "JoinById" >> beam.CoGroupByKey()
             | "ResolveJoin" >> beam.ParDo(_ResolveJoinFn(cfg)).with_outputs(REJECTED, SEEN, main="candidates")
         )
-        processed = joined.candidates | "Preprocess" >> beam.ParDo(_PreprocessFn(cfg)).with_outputs(
-            REJECTED, main="records"
+        processed = (
+            joined.candidates
+            | "BatchCandidates" >> beam.BatchElements(min_batch_size=8, max_batch_size=64)
+            | "Preprocess" >> beam.ParDo(_PreprocessFn(cfg)).with_outputs(REJECTED, main="records")
         )
         rejected = (
             labels[REJECTED],

@@ -24,7 +24,16 @@ def is_local(path: str) -> bool:
 
 
 def exists(path: str) -> bool:
-    return FileSystems.exists(path)
+    """True for a file, or for a folder: on object stores (``gs://``, no folders) when any object lies below it.
+
+    ``FileSystems.exists`` alone is true only for an object, so ``gs://bucket/ds/tfrecords`` would never "exist".
+    """
+    if FileSystems.exists(path):
+        return True
+    if is_local(path):
+        return False
+    below = FileSystems.match([path.rstrip("/") + "/**"], limits=[1])[0]
+    return bool(below.metadata_list)
 
 
 def open_read(path: str):
@@ -69,13 +78,15 @@ def list_tree(folder: str) -> list[str]:
 
 
 def delete_tree(folder: str) -> None:
-    """Deletes ``folder`` and everything below it; a missing folder is not an error."""
+    """Deletes ``folder`` (or a single file) and everything below it; a missing path is not an error."""
     if not exists(folder):
         return
     if is_local(folder):
         FileSystems.delete([folder])
         return
     files = list_tree(folder)
+    if FileSystems.exists(folder):  # an object of that very name (a file, not a prefix)
+        files.append(folder)
     if files:
         FileSystems.delete(files)
 
@@ -111,3 +122,8 @@ def makedirs(path: str) -> None:
 
 def rename_file(src: str, dst: str) -> None:
     FileSystems.rename([src], [dst])
+
+
+def delete_files(paths: list[str]) -> None:
+    if paths:
+        FileSystems.delete(paths)

@@ -1,8 +1,12 @@
 """Sharded TFRecord + data-table writer shared by every stage.
 
 Shard files follow the seed naming, 1-based with the total: ``{prefix}_shard_0001-0016.tfrecord`` beside
-``data_tbl_0001-0016.csv``. The shard count comes from a target number of examples per shard, so no shard can
-grow without bound; an example's shard is sha256(uid) mod the count, so the layout is deterministic.
+``data_tbl_0001-0016.csv``. No shard holds more than ``examples_per_shard`` examples.
+
+Writing streams, like Beam's own file sinks with runner-chosen sharding: each bundle writes its examples into
+temporary part files, rolling over every ``examples_per_shard`` examples, so no example is shuffled or held in
+memory. A finalize step then sees only the list of parts (one small dict per part), orders them by their
+first uid, and renames each to its final ``NNNN-TOTAL`` name, adding the shard column to its data table.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ import hashlib
 import io
 import json
 import math
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from beam_pipelines import fs
 
@@ -65,7 +73,59 @@ def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-class _WriteShardFn(beam.DoFn):
+PART_PREFIX = "_part-"
+
+
+class _WritePartsFn(beam.DoFn):
+    """Streams ShardRecords into part files of at most ``per_shard`` examples; yields one dict per part."""
+
+    def __init__(self, folder: str, per_shard: int, columns: Sequence[str]):
+        self._folder = folder
+        self._per_shard = per_shard
+        self._columns = [c for c in columns if c != "shard"]
+        self._handle = None
+
+    def start_bundle(self):
+        self._handle = None
+
+    def _open(self):
+        self._base = fs.join(self._folder, f"{PART_PREFIX}{uuid.uuid4().hex}")
+        self._handle = fs.create(self._base + ".tfrecord")
+        self._rows: list[dict[str, Any]] = []
+        self._first_uid = None
+
+    def _close(self) -> dict[str, Any]:
+        self._handle.close()
+        self._handle = None
+        fs.write_text(self._base + ".csv", format_table(self._rows, self._columns))
+        return {"part": self._base, "examples": len(self._rows), "first_uid": self._first_uid}
+
+    def process(self, record: ShardRecord):
+        if self._handle is None:
+            self._open()
+        _TFRecordUtil.write_record(self._handle, record.example)
+        self._rows.append({**record.row, "uid": record.uid})
+        if self._first_uid is None or record.uid < self._first_uid:
+            self._first_uid = record.uid
+        if len(self._rows) >= self._per_shard:
+            yield self._close()
+
+    def finish_bundle(self):
+        if self._handle is not None:
+            yield WindowedValue(self._close(), MIN_TIMESTAMP, [GlobalWindow()])
+
+
+def name_parts(parts: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int, int]]:
+    """(part, index, total) for every part, ordered by first uid; ``[(None, 0, 1)]`` when there is none."""
+    if not parts:
+        return [(None, 0, 1)]
+    ordered = sorted(parts, key=lambda p: (p["first_uid"], p["part"]))
+    return [(part, index, len(ordered)) for index, part in enumerate(ordered)]
+
+
+class _FinalizePartFn(beam.DoFn):
+    """Renames one part to its final shard name and writes its data table with the shard column."""
+
     def __init__(self, folder: str, prefix: str, columns: Sequence[str], counter_namespace: str):
         self._folder = folder
         self._prefix = prefix
@@ -73,25 +133,35 @@ class _WriteShardFn(beam.DoFn):
         self._shards = Metrics.counter(counter_namespace, f"shards_written[{prefix}]")
         self._examples = Metrics.counter(counter_namespace, f"examples_written[{prefix}]")
 
-    def process(self, element, total: int):
-        index, grouped = element
-        records = sorted(grouped["records"], key=lambda record: record.uid)
+    def process(self, element):
+        part, index, total = element
         name = shard_name(self._prefix, index, total)
-        with fs.create(fs.join(self._folder, name)) as handle:
-            for record in records:
-                _TFRecordUtil.write_record(handle, record.example)
-        rows = [{**record.row, "uid": record.uid, "shard": name} for record in records]
-        fs.write_text(fs.join(self._folder, table_name(index, total)), format_table(rows, self._columns))
+        final = fs.join(self._folder, name)
+        table = fs.join(self._folder, table_name(index, total))
+        if part is None:  # nothing to write: one empty shard keeps the NNNN-TOTAL sequence complete
+            fs.write_bytes(final, b"")
+            fs.write_text(table, format_table([], self._columns))
+            yield {"shard": name, "examples": 0}
+            return
+        rows = list(csv.DictReader(io.StringIO(fs.read_text(part["part"] + ".csv"))))
+        fs.write_text(table, format_table([{**row, "shard": name} for row in rows], self._columns))
+        if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it renamed already
+            fs.rename_file(part["part"] + ".tfrecord", final)
         self._shards.inc()
-        self._examples.inc(len(records))
-        yield {"shard": name, "examples": len(records)}
+        self._examples.inc(part["examples"])
+        yield {"shard": name, "examples": part["examples"]}
+
+
+def _delete_parts(_, folder: str) -> None:
+    """Removes part files left by retried bundles (their examples were written again by the retry)."""
+    fs.delete_files(fs.glob(fs.join(folder, f"{PART_PREFIX}*")))
 
 
 class WriteShards(beam.PTransform):
     """Writes ``ShardRecord``s to ``folder`` as numbered TFRecord shards plus data tables.
 
-    Returns a PCollection with one ``{"shard", "examples"}`` dict per shard written (empty shards included,
-    so the NNNN-TOTAL sequence is always complete).
+    Returns a PCollection with one ``{"shard", "examples"}`` dict per shard written (an empty input still
+    gets one empty shard, so the NNNN-TOTAL sequence always exists).
     """
 
     def __init__(
@@ -110,21 +180,21 @@ class WriteShards(beam.PTransform):
         self._namespace = counter_namespace
 
     def expand(self, records):
-        per_shard = self._per_shard
-        total = (
+        folder = self._folder
+        shards = (
             records
-            | "CountExamples" >> beam.combiners.Count.Globally()
-            | "NumShards" >> beam.Map(lambda count: num_shards_for(count, per_shard))
+            | "WriteParts" >> beam.ParDo(_WritePartsFn(folder, self._per_shard, self._columns))
+            | "ListParts" >> beam.combiners.ToList()
+            | "NameParts" >> beam.FlatMap(name_parts)
+            | "SpreadParts" >> beam.Reshuffle()
+            | "FinalizeParts" >> beam.ParDo(_FinalizePartFn(folder, self._prefix, self._columns, self._namespace))
         )
-        total_side = beam.pvalue.AsSingleton(total)
-        keyed = records | "AssignShard" >> beam.Map(lambda r, n: (shard_of(r.uid, n), r), n=total_side)
-        indices = total | "ShardIndices" >> beam.FlatMap(lambda n: [(i, None) for i in range(n)])
-        return (
-            {"records": keyed, "index": indices}
-            | "GroupByShard" >> beam.CoGroupByKey()
-            | "WriteShard"
-            >> beam.ParDo(_WriteShardFn(self._folder, self._prefix, self._columns, self._namespace), total_side)
+        _ = (
+            shards
+            | "AllFinalized" >> beam.combiners.Count.Globally()
+            | "DeleteLeftoverParts" >> beam.Map(_delete_parts, folder=folder)
         )
+        return shards
 
 
 class WriteJson(beam.PTransform):

@@ -7,12 +7,15 @@ style), so a target lands in exactly one split whatever the runner, worker count
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import time
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs, manifest
@@ -35,23 +38,54 @@ def table_columns(folder: str) -> list[str]:
         return next(csv.reader([handle.readline().decode("utf-8")]))
 
 
+def table_for_shard(shard_path: str) -> str:
+    """``.../{prefix}_shard_0003-0016.tfrecord`` -> ``.../data_tbl_0003-0016.csv`` (ARCHITECTURE.md section 3)."""
+    numbers = fs.basename(shard_path).rsplit("_shard_", 1)[1].removesuffix(".tfrecord")
+    return fs.join(shard_path.rsplit("/", 1)[0], f"data_tbl_{numbers}.csv")
+
+
+def read_shard_with_table(shard_path: str):
+    """Yields a ShardRecord per example of one shard, with its row from the shard's own data table.
+
+    Reading a shard together with its table joins examples and rows without shuffling any example; memory is
+    bounded by one shard's table.
+    """
+    rows = {row["uid"]: row for row in csv.DictReader(io.StringIO(fs.read_text(table_for_shard(shard_path))))}
+    with fs.open_read(shard_path) as handle:
+        while (serialized := _TFRecordUtil.read_record(handle)) is not None:
+            uid, target_id, label = example_keys(serialized)
+            row = {k: v for k, v in rows.get(uid, {}).items() if k != "shard"}
+            yield ShardRecord(uid, serialized, {**row, "uid": uid, "target_id": target_id, "label": label})
+
+
+class ReadShards(beam.PTransform):
+    """Shard files matching ``pattern`` -> ShardRecords (example + data-table row), read file by file."""
+
+    def __init__(self, pattern: str):
+        super().__init__()
+        self._pattern = pattern
+
+    def expand(self, pipeline):
+        return (
+            pipeline
+            | "MatchShards" >> fileio.MatchFiles(self._pattern)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadShardWithTable" >> beam.FlatMap(lambda meta: read_shard_with_table(meta.path))
+        )
+
+
 class _AssignSplitFn(beam.DoFn):
-    """Joins an example with its data-table row and tags it with its target's split."""
+    """Tags a ShardRecord with its target's split."""
 
     def __init__(self, fractions: dict[str, float], salt: str):
         self._fractions = fractions
         self._salt = salt
         self._counters = {split: Metrics.counter(STAGE, f"examples[{split}]") for split in SPLITS}
 
-    def process(self, element):
-        uid, grouped = element
-        rows = list(grouped["rows"])
-        for serialized in grouped["examples"]:
-            _, target_id, label = example_keys(serialized)
-            split = assign_split(target_id, self._fractions, self._salt)
-            self._counters[split].inc()
-            row = {**(rows[0] if rows else {}), "uid": uid, "target_id": target_id, "label": label}
-            yield beam.pvalue.TaggedOutput(split, ShardRecord(uid, serialized, row))
+    def process(self, record: ShardRecord):
+        split = assign_split(record.row["target_id"], self._fractions, self._salt)
+        self._counters[split].inc()
+        yield beam.pvalue.TaggedOutput(split, record)
 
 
 def key_by_uid(serialized: bytes) -> tuple[str, bytes]:
@@ -82,7 +116,7 @@ def _count_pairs(split: str, records):
 
 
 class SplitByTarget(beam.PTransform):
-    """Serialized raw examples -> one WriteShards[split] per split under ``folder``; writes a count summary."""
+    """Raw ShardRecords -> one WriteShards[split] per split under ``folder``; returns (count key, n) pairs."""
 
     def __init__(self, folder: str, fractions: dict[str, float], salt: str, examples_per_shard: int, columns):
         super().__init__()
@@ -92,21 +126,18 @@ class SplitByTarget(beam.PTransform):
         self._per_shard = examples_per_shard
         self._columns = list(columns)
 
-    def expand(self, inputs):
-        examples, rows = inputs
-        tagged = (
-            {"examples": examples | "KeyByUid" >> beam.Map(key_by_uid), "rows": rows}
-            | "JoinDataTable" >> beam.CoGroupByKey()
-            | "AssignSplit" >> beam.ParDo(_AssignSplitFn(self._fractions, self._salt)).with_outputs(*SPLITS)
+    def expand(self, records):
+        tagged = records | "AssignSplit" >> beam.ParDo(_AssignSplitFn(self._fractions, self._salt)).with_outputs(
+            *SPLITS
         )
         pairs = []
         for split in SPLITS:
-            records = tagged[split]
-            records | f"WriteShards[{split}]" >> WriteShards(
+            split_records = tagged[split]
+            split_records | f"WriteShards[{split}]" >> WriteShards(
                 fs.join(self._folder, split), split, self._per_shard, self._columns, STAGE
             )
-            pairs += _count_pairs(split, records)
-        seen = examples | "SeenPairs" >> beam.Map(lambda _: ("seen", 1))
+            pairs += _count_pairs(split, split_records)
+        seen = records | "SeenPairs" >> beam.Map(lambda _: ("seen", 1))
         return (*pairs, seen) | "FlattenCounts" >> beam.Flatten()
 
 
@@ -134,14 +165,9 @@ def run_split(
     _LOG.info("split: %s, fractions %s", raw_dir, config.split.fractions)
     started = time.monotonic()
     with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
-        examples = pipeline | "ReadRaw" >> beam.io.ReadFromTFRecord(shard_glob(raw_dir, "raw"))
-        rows = (
-            pipeline
-            | "ReadDataTables" >> beam.io.ReadFromText(table_glob(raw_dir), skip_header_lines=1)
-            | "ParseDataTables" >> beam.ParDo(_ParseTableLineFn(header))
-        )
         _ = (
-            (examples, rows)
+            pipeline
+            | "ReadRaw" >> ReadShards(shard_glob(raw_dir, "raw"))
             | "SplitByTarget"
             >> SplitByTarget(
                 run.tmp_path("split"),

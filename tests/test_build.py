@@ -235,9 +235,13 @@ def test_build_writes_sharded_records_that_tf_data_reads(built):
     out = built["out"]
     shards = sorted((out / "tfrecords").glob("raw_shard_*.tfrecord"))
     tables = sorted((out / "tfrecords").glob("data_tbl_*.csv"))
-    n_shards = -(-built["n_clean"] // 20)
+    n_shards = len(shards)
+    assert n_shards >= -(-built["n_clean"] // 20)  # no shard above examples_per_shard=20
     assert [s.name for s in shards] == [f"raw_shard_{i:04d}-{n_shards:04d}.tfrecord" for i in range(1, n_shards + 1)]
     assert [t.name for t in tables] == [f"data_tbl_{i:04d}-{n_shards:04d}.csv" for i in range(1, n_shards + 1)]
+    sizes = [sum(1 for _ in tf.data.TFRecordDataset(str(s))) for s in shards]
+    assert max(sizes) <= 20 and sum(sizes) == built["n_clean"]
+    assert not list((out / "tfrecords").glob("_part-*"))
     spec = {
         "uid": tf.io.FixedLenFeature([], tf.string),
         "target_id": tf.io.FixedLenFeature([], tf.string),
@@ -305,3 +309,55 @@ def test_decode_array_roundtrip():
     array = np.arange(12, dtype=np.float32).reshape(3, 4) * 1e-22
     example = decode_example(encode_example("u", "t", 1, {"strain": array}))
     np.testing.assert_array_equal(decode_array(example, "strain", (3, 4)), array)
+
+
+def test_write_shards_rolls_parts_and_names_them_in_sequence(tmp_path):
+    from beam_pipelines.shards import ShardRecord, WriteShards
+
+    records = [ShardRecord(f"u{i:02d}", encode_bytes(i), {"target_id": "t", "label": i % 2}) for i in range(23)]
+    with TestPipeline(runner=FnApiRunner()) as p:
+        written = p | beam.Create(records) | WriteShards(str(tmp_path), "x", 5, ["snr"])
+        assert_that(written | beam.Map(lambda d: d["examples"]) | beam.CombineGlobally(sum), equal_to([23]))
+    shards = sorted(tmp_path.glob("x_shard_*.tfrecord"))
+    total = len(shards)
+    assert total >= 5 and [s.name for s in shards] == [
+        f"x_shard_{i:04d}-{total:04d}.tfrecord" for i in range(1, total + 1)
+    ]
+    uids = []
+    for shard in shards:
+        table = _read_csv(tmp_path / shard.name.replace("x_shard_", "data_tbl_").replace(".tfrecord", ".csv"))
+        stored = [
+            decode_example(r.numpy()).features.feature["uid"].bytes_list.value[0].decode()
+            for r in tf.data.TFRecordDataset(str(shard))
+        ]
+        assert [row["uid"] for row in table] == stored and len(stored) <= 5
+        assert all(row["shard"] == shard.name for row in table)
+        uids += stored
+    assert sorted(uids) == [r.uid for r in records]
+    assert not list(tmp_path.glob("_part-*"))
+
+
+def test_write_shards_of_nothing_writes_one_empty_shard(tmp_path):
+    from beam_pipelines.shards import ShardRecord, WriteShards
+
+    with TestPipeline(runner=FnApiRunner()) as p:
+        _ = p | beam.Create([]).with_output_types(ShardRecord) | WriteShards(str(tmp_path), "x", 5)
+    assert [f.name for f in sorted(tmp_path.iterdir())] == ["data_tbl_0001-0001.csv", "x_shard_0001-0001.tfrecord"]
+    assert (tmp_path / "x_shard_0001-0001.tfrecord").stat().st_size == 0
+
+
+def encode_bytes(i):
+    from beam_pipelines.records import encode_example
+
+    return encode_example(f"u{i:02d}", "t", i % 2, {})
+
+
+def test_batched_preprocess_equals_per_sample_and_keeps_rejects_in_place():
+    rng = np.random.default_rng(3)
+    good = [rng.normal(scale=1e-21, size=(3, 4096)) for _ in range(3)]
+    payloads = [_npy_bytes(good[0]), b"junk", _npy_bytes(good[1]), _npy_bytes(good[2][:2]), _npy_bytes(good[2])]
+    results = strain_lib.preprocess_npy_batch(payloads)
+    assert [type(r).__name__ for r in results] == ["ndarray", "RejectedInput", "ndarray", "RejectedInput", "ndarray"]
+    assert [results[1].reason, results[3].reason] == [strain_lib.UNREADABLE_NPY, strain_lib.WRONG_SHAPE]
+    for got, raw in zip([results[0], results[2], results[4]], good, strict=True):
+        np.testing.assert_array_equal(got, signal.bandpass(raw).astype(np.float32))

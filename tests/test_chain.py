@@ -14,7 +14,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import analyze, build_g2net, manifest, normalize, split
-from beam_pipelines.records import encode_example
+from beam_pipelines.records import encode_example, example_keys
 from transforms import preprocessing, signal
 from transforms.config import DatasetConfig, load_config
 from transforms.splitting import SPLITS, assign_split, bucket_of
@@ -54,12 +54,22 @@ def test_assign_split_follows_fractions():
 
 
 def test_split_by_target_under_test_pipeline(tmp_path):
-    records = [encode_example(f"u{i}", f"star{i % 5}", i % 2, {}) for i in range(20)]
-    rows = [(f"u{i}", {"uid": f"u{i}", "snr": str(i)}) for i in range(20)]
+    from beam_pipelines.shards import ShardRecord
+
+    records = [
+        ShardRecord(
+            f"u{i}",
+            encode_example(f"u{i}", f"star{i % 5}", i % 2, {}),
+            {"uid": f"u{i}", "target_id": f"star{i % 5}", "label": i % 2, "snr": str(i)},
+        )
+        for i in range(20)
+    ]
     fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
     with TestPipeline(runner=FnApiRunner()) as p:
-        counts = (p | "Ex" >> beam.Create(records), p | "Rows" >> beam.Create(rows)) | split.SplitByTarget(
-            str(tmp_path), fractions, "s", 4, ["uid", "target_id", "label", "snr"]
+        counts = (
+            p
+            | beam.Create(records)
+            | split.SplitByTarget(str(tmp_path), fractions, "s", 4, ["uid", "target_id", "label", "snr"])
         )
         summed = counts | beam.CombinePerKey(sum)
         expected_examples = {}
@@ -82,7 +92,7 @@ def test_cap_per_group_keeps_k_smallest_hashes():
 
     records = [encode_example(f"u{i}", f"g{i % 3}", 0, {}) for i in range(30)]
     with TestPipeline(runner=FnApiRunner()) as p:
-        kept = p | beam.Create(records) | analyze.CapPerGroup(4) | beam.Map(lambda r: split.key_by_uid(r)[0])
+        kept = p | beam.Create(records) | analyze.CapPerGroup(4) | beam.Map(lambda r: example_keys(r)[0])
         expected = []
         for g in range(3):
             uids = [f"u{i}" for i in range(30) if i % 3 == g]
@@ -204,21 +214,32 @@ def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
     from transforms import strain as strain_lib
 
     calls = {"n": 0}
-    original = strain_lib.preprocess_npy
+    original = strain_lib.preprocess_npy_batch
 
     def dying(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 10:
+        if calls["n"] == 1:
             raise RuntimeError("worker killed")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(strain_lib, "preprocess_npy", dying)
+    monkeypatch.setattr(strain_lib, "preprocess_npy_batch", dying)
     config = load_config(DatasetConfig, "run_configs/g2net.yaml")
     out = tmp_path / "ds"
     with pytest.raises(Exception, match="worker killed"):
         build_g2net.run_build(config, str(g2net_raw), str(out))
     assert not (out / "tfrecords").exists()
     assert manifest.read_manifest(str(out))["stages"] == {}
-    monkeypatch.setattr(strain_lib, "preprocess_npy", original)
+    monkeypatch.setattr(strain_lib, "preprocess_npy_batch", original)
     build_g2net.run_build(config, str(g2net_raw), str(out))  # a rerun cleans the stale .tmp_ and succeeds
     assert (out / "tfrecords").is_dir() and not list(out.glob(".tmp_*"))
+
+
+def test_read_shard_with_table_joins_rows_by_uid(chain):
+    folder = chain["out"] / "split" / "train"
+    shard = sorted(folder.glob("train_shard_*.tfrecord"))[0]
+    records = list(split.read_shard_with_table(str(shard)))
+    table = {r["uid"]: r for r in _read_tables(folder) if r["shard"] == shard.name}
+    assert sorted(r.uid for r in records) == sorted(table)
+    for r in records:
+        assert r.row["snr"] == table[r.uid]["snr"] and "shard" not in r.row
+        assert example_keys(r.example)[0] == r.uid
