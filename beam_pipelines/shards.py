@@ -48,6 +48,16 @@ def table_name(index: int, total: int) -> str:
     return f"data_tbl_{index + 1:04d}-{total:04d}.csv"
 
 
+def table_for_shard(shard_path: str) -> str:
+    """``.../{prefix}_shard_0003-0016.tfrecord`` -> ``.../data_tbl_0003-0016.csv`` (ARCHITECTURE.md section 3)."""
+    numbers = fs.basename(shard_path).rsplit("_shard_", 1)[1].removesuffix(".tfrecord")
+    return fs.join(shard_path.rsplit("/", 1)[0], f"data_tbl_{numbers}.csv")
+
+
+def read_table(path: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(fs.read_text(path))))
+
+
 def num_shards_for(count: int, examples_per_shard: int) -> int:
     return max(1, math.ceil(count / examples_per_shard))
 
@@ -195,6 +205,63 @@ class WriteShards(beam.PTransform):
             | "DeleteLeftoverParts" >> beam.Map(_delete_parts, folder=folder)
         )
         return shards
+
+
+def _placements(shard: dict[str, Any], folder: str):
+    """(uid, shard name) for every row of a written shard's data table."""
+    for row in read_table(fs.join(folder, table_name_of(shard["shard"]))):
+        yield row["uid"], shard["shard"]
+
+
+def table_name_of(shard: str) -> str:
+    return fs.basename(table_for_shard(shard))
+
+
+def _row_for_shard(element):
+    uid, grouped = element
+    rows = list(grouped["row"])
+    for shard in grouped["shard"]:
+        yield shard, {**(rows[0] if rows else {}), "uid": uid, "shard": shard}
+
+
+class _RewriteTableFn(beam.DoFn):
+    def __init__(self, folder: str, columns: Sequence[str]):
+        self._folder = folder
+        self._columns = list(columns)
+
+    def process(self, element):
+        shard, rows = element
+        path = fs.join(self._folder, table_name_of(shard))
+        written = read_table(path)
+        by_uid = {row["uid"]: row for row in rows}
+        merged = [{**by_uid.get(row["uid"], {}), **{k: row[k] for k in BASE_COLUMNS}} for row in written]
+        fs.write_text(path, format_table(merged, self._columns))
+        yield shard
+
+
+class EnrichTables(beam.PTransform):
+    """Adds recipe columns to the data tables that WriteShards wrote, from ``(uid, row)`` pairs.
+
+    Used where examples come out of a step that cannot carry table rows (tf.Transform): only the small rows
+    and (uid, shard) placements are shuffled, never the examples. Row order and the base columns
+    (uid, target_id, label, shard) stay as written.
+    """
+
+    def __init__(self, folder: str, extra_columns: Sequence[str]):
+        super().__init__()
+        self._folder = folder
+        self._columns = list(BASE_COLUMNS) + [c for c in extra_columns if c not in BASE_COLUMNS]
+
+    def expand(self, inputs):
+        shards, rows = inputs
+        placed = shards | "ReadPlacements" >> beam.FlatMap(_placements, folder=self._folder)
+        return (
+            {"shard": placed, "row": rows}
+            | "JoinRowsByUid" >> beam.CoGroupByKey()
+            | "RowsPerShard" >> beam.FlatMap(_row_for_shard)
+            | "GroupByShard" >> beam.GroupByKey()
+            | "RewriteTables" >> beam.ParDo(_RewriteTableFn(self._folder, self._columns))
+        )
 
 
 class WriteJson(beam.PTransform):

@@ -7,7 +7,6 @@ style), so a target lands in exactly one split whatever the runner, worker count
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import time
@@ -21,7 +20,15 @@ from apache_beam.metrics import Metrics
 from beam_pipelines import fs, manifest
 from beam_pipelines.options import make_pipeline_options
 from beam_pipelines.records import example_keys
-from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, shard_glob, table_glob
+from beam_pipelines.shards import (
+    ShardRecord,
+    WriteJson,
+    WriteShards,
+    read_table,
+    shard_glob,
+    table_for_shard,
+    table_glob,
+)
 from transforms.config import DatasetConfig
 from transforms.splitting import SPLITS, assign_split
 
@@ -38,19 +45,13 @@ def table_columns(folder: str) -> list[str]:
         return next(csv.reader([handle.readline().decode("utf-8")]))
 
 
-def table_for_shard(shard_path: str) -> str:
-    """``.../{prefix}_shard_0003-0016.tfrecord`` -> ``.../data_tbl_0003-0016.csv`` (ARCHITECTURE.md section 3)."""
-    numbers = fs.basename(shard_path).rsplit("_shard_", 1)[1].removesuffix(".tfrecord")
-    return fs.join(shard_path.rsplit("/", 1)[0], f"data_tbl_{numbers}.csv")
-
-
 def read_shard_with_table(shard_path: str):
     """Yields a ShardRecord per example of one shard, with its row from the shard's own data table.
 
     Reading a shard together with its table joins examples and rows without shuffling any example; memory is
     bounded by one shard's table.
     """
-    rows = {row["uid"]: row for row in csv.DictReader(io.StringIO(fs.read_text(table_for_shard(shard_path))))}
+    rows = {row["uid"]: row for row in read_table(table_for_shard(shard_path))}
     with fs.open_read(shard_path) as handle:
         while (serialized := _TFRecordUtil.read_record(handle)) is not None:
             uid, target_id, label = example_keys(serialized)
