@@ -20,9 +20,9 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.analyze import raw_tfxio
+from beam_pipelines.analyze import raw_tfxio, recipe_transform
 from beam_pipelines.options import make_pipeline_options
-from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, shard_glob, table_glob
+from beam_pipelines.shards import EnrichTables, ShardRecord, WriteJson, WriteShards, shard_glob, table_glob
 from beam_pipelines.split import _ParseTableLineFn, table_columns
 from transforms.config import DatasetConfig
 from transforms.splitting import SPLITS
@@ -33,7 +33,7 @@ SUMMARY_FILE = "_summary.json"
 
 
 class _EncodeExamplesFn(beam.DoFn):
-    """Transformed record batch -> (uid, serialized tf.Example) pairs, encoded by tfx_bsl in C++."""
+    """Transformed record batch -> ShardRecords (serialized tf.Example encoded by tfx_bsl in C++ + base row)."""
 
     def __init__(self, schema_bytes: bytes):
         self._schema_bytes = schema_bytes
@@ -45,22 +45,19 @@ class _EncodeExamplesFn(beam.DoFn):
 
     def process(self, element):
         record_batch, _ = element
-        uids = record_batch.column(record_batch.schema.get_field_index("uid")).flatten().to_pylist()
+        columns = {
+            name: record_batch.column(record_batch.schema.get_field_index(name)).flatten().to_pylist()
+            for name in ("uid", "target_id", "label")
+        }
         examples = self._encoder.encode(record_batch)
         self._examples.inc(len(examples))
-        for uid, example in zip(uids, examples, strict=True):
-            yield uid.decode("utf-8"), example
-
-
-def _join_rows(element):
-    uid, grouped = element
-    rows = list(grouped["rows"])
-    for example in grouped["examples"]:
-        yield ShardRecord(uid, example, rows[0] if rows else {"uid": uid})
+        for uid, target_id, label, example in zip(*columns.values(), examples, strict=True):
+            uid = uid.decode("utf-8")
+            yield ShardRecord(uid, example, {"uid": uid, "target_id": target_id.decode("utf-8"), "label": label})
 
 
 class TransformSplit(beam.PTransform):
-    """Serialized raw records of one split + the train ``transform_fn`` -> (uid, normalized tf.Example) pairs."""
+    """Serialized raw records of one split + the train ``transform_fn`` -> ShardRecords of normalized examples."""
 
     def __init__(self, source, transform_fn, schema_bytes: bytes):
         super().__init__()
@@ -85,6 +82,7 @@ def run_normalize(
     stats_dir = fs.join(out, "stats")
     schema_bytes = tft.TFTransformOutput(stats_dir).transformed_metadata.schema.SerializeToString()
     per_shard = config.split.examples_per_shard
+    raw_spec = recipe_transform(config).raw_feature_spec
     started = time.monotonic()
     with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
         with tft_beam.Context(temp_dir=run.tmp_path("tft_tmp"), force_tf_compat_v1=True):
@@ -92,7 +90,7 @@ def run_normalize(
             pairs = []
             for split in SPLITS:
                 split_dir = fs.join(out, "split", split)
-                source = raw_tfxio(shard_glob(split_dir, split))
+                source = raw_tfxio(shard_glob(split_dir, split), raw_spec)
                 header = table_columns(split_dir)
                 records = pipeline | f"ReadSplit[{split}]" >> source.RawRecordBeamSource()
                 examples = records | f"TransformSplit[{split}]" >> TransformSplit(source, transform_fn, schema_bytes)
@@ -101,20 +99,13 @@ def run_normalize(
                     | f"ReadDataTables[{split}]" >> beam.io.ReadFromText(table_glob(split_dir), skip_header_lines=1)
                     | f"ParseDataTables[{split}]" >> beam.ParDo(_ParseTableLineFn(header))
                 )
-                joined = (
-                    {"examples": examples, "rows": rows}
-                    | f"JoinDataTable[{split}]" >> beam.CoGroupByKey()
-                    | f"ToShardRecords[{split}]" >> beam.FlatMap(_join_rows)
+                columns = [c for c in header if c != "shard"]
+                shards = examples | f"WriteShards[{split}]" >> WriteShards(
+                    run.tmp_path(f"norm/{split}"), f"norm_{split}", per_shard, (), STAGE
                 )
-                joined | f"WriteShards[{split}]" >> WriteShards(
-                    run.tmp_path(f"norm/{split}"),
-                    f"norm_{split}",
-                    per_shard,
-                    [c for c in header if c != "shard"],
-                    STAGE,
-                )
+                (shards, rows) | f"EnrichTables[{split}]" >> EnrichTables(run.tmp_path(f"norm/{split}"), columns)
                 pairs.append(records | f"SeenPairs[{split}]" >> beam.Map(lambda _, s=split: (f"{s}/seen", 1)))
-                pairs.append(joined | f"WrittenPairs[{split}]" >> beam.Map(lambda _, s=split: (f"{s}/written", 1)))
+                pairs.append(examples | f"WrittenPairs[{split}]" >> beam.Map(lambda _, s=split: (f"{s}/written", 1)))
             _ = pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> WriteJson(run.tmp_path(SUMMARY_FILE))
     counts = json.loads(fs.read_text(run.tmp_path(SUMMARY_FILE)))
     fs.delete_tree(run.tmp_path("tft_tmp"))

@@ -16,6 +16,17 @@ from transforms.config import DatasetConfig
 _LOG = logging.getLogger(__name__)
 
 
+def run_build_for(
+    config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None = None, overwrite: bool = False
+) -> dict[str, Any]:
+    """The build stage of ``config.recipe``: G2Net ``.npy`` strain, or FITS light curves + TCE table."""
+    if config.recipe == "tce":
+        from beam_pipelines.build_tce import run_build_tce
+
+        return run_build_tce(config, input_dir, out, beam_args, overwrite=overwrite)
+    return run_build(config, input_dir, out, beam_args, overwrite=overwrite)
+
+
 def run_all(
     config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -23,7 +34,7 @@ def run_all(
     if fs.exists(fs.join(out, manifest.MANIFEST)) and not overwrite:
         raise manifest.StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
     stages = [
-        ("build", lambda: run_build(config, input_dir, out, beam_args, overwrite=overwrite)),
+        ("build", lambda: run_build_for(config, input_dir, out, beam_args, overwrite=overwrite)),
         ("split", lambda: run_split(config, out, beam_args, overwrite=overwrite)),
         ("analyze", lambda: run_analyze(config, out, beam_args, overwrite=overwrite)),
         ("normalize", lambda: run_normalize(config, out, beam_args, overwrite=overwrite)),

@@ -177,7 +177,14 @@ def test_normalized_shards_match_numpy_reference(chain):
             x = np.frombuffer(r["strain"], "<f4").reshape(3, 4096)
             expected = preprocessing.normalize_reference(x, stats, params)
             np.testing.assert_allclose(e["strain"], expected.astype(np.float32), rtol=1e-4, atol=2e-5)
-        assert len(_read_tables(out / "norm" / s)) == len(norm)
+        norm_rows = {r["uid"]: r for r in _read_tables(out / "norm" / s)}
+        split_rows = {r["uid"]: r for r in _read_tables(out / "split" / s)}
+        assert set(norm_rows) == set(split_rows) and len(norm_rows) == len(norm)
+        for uid, row in norm_rows.items():  # recipe columns follow the example; the shard column is norm's own
+            assert {k: v for k, v in row.items() if k != "shard"} == {
+                k: v for k, v in split_rows[uid].items() if k != "shard"
+            }
+            assert row["shard"].startswith(f"norm_{s}_shard_")
     train = np.stack([e["strain"] for e in _parse(sorted((out / "norm" / "train").glob("*.tfrecord")), norm_spec)])
     np.testing.assert_allclose(train.mean(axis=(0, 2)), 0.0, atol=1e-5)
     np.testing.assert_allclose(train.std(axis=(0, 2)), 1.0, rtol=1e-4)
