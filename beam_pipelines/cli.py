@@ -59,6 +59,13 @@ def _add_stage_args(parser: argparse.ArgumentParser, needs_input: bool) -> None:
         help="override a config key, e.g. --set build.examples_per_shard=500 (repeatable; value parsed as YAML)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace this stage's existing output")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="YAML",
+        help="runner profile whose Beam options come before those after `--` (which win), e.g. "
+        "run_configs/local_multiprocess.yaml, portable.yaml, dataflow.yaml, flink.yaml",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,9 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sample = commands.add_parser("make-sample", help="write realistic sample raw data (no download needed)")
-    sample.add_argument("kind", choices=["g2net"], help="g2net: .npy strain in the Kaggle G2Net layout")
+    sample.add_argument(
+        "kind",
+        choices=["g2net", "tce"],
+        help="g2net: .npy strain in the Kaggle G2Net layout; tce: Kepler FITS light curves + tces.csv",
+    )
     sample.add_argument("out", help="output folder for the raw sample")
-    sample.add_argument("--n", type=int, default=200, help="number of samples (default 200)")
+    sample.add_argument("--n", type=int, default=200, help="number of samples, or of targets for tce (default 200)")
     sample.add_argument("--seed", type=int, default=0, help="random seed; same seed -> identical files")
     sample.add_argument(
         "--signals-per-source",
@@ -184,10 +195,16 @@ def _load_dataset_config(args):
 
 
 def _cmd_make_sample(args, beam_args: list[str]) -> int:
-    from transforms import gw_sample
-
     if args.n < 1:
         raise _UsageError("--n must be at least 1")
+    if args.kind == "tce":
+        from transforms import tce_sample
+
+        summary = tce_sample.write_tce_sample(args.out, n_targets=args.n, seed=args.seed)
+        _LOG.info("sample written to %s: %s", args.out, {k: v for k, v in summary.items() if k != "paths"})
+        return 0
+    from transforms import gw_sample
+
     if args.signals_per_source < 1:
         raise _UsageError("--signals-per-source must be at least 1")
     summary = gw_sample.write_g2net_sample(
@@ -198,10 +215,10 @@ def _cmd_make_sample(args, beam_args: list[str]) -> int:
 
 
 def _cmd_build(args, beam_args: list[str]) -> int:
-    from beam_pipelines.build_g2net import run_build
+    from beam_pipelines.pipeline import run_build_for
 
     config = _load_dataset_config(args)
-    result = run_build(config, args.input, args.output, beam_args, overwrite=args.overwrite)
+    result = run_build_for(config, args.input, args.output, beam_args, overwrite=args.overwrite)
     stage = result["stages"]["build"]
     _LOG.info("build done: %d written, %d rejected -> %s/tfrecords", stage["written"], stage["rejected"], args.output)
     return 0
@@ -231,6 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handler: Callable[..., int] = args.handler
     try:
+        if getattr(args, "profile", None) is not None:
+            from beam_pipelines.options import with_profile
+
+            beam_args = with_profile(args.profile, beam_args)
         return handler(args, beam_args)
     except (ConfigError, StageError, _UsageError) as error:
         _LOG.error("%s", error)

@@ -1,21 +1,126 @@
-"""Beam pipeline options: pass user options through unchanged, but never let a local run download Prism.
+"""Beam pipeline options: runner profiles, user options passed through, and never a Prism download locally.
 
 Beam's default ``DirectRunner`` first tries the Prism runner, which downloads a binary. sigforge maps "no
 runner given" and ``--runner=DirectRunner`` to the in-process ``FnApiRunner`` (in memory, or multi-processing
 with ``--direct_running_mode=multi_processing --direct_num_workers=N``). Every other option and runner
 (Dataflow, Flink, Portable) goes to Beam exactly as given.
+
+A *runner profile* (``run_configs/local.yaml``, ``local_multiprocess.yaml``, ``portable.yaml``,
+``dataflow.yaml``, ``flink.yaml``) is a YAML file of Beam options::
+
+    description: Dataflow (fill in the CHANGE_ME values or pass them after --)
+    options:                      # Beam option name (no dashes) -> value; checked against Beam's options
+      runner: DataflowRunner
+      project: CHANGE_ME-project
+      max_num_workers: 50
+      experiments: [a, b]         # a list repeats the flag: --experiments=a --experiments=b
+      use_public_ips: true        # true -> a bare --use_public_ips
+    beam_args: [--some_plugin_flag=x]   # raw flags, passed unchecked (options of plugins Beam cannot see here)
+
+``with_profile(path, beam_args)`` puts the profile's flags *before* the user's (``-- ...`` on the command line),
+so a flag given on the command line wins. A value still containing ``CHANGE_ME`` that the command line does not
+override is refused before any work, naming the option.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import logging
+import re
 
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from transforms.config import ConfigError, load_config
 
 _LOG = logging.getLogger(__name__)
 
 FN_API_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 _LOCAL_ALIASES = {None, "", "directrunner", "direct", "fnapirunner", "switchingdirectrunner"}
+PLACEHOLDER = "CHANGE_ME"
+_OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+OptionValue = str | int | float | bool | list[str | int | float]
+
+
+class RunnerProfile(BaseModel):
+    """A runner profile YAML: Beam options as a mapping (checked) and/or raw flags (passed as they are)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    options: dict[str, OptionValue] = {}
+    beam_args: list[str] = []
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, value: dict[str, OptionValue]) -> dict[str, OptionValue]:
+        known = _known_beam_options()
+        for name, setting in value.items():
+            if not _OPTION_NAME.match(name):
+                raise ValueError(f"option '{name}': write the Beam option name without dashes, e.g. 'runner'")
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"option '{name}' is not a Beam pipeline option{hint}; raw flags go in beam_args")
+            if setting is False:
+                raise ValueError(f"option '{name}': false cannot be passed as a flag; leave the option out")
+        return value
+
+    @field_validator("beam_args")
+    @classmethod
+    def _flags(cls, value: list[str]) -> list[str]:
+        bad = [arg for arg in value if not arg.startswith("--")]
+        if bad:
+            raise ValueError(f"beam_args must be flags starting with '--', got {bad}")
+        return value
+
+    def flags(self) -> list[str]:
+        """The profile as Beam command-line flags: the ``options`` mapping first, then ``beam_args``."""
+        result = []
+        for name, value in self.options.items():
+            for item in value if isinstance(value, list) else [value]:
+                result.append(f"--{name}" if item is True else f"--{name}={item}")
+        return result + list(self.beam_args)
+
+
+@functools.lru_cache(maxsize=1)
+def _known_beam_options() -> frozenset[str]:
+    """Every option name Beam's registered ``PipelineOptions`` classes define (standard, GCP, worker, Flink...)."""
+    return frozenset(PipelineOptions([]).get_all_options())
+
+
+def load_profile(path: str) -> list[str]:
+    """The Beam flags of the runner profile at ``path``; raises ConfigError naming a bad key or option."""
+    return load_config(RunnerProfile, path).flags()
+
+
+def _overrides(flag_name: str, beam_args: list[str]) -> bool:
+    return any(arg == f"--{flag_name}" or arg.startswith(f"--{flag_name}=") for arg in beam_args)
+
+
+def with_profile(path: str | None, beam_args: list[str] | None = None) -> list[str]:
+    """``path``'s flags followed by ``beam_args`` (later flags win); refuses placeholders left unset.
+
+    Raises ConfigError when a profile value still holds ``CHANGE_ME`` and ``beam_args`` does not override it.
+    """
+    user = list(beam_args or [])
+    if path is None:
+        return user
+    profile = load_config(RunnerProfile, path)
+    for name, value in profile.options.items():
+        if PLACEHOLDER in str(value) and not _overrides(name, user):
+            raise ConfigError(
+                f"runner profile {path}: option '{name}' is still the placeholder {value!r}; edit the profile "
+                f"or pass it after --, e.g. -- --{name}=..."
+            )
+    unset = [arg for arg in profile.beam_args if PLACEHOLDER in arg and not _overrides(arg[2:].split("=")[0], user)]
+    if unset:
+        raise ConfigError(f"runner profile {path}: beam_args {unset} still hold the placeholder {PLACEHOLDER}")
+    flags = profile.flags() + user
+    _LOG.info("runner profile %s: %s", path, " ".join(flags))
+    return flags
 
 
 def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions:

@@ -23,7 +23,9 @@ def encode_example(uid: str, target_id: str, label: int, arrays: dict[str, np.nd
     feature[LABEL].int64_list.value.append(int(label))
     for name, array in arrays.items():
         feature[name].bytes_list.value.append(np.ascontiguousarray(array, dtype=RAW_DTYPE).tobytes())
-    return example.SerializeToString()
+    # deterministic: map entries sorted by key; otherwise protobuf's map order varies between processes, and the
+    # same example would give different shard bytes on different workers or runners.
+    return example.SerializeToString(deterministic=True)
 
 
 def decode_example(serialized: bytes) -> example_pb2.Example:
