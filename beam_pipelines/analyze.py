@@ -200,13 +200,27 @@ def run_analyze(
     group_column = config.analyze.cap_group_column
     _LOG.info("analyze: tf.Transform statistics on %s (cap per %s: %s)", pattern, group_column, cap)
     started = time.monotonic()
-    with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
-        with tft_beam.Context(temp_dir=run.tmp_path("tft_tmp"), force_tf_compat_v1=True):
-            _ = (
-                pipeline
-                | "ReadTrain" >> source.RawRecordBeamSource()
-                | "AnalyzeTrain" >> AnalyzeTrain(source, recipe.preprocessing_fn, stats_dir, cap, group_column)
-            )
+
+    def analyze(preprocessing_fn, out_dir: str) -> None:
+        with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
+            with tft_beam.Context(temp_dir=run.tmp_path("tft_tmp"), force_tf_compat_v1=True):
+                _ = (
+                    pipeline
+                    | "ReadTrain" >> source.RawRecordBeamSource()
+                    | "AnalyzeTrain" >> AnalyzeTrain(source, preprocessing_fn, out_dir, cap, group_column)
+                )
+
+    preprocessing_fn = recipe.preprocessing_fn
+    if config.recipe == "g2net":
+        # Two streaming passes instead of one two-phase analysis: tf.Transform would hold the whole train split
+        # between its phases (the whitening needs the finished PSD); re-reading it from disk keeps memory flat.
+        params = strain_params(config)
+        analyze(preprocessing.make_psd_fn(params), run.tmp_path("psd_pass"))
+        noise_psd = read_stats(run.tmp_path("psd_pass"), ("avg_psd", "psd_examples"))
+        fs.delete_tree(run.tmp_path("psd_pass"))
+        _LOG.info("analyze: pass 1 done (average PSD of %d noise examples)", int(noise_psd["psd_examples"]))
+        preprocessing_fn = preprocessing.make_preprocessing_fn(params, noise_psd)
+    analyze(preprocessing_fn, stats_dir)
     stats = read_stats(stats_dir, recipe.stat_names)
     if config.recipe == "tce":
         summary = _write_tce_stats(stats_dir, stats, config)

@@ -90,31 +90,51 @@ def tf_whiten(x: tf.Tensor, psd: tf.Tensor, params: StrainParams) -> tf.Tensor:
     return tf.signal.irfft(spec, fft_length=[params.n_samples])
 
 
-def strain_preprocessing_fn(inputs: dict[str, tf.Tensor], params: StrainParams) -> dict[str, tf.Tensor]:
-    """The tf.Transform preprocessing_fn for strain examples (see the module docstring for the steps)."""
-    x = decode_strain(inputs[STRAIN], params)
-    label = inputs[LABEL]
-
-    # Average PSD of the noise-only examples: masked full-pass sums, in float64.
+def _noise_psd_analyzers(x: tf.Tensor, label: tf.Tensor, params: StrainParams) -> tuple[tf.Tensor, tf.Tensor]:
+    """[analyzers] average periodogram of the noise-only examples ``(ch, n_freq)`` and their count, float64."""
     psd_labels = tf.constant(list(params.psd_labels), tf.int64)
     is_noise = tf.cast(tf.reduce_any(tf.equal(label[:, None], psd_labels[None, :]), axis=1), tf.float64)
     psd_sum = tft.sum(tf_periodogram(x, params) * is_noise[:, None, None], reduce_instance_dims=False)
     psd_examples = tft.sum(is_noise)
-    avg_psd = psd_sum / psd_examples
+    return psd_sum / psd_examples, psd_examples
+
+
+def _name_stats(**stats: tf.Tensor) -> None:
+    """Names analyzer results in the graph so the analyze stage can read them back from the saved transform."""
+    for name, value in stats.items():
+        tf.identity(value, name=name)
+
+
+def strain_psd_fn(inputs: dict[str, tf.Tensor], params: StrainParams) -> dict[str, tf.Tensor]:
+    """First analysis pass: only the average noise PSD (a preprocessing_fn whose output is just the label)."""
+    avg_psd, psd_examples = _noise_psd_analyzers(decode_strain(inputs[STRAIN], params), inputs[LABEL], params)
+    _name_stats(avg_psd=avg_psd, psd_examples=psd_examples)
+    return {LABEL: tf.identity(inputs[LABEL])}
+
+
+def strain_preprocessing_fn(
+    inputs: dict[str, tf.Tensor], params: StrainParams, noise_psd: dict[str, np.ndarray] | None = None
+) -> dict[str, tf.Tensor]:
+    """The tf.Transform preprocessing_fn for strain examples (see the module docstring for the steps).
+
+    With ``noise_psd`` (``avg_psd`` and ``psd_examples`` from a first ``strain_psd_fn`` pass) the average PSD
+    is a graph constant and the function has a single analyzer phase, so the analysis streams its input.
+    Without it, tf.Transform chains both phases itself, which makes runners hold the whole input between them.
+    """
+    x = decode_strain(inputs[STRAIN], params)
+    label = inputs[LABEL]
+    if noise_psd is None:
+        avg_psd, psd_examples = _noise_psd_analyzers(x, label, params)
+    else:
+        avg_psd = tf.constant(noise_psd["avg_psd"], tf.float64)
+        psd_examples = tf.constant(noise_psd["psd_examples"], tf.float64)
 
     # Whiten, window, then per-channel moments over all train samples (equal lengths: mean of means is exact).
     windowed = tf_whiten(x, avg_psd, params) * tf.constant(signal.tukey_window(params.n_samples, params.tukey_alpha))
     mean = tft.mean(tf.reduce_mean(windowed, axis=2), reduce_instance_dims=False)
     mean_sq = tft.mean(tf.reduce_mean(tf.square(windowed), axis=2), reduce_instance_dims=False)
     std = tf.sqrt(tf.maximum(mean_sq - tf.square(mean), 0.0))
-    # Name the analyzer results so the analyze stage can read them back from the saved graph.
-    for name, value in (
-        ("avg_psd", avg_psd),
-        ("psd_examples", psd_examples),
-        ("channel_mean", mean),
-        ("channel_std", std),
-    ):
-        tf.identity(value, name=name)
+    _name_stats(avg_psd=avg_psd, psd_examples=psd_examples, channel_mean=mean, channel_std=std)
 
     standardized = (windowed - mean[None, :, None]) / std[None, :, None]
     return {
@@ -125,9 +145,14 @@ def strain_preprocessing_fn(inputs: dict[str, tf.Tensor], params: StrainParams) 
     }
 
 
-def make_preprocessing_fn(params: StrainParams):
+def make_preprocessing_fn(params: StrainParams, noise_psd: dict[str, np.ndarray] | None = None):
     """``strain_preprocessing_fn`` bound to ``params`` (a picklable partial of a top-level function)."""
-    return functools.partial(strain_preprocessing_fn, params=params)
+    return functools.partial(strain_preprocessing_fn, params=params, noise_psd=noise_psd)
+
+
+def make_psd_fn(params: StrainParams):
+    """``strain_psd_fn`` bound to ``params``: the first of the two streaming analysis passes."""
+    return functools.partial(strain_psd_fn, params=params)
 
 
 def normalize_reference(strain_bandpassed: np.ndarray, stats: dict[str, np.ndarray], params: StrainParams):
