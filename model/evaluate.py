@@ -3,11 +3,20 @@
 The decision threshold is chosen once, on val (``evaluation.threshold``), and applied unchanged to every split.
 Re-evaluation reloads ``{prefix}.keras``, scores a split again, applies the saved threshold and writes
 ``RUN_DIR/eval_{split}/`` (metrics JSON, scores CSV, plots); the metrics must reproduce the saved ones.
+
+With ``--baseline SCORES_CSV`` (e.g. the ``scores.csv`` of ``sigforge baseline matched-filter``) the CNN and the
+baseline are compared on the same examples (the split's uids that have a baseline score, joined by uid = G2Net
+id): both ROC curves on one plot, both efficiency-vs-SNR curves at fixed false-alarm probabilities (each search's
+threshold from its own scores of the same noise examples) on another, and in the metrics JSON under
+``baseline``: both AUCs and efficiencies and the sensitivity ratio CNN efficiency / baseline efficiency per FAP
+and SNR bin.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import logging
 import math
 import posixpath
@@ -18,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from model import detection
 from model import metrics as M
 from model.artifacts import RunPaths, read_history_csv, read_json, write_json, write_scores_csv
 from model.config import TrainerConfig, config_from_dict
 from model.data import DatasetInfo, check_dataset, make_dataset, read_data_tables
 from model.errors import DatasetError, RunError
-from model.plots import SplitResult, write_plots
+from model.plots import SplitResult, write_comparison_plots, write_plots
 from transforms.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -119,12 +129,140 @@ def load_run(run_dir: str) -> tuple[RunPaths, dict[str, Any], TrainerConfig]:
     return paths, saved, config_from_dict(saved["config"], paths.config)
 
 
-def evaluate(data_dir: str, run_dir: str, split: str = "test", out_dir: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BaselineScores:
+    """A baseline's per-example output keyed by uid: ``score`` float, ``label`` int or None, ``snr`` float (NaN
+    when the CSV has none)."""
+
+    path: str
+    score: dict[str, float]
+    label: dict[str, int | None]
+    snr: dict[str, float]
+
+
+def read_baseline_scores(path: str) -> BaselineScores:
+    """Reads a baseline scores CSV: an ``id`` (or ``uid``) column and ``score``; ``label`` and ``snr`` optional.
+
+    Raises RunError on a missing file, missing columns or a non-numeric / non-finite score.
+    """
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise RunError(f"baseline scores {path} not found")
+    with tf.io.gfile.GFile(path, "r") as handle:
+        reader = csv.DictReader(io.StringIO(handle.read()))
+        rows = list(reader)
+        columns = reader.fieldnames or []
+    key = "id" if "id" in columns else "uid" if "uid" in columns else None
+    if key is None or "score" not in columns:
+        raise RunError(f"baseline scores {path} need an 'id' (or 'uid') and a 'score' column, got {columns}")
+    out = BaselineScores(path, {}, {}, {})
+    for row in rows:
+        uid = row[key].strip()
+        try:
+            score = float(row["score"])
+        except ValueError:
+            raise RunError(f"{path}: score of {uid} is {row['score']!r}") from None
+        if not math.isfinite(score):
+            raise RunError(f"{path}: score of {uid} is not finite")
+        label_text = (row.get("label") or "").strip()
+        snr_text = (row.get("snr") or "").strip()
+        out.score[uid] = score
+        out.label[uid] = int(float(label_text)) if label_text else None
+        out.snr[uid] = float(snr_text) if snr_text else math.nan
+    return out
+
+
+def compare_with_baseline(
+    scores: SplitScores,
+    baseline: BaselineScores,
+    config: TrainerConfig,
+    plot_dir: str,
+    prefix: str,
+    name: str = "matched filter",
+    faps: Sequence[float] = detection.DEFAULT_FAPS,
+) -> dict[str, Any]:
+    """CNN vs baseline on the split's uids that have a baseline score (module doc); writes the two comparison
+    plots into ``plot_dir`` and returns the ``baseline`` entry of the metrics JSON.
+
+    SNR bins are ``evaluation.snr_bins`` over the compared positives' injected SNR (the data tables' column, or
+    the baseline CSV's ``snr`` where the tables have none), shared by both searches. Raises RunError when no uid
+    of the split has a baseline score.
+    """
+    uids = scores.uids
+    common = [i for i, uid in enumerate(uids) if uid in baseline.score]
+    missing = [uid for uid in uids if uid not in baseline.score]
+    if missing:
+        logger.warning(
+            "%d of %d %s uid(s) have no baseline score in %s (e.g. %s); comparing on the other %d",
+            len(missing),
+            len(uids),
+            scores.split,
+            baseline.path,
+            missing[:3],
+            len(common),
+        )
+    if not common:
+        raise RunError(f"no {scores.split} uid has a score in {baseline.path} (is it the same raw data?)")
+    labels = scores.labels[common]
+    cnn = scores.scores[common]
+    base = np.array([baseline.score[uids[i]] for i in common], dtype=np.float64)
+    mismatched = [uids[i] for i in common if baseline.label[uids[i]] not in (None, int(scores.labels[i]))]
+    if mismatched:
+        logger.warning(
+            "%d compared uid(s) have a different label in %s, e.g. %s", len(mismatched), baseline.path, mismatched[:3]
+        )
+    snr = scores.snr[common] if scores.snr is not None else np.full(len(common), math.nan)
+    from_baseline = np.array([baseline.snr[uids[i]] for i in common], dtype=np.float64)
+    snr = np.where(np.isfinite(snr), snr, from_baseline)
+    injected = (labels == 1) & np.isfinite(snr) & (snr > 0)
+    edges = M.snr_bin_edges(snr[injected], config.evaluation.snr_bins) if injected.any() else None
+    snr_arg = snr if edges is not None else None
+    cnn_eff = detection.efficiency_at_fap(labels, cnn, snr_arg, faps, edges if edges is not None else 1)
+    base_eff = detection.efficiency_at_fap(labels, base, snr_arg, faps, edges if edges is not None else 1)
+    cnn_auc, base_auc = M.roc_auc(labels, cnn), M.roc_auc(labels, base)
+    title = f"[{scores.split}, {len(common)} examples]"
+    plots = write_comparison_plots(
+        plot_dir,
+        prefix,
+        [("CNN", labels, cnn), (name, labels, base)],
+        [("CNN", cnn_eff), (name, base_eff)],
+        title,
+    )
+    return {
+        "name": name,
+        "scores_csv": baseline.path,
+        "n_split": len(uids),
+        "n_compared": len(common),
+        "n_missing_baseline": len(missing),
+        "missing_examples": missing[:10],
+        "n_label_mismatches": len(mismatched),
+        "n_positive": int(labels.sum()),
+        "n_negative": int((labels == 0).sum()),
+        "cnn": {"roc_auc": cnn_auc, "efficiency_at_fap": cnn_eff},
+        "baseline": {"roc_auc": base_auc, "efficiency_at_fap": base_eff},
+        "roc_auc_ratio": cnn_auc / base_auc if base_auc else math.nan,
+        "sensitivity_ratio": detection.sensitivity_ratio(cnn_eff, base_eff),
+        "plots": plots,
+    }
+
+
+def evaluate(
+    data_dir: str,
+    run_dir: str,
+    split: str = "test",
+    out_dir: str | None = None,
+    baseline: str | None = None,
+    baseline_name: str = "matched filter",
+) -> dict[str, Any]:
     """Re-scores ``split`` with the run's saved model and threshold; writes metrics, scores and plots.
 
     Output goes to ``out_dir`` (default ``RUN_DIR/eval_{split}``). Returns the metrics JSON payload, which
-    includes ``reproduces_saved`` (True when every compared metric is within 1e-5 of the run's metrics).
+    includes ``reproduces_saved`` (True when every compared metric is within 1e-5 of the run's metrics) and,
+    with ``baseline`` (a scores CSV, see :func:`read_baseline_scores`), the comparison of
+    :func:`compare_with_baseline` under ``baseline``.
     """
+    baseline_scores = read_baseline_scores(baseline) if baseline is not None else None
     import keras
 
     import model.layers  # noqa: F401  (registers the custom layers for deserialization)
@@ -174,6 +312,10 @@ def evaluate(data_dir: str, run_dir: str, split: str = "test", out_dir: str | No
             "reproduces" if payload["reproduces_saved"] else "DOES NOT reproduce",
             diffs,
         )
+    if baseline_scores is not None:
+        payload["baseline"] = compare_with_baseline(
+            scores, baseline_scores, config, posixpath.join(out_dir, "plots"), prefix, baseline_name
+        )
     write_json(posixpath.join(out_dir, f"{prefix}_metrics.json"), payload)
     write_scores_csv(posixpath.join(out_dir, f"scores_{split}.csv"), scores.uids, scores.labels, scores.scores)
     write_plots(
@@ -213,6 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", default=None, help="output folder (default: RUN/eval_{split})")
     parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="SCORES_CSV",
+        help="also compare with a baseline's per-example scores (id,label,score[,snr] CSV, e.g. the scores.csv of "
+        "`sigforge baseline matched-filter` on the same raw data): joint ROC and efficiency-vs-SNR plots and the "
+        "sensitivity ratio CNN / baseline at FAP 1e-2 and 1e-3 per SNR bin in the metrics JSON",
+    )
+    parser.add_argument(
+        "--baseline-name", default="matched filter", help="the baseline's name in plots (default: matched filter)"
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -227,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
-        payload = evaluate(args.data, args.run, args.split, args.out)
+        payload = evaluate(args.data, args.run, args.split, args.out, args.baseline, args.baseline_name)
     except (ConfigError, DatasetError, RunError) as error:
         logger.error("%s", error)
         return 2
@@ -240,7 +393,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics["f1"],
         payload["threshold"]["value"],
     )
+    if "baseline" in payload:
+        _log_comparison(payload["baseline"])
     return 0
+
+
+def _log_comparison(entry: Mapping[str, Any]) -> None:
+    logger.info(
+        "CNN vs %s on %d examples: ROC-AUC %.4f vs %.4f",
+        entry["name"],
+        entry["n_compared"],
+        _nan(entry["cnn"]["roc_auc"]),
+        _nan(entry["baseline"]["roc_auc"]),
+    )
+    for key, ratio in entry["sensitivity_ratio"].items():
+        cells = ", ".join(
+            f"SNR {b['snr_low']:.1f}-{b['snr_high']:.1f}: {_nan(b['numerator']):.2f}/{_nan(b['denominator']):.2f}"
+            for b in ratio["bins"]
+        )
+        logger.info("FAP %s efficiency CNN/%s: %s", key, entry["name"], cells or "no SNR bins")
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 if __name__ == "__main__":

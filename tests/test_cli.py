@@ -16,7 +16,8 @@ def test_help_lists_every_command(capsys):
         cli.main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for command in ("make-sample", "build", "split", "analyze", "normalize", "filter", "run", "audit", "train"):
+    commands = ("make-sample", "build", "split", "analyze", "normalize", "filter", "run", "audit", "train")
+    for command in (*commands, "predict", "baseline"):
         assert command in text
 
 
