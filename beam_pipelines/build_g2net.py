@@ -146,7 +146,6 @@ class _PreprocessFn(beam.DoFn):
         self._bytes = Metrics.counter(STAGE, "bytes_read")
 
     def process(self, batch: list[Candidate]):
-        cfg = self._cfg
         readable, datas = [], []
         for candidate in batch:
             try:
@@ -155,15 +154,7 @@ class _PreprocessFn(beam.DoFn):
             except OSError as error:
                 yield reject(STAGE, candidate.path, strain_lib.UNREADABLE_NPY, f"cannot read file: {error}")
         self._bytes.inc(sum(len(d) for d in datas))
-        results = strain_lib.preprocess_npy_batch(
-            datas,
-            n_channels=cfg.n_channels,
-            n_samples=cfg.n_samples,
-            fs=cfg.sample_rate_hz,
-            low_hz=cfg.bandpass.low_hz,
-            high_hz=cfg.bandpass.high_hz,
-            order=cfg.bandpass.order,
-        )
+        results = strain_lib.preprocess_for_build(datas, self._cfg)
         for candidate, result in zip(readable, results, strict=True):
             if isinstance(result, strain_lib.RejectedInput):
                 yield reject(STAGE, candidate.path, result.reason, result.detail)

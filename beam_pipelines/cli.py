@@ -138,25 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="score raw .npy files with a trained run through the training preprocessing (train/serve parity)",
-        description="Score raw G2Net .npy files with RUNS/<run>: the dataset's bandpass, its saved tf.Transform "
-        "graph (train PSD and statistics) and the saved .keras model. Writes id,path,score,error per input. Exit "
-        "code 0: all scored; 1: some inputs could not be scored; 2: unusable run or dataset.",
+        help="score raw .npy files with a trained run through the training preprocessing (= python -m model.predict)",
+        add_help=False,
     )
-    predict.add_argument("--run", required=True, help="run folder written by `sigforge train`")
-    predict.add_argument(
-        "--input",
-        dest="inputs",
-        required=True,
-        nargs="+",
-        metavar="NPY_OR_DIR",
-        help="raw .npy files and/or folders searched recursively for *.npy",
-    )
-    predict.add_argument("--out", default=None, help="output CSV (default: stdout)")
-    predict.add_argument(
-        "--data", default=None, help="dataset folder to take the transform and bandpass from (default: the run's)"
-    )
-    predict.add_argument("--batch-size", type=int, default=None, help="files per batch (default: eval batch size)")
     predict.set_defaults(handler=_cmd_predict)
 
     baseline = commands.add_parser(
@@ -245,13 +229,13 @@ def _cmd_audit(args, beam_args: list[str]) -> int:
 def _cmd_train(args, beam_args: list[str]) -> int:
     from model.train import main as train_main
 
-    return train_main(args.train_args)
+    return train_main(args.delegated_args)
 
 
 def _cmd_predict(args, beam_args: list[str]) -> int:
-    from model.predict import run_predict
+    from model.predict import main as predict_main
 
-    return run_predict(args.run, args.inputs, args.out, args.data, args.batch_size)
+    return predict_main(args.delegated_args)
 
 
 def _cmd_baseline(args, beam_args: list[str]) -> int:
@@ -313,14 +297,12 @@ class _UsageError(ValueError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"]:  # the trainer owns its flags (python -m model.train)
-        own_args, beam_args = ["train"], []
-        train_args = argv[1:]
+    if argv[:1] in (["train"], ["predict"]):  # model.train / model.predict own their flags
+        own_args, beam_args, delegated = argv[:1], [], argv[1:]
     else:
-        own_args, beam_args = _split_beam_args(argv)
-        train_args = []
+        (own_args, beam_args), delegated = _split_beam_args(argv), []
     args = build_parser().parse_args(own_args)
-    args.train_args = train_args
+    args.delegated_args = delegated
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -183,18 +183,9 @@ class Predictor:
     def preprocess(self, datas: Sequence[bytes]) -> list[np.ndarray | Exception]:
         """Build-stage preprocessing of raw ``.npy`` bytes: bandpassed ``(n_channels, n_samples)`` float32, or
         the ``RejectedInput`` of a bad file, in place (``transforms.strain.preprocess_npy_batch``)."""
-        from transforms.strain import preprocess_npy_batch
+        from transforms.strain import preprocess_for_build
 
-        build = self.build
-        return preprocess_npy_batch(
-            list(datas),
-            n_channels=build.n_channels,
-            n_samples=build.n_samples,
-            fs=build.sample_rate_hz,
-            low_hz=build.bandpass.low_hz,
-            high_hz=build.bandpass.high_hz,
-            order=build.bandpass.order,
-        )
+        return preprocess_for_build(list(datas), self.build)
 
     def transform(self, ids: Sequence[str], strains: Sequence[np.ndarray]) -> dict[str, tf.Tensor]:
         """Bandpassed strains -> raw tf.Examples (as the build stage writes them) -> the saved transform graph.

@@ -115,3 +115,16 @@ def preprocess_npy_batch(
         for k, i in enumerate(valid):
             results[i] = filtered[k]
     return results
+
+
+def preprocess_for_build(datas: list[bytes], build) -> list[np.ndarray | RejectedInput]:
+    """``preprocess_npy_batch`` with the shape and bandpass of a ``transforms.config.BuildConfig``."""
+    return preprocess_npy_batch(
+        datas,
+        n_channels=build.n_channels,
+        n_samples=build.n_samples,
+        fs=build.sample_rate_hz,
+        low_hz=build.bandpass.low_hz,
+        high_hz=build.bandpass.high_hz,
+        order=build.bandpass.order,
+    )
