@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -296,6 +297,7 @@ class _UsageError(ValueError):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter; set before it loads
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["train"], ["predict"]):  # model.train / model.predict own their flags
         own_args, beam_args, delegated = argv[:1], [], argv[1:]
