@@ -1,8 +1,9 @@
-"""``make bench``: every benchmark at sizes that finish in a few minutes on a 2-core machine.
+"""``make bench``: the pipeline benchmark (plain script vs sigforge, in memory and with 2 worker processes, at
+N = 4000 and 16000: throughput ratio, multi-processing speed-up, peak RSS, per-stage times), then the trainer's
+input pipeline vs training step. About 12 minutes on a 2-core machine.
 
-    python benchmarks/run_all.py                 # N = 2000 and 4000, plain script vs sigforge (in-memory)
-    python benchmarks/run_all.py --full          # N = 4000 and 16000
-    python benchmarks/run_all.py --multiproc     # also sigforge with 2 multi-processing workers
+    python benchmarks/run_all.py                 # what make bench runs (N = 4000 and 16000, --multiproc)
+    python benchmarks/run_all.py --quick         # N = 2000 and 4000, in memory only, no trainer benchmark
     python benchmarks/run_all.py --n 1000        # any sizes
 
 Figures are printed and written to benchmarks/results.json (see benchmarks/README.md).
@@ -18,24 +19,30 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_run  # noqa: E402
 
-DEFAULT_SIZES = [2000, 4000]
+QUICK_SIZES = [2000, 4000]
 FULL_SIZES = [4000, 16000]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sizes = parser.add_mutually_exclusive_group()
-    sizes.add_argument("--full", action="store_true", help=f"sizes {FULL_SIZES} instead of {DEFAULT_SIZES}")
+    sizes.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, in memory only, no trainer")
     sizes.add_argument("--n", type=int, nargs="+", help="explicit sizes")
-    parser.add_argument("--multiproc", action="store_true", help="also time --direct_running_mode=multi_processing")
+    sizes.add_argument("--full", action="store_true", help=f"sizes {FULL_SIZES} (the default; kept for old commands)")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
-    chosen = args.n or (FULL_SIZES if args.full else DEFAULT_SIZES)
+    chosen = args.n or (QUICK_SIZES if args.quick else FULL_SIZES)
     forwarded = ["--n", *map(str, chosen), "--repeat", str(args.repeat)]
-    if args.multiproc:
+    if not args.quick:
         forwarded.append("--multiproc")
     print(f"bench_run.py {' '.join(forwarded)}", flush=True)
-    return bench_run.main(forwarded)
+    code = bench_run.main(forwarded)
+    if code != 0 or args.quick:
+        return code
+    import bench_trainer
+
+    print("bench_trainer.py --n 512 --batches 10", flush=True)
+    return bench_trainer.main(["--n", "512", "--batches", "10"])
 
 
 if __name__ == "__main__":
