@@ -66,7 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     run_dirs = sorted(fs.glob(os.path.join(runs, "*", "*_metrics.json")))
     run_dir = os.path.dirname(run_dirs[-1]) if run_dirs else runs
     _LOG.info("demo finished in %.0f s", time.monotonic() - started)
-    summary = [
+    summary = []
+    if run_dirs:
+        import json
+
+        splits = json.loads(fs.read_text(run_dirs[-1]))["splits"]
+        summary += [
+            f"{split + ' metrics:':<18}ROC-AUC {m['roc_auc']:.3f}, PR-AUC {m['pr_auc']:.3f}, F1 {m['f1']:.3f} "
+            f"({m['n_examples']} examples)"
+            for split, m in splits.items()
+        ]
+    summary += [
         f"raw sample:       {raw}",
         f"dataset:          {dataset}  (manifest.json, tfrecords/, split/, stats/, norm/, rejected/)",
         f"model run:        {run_dir}",
