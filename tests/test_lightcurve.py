@@ -13,7 +13,7 @@ from transforms import lightcurve as lc
 from transforms import tce_sample
 from transforms.config import DatasetConfig, load_config, validate
 
-KEPLER90 = Path(__file__).resolve().parents[2] / "shared" / "data" / "kepler90"
+KEPLER90 = Path(__file__).resolve().parent / "data" / "kepler90"  # copy of ../shared/data/kepler90
 CADENCE = tce_sample.CADENCE_DAYS
 
 

@@ -24,7 +24,7 @@ from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.splitting import SPLITS, assign_split
 from transforms.strain import MALFORMED_ROW
 
-KEPLER90 = Path(__file__).resolve().parents[2] / "shared" / "data" / "kepler90"
+KEPLER90 = Path(__file__).resolve().parent / "data" / "kepler90"  # copy of ../shared/data/kepler90
 REPO = Path(__file__).resolve().parents[1]
 FRACTIONS = "split.fractions={train: 0.6, val: 0.2, test: 0.2}"
 
