@@ -30,6 +30,7 @@ import numpy as np
 from model import detection
 from model import metrics as M
 from model.artifacts import RunPaths, read_history_csv, read_json, write_json, write_scores_csv
+from model.cli_common import add_log_level, setup_logging
 from model.config import TrainerConfig, config_from_dict
 from model.data import DatasetInfo, check_dataset, make_dataset, read_data_tables
 from model.errors import DatasetError, RunError
@@ -365,20 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baseline-name", default="matched filter", help="the baseline's name in plots (default: matched filter)"
     )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level (default: INFO)",
-    )
+    add_log_level(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns 0 on success, 2 on a config/dataset/run error (logged, no traceback)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(args.log_level)
     try:
         payload = evaluate(args.data, args.run, args.split, args.out, args.baseline, args.baseline_name)
     except (ConfigError, DatasetError, RunError) as error:

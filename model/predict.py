@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.artifacts import RunPaths, read_json, write_text
+from model.cli_common import add_log_level, setup_logging
 from model.config import G2NetCNNConfig, TrainerConfig, config_from_dict
 from model.errors import DatasetError, RunError
 from transforms.config import BuildConfig, ConfigError, DatasetConfig
@@ -320,15 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset folder whose stats/transform_fn and build settings to use (default: the run's data_dir)",
     )
     parser.add_argument("--batch-size", type=int, default=None, help="files per batch (default: eval batch size)")
-    parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level"
-    )
+    add_log_level(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level)
     return run_predict(args.run, args.inputs, args.out, args.data, args.batch_size)
 
 

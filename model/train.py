@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.artifacts import RunPaths, make_run_dir, save_weights_npz, write_history_csv, write_json, write_scores_csv
+from model.cli_common import add_log_level, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
 from model.errors import DatasetError
@@ -322,20 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--name", default=None, help="run name used in the folder and file names (default: the config's name)"
     )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level (default: INFO)",
-    )
+    add_log_level(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns 0 on success, 2 on a config or dataset error (logged, no traceback)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(args.log_level)
     try:
         run_dir = train(args.data, args.config, args.out, name=args.name, overrides=args.overrides)
     except (ConfigError, DatasetError) as error:
