@@ -25,7 +25,7 @@ from beam_pipelines import fs, manifest
 from beam_pipelines.options import make_pipeline_options
 from beam_pipelines.records import STRAIN, encode_example
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
-from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards
+from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, counts_under
 from transforms import strain as strain_lib
 from transforms.config import BuildConfig, ConfigError, DatasetConfig
 
@@ -305,12 +305,12 @@ def run_build(
 def read_summary(text: str) -> dict[str, Any]:
     """The summary JSON of the pipeline -> the manifest entry's counts."""
     counts = json.loads(text)
-    by_reason = {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("rejected/")}
+    by_reason = counts_under(counts, "rejected/")
     return {
         "seen": counts.get("seen", 0),
         "written": counts.get("written", 0),
         "rejected": counts.get("rejected", 0),
-        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "rejected_by_reason": by_reason,
         "num_shards": counts.get("num_shards", 0),
         "files_matched": counts.get("files_matched", 0),
         "label_rows": counts.get("label_rows", 0),

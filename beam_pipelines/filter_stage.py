@@ -32,7 +32,7 @@ from beam_pipelines import fs, manifest
 from beam_pipelines.options import make_pipeline_options
 from beam_pipelines.records import example_keys
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
-from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, shard_glob, table_glob
+from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, counts_under, shard_glob, table_glob
 from beam_pipelines.split import _ParseTableLineFn, key_by_uid, table_columns
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition
@@ -235,21 +235,21 @@ def _describe(condition: FilterCondition) -> dict[str, Any]:
 
 def summarize_counts(counts: dict[str, int], conditions: list[FilterCondition], splits) -> dict[str, Any]:
     """Flat summary counts -> the manifest entry."""
-    by_reason = {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("rejected/")}
+    by_reason = counts_under(counts, "rejected/")
     per_split = {}
     for split in splits:
-        labels = {k.rsplit("/", 1)[1]: v for k, v in counts.items() if k.startswith(f"{split}/label/")}
+        labels = counts_under(counts, f"{split}/label/")
         per_split[split] = {
             "seen": counts.get(f"{split}/seen", 0),
             "examples": counts.get(f"{split}/examples", 0),
             "removed": counts.get(f"{split}/removed", 0),
-            "labels": dict(sorted(labels.items())),
+            "labels": labels,
         }
     return {
         "seen": counts.get("seen", 0),
         "written": counts.get("written", 0),
         "rejected": counts.get("rejected", 0),
-        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "rejected_by_reason": by_reason,
         "removed_by_condition": {c.name: counts.get(f"condition/{c.name}", 0) for c in conditions},
         "orphan_table_rows": counts.get("orphan_table_rows", 0),
         "splits": per_split,

@@ -264,6 +264,11 @@ class EnrichTables(beam.PTransform):
         )
 
 
+def counts_under(counts: dict[str, int], prefix: str) -> dict[str, int]:
+    """The entries of a WriteJson summary below ``prefix`` (e.g. ``"rejected/"``), keyed by the rest, sorted."""
+    return {key[len(prefix) :]: value for key, value in sorted(counts.items()) if key.startswith(prefix)}
+
+
 class WriteJson(beam.PTransform):
     """Combines ``(key, number)`` pairs into one ``{key: sum}`` JSON file at ``path`` (a stage summary)."""
 

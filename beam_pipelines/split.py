@@ -24,6 +24,7 @@ from beam_pipelines.shards import (
     ShardRecord,
     WriteJson,
     WriteShards,
+    counts_under,
     read_table,
     shard_glob,
     table_for_shard,
@@ -146,11 +147,11 @@ def summarize_counts(counts: dict[str, int]) -> dict[str, Any]:
     """Flat ``split/...`` counts -> the manifest entry (per split: examples, targets, labels)."""
     splits = {}
     for split in SPLITS:
-        labels = {k.rsplit("/", 1)[1]: v for k, v in counts.items() if k.startswith(f"{split}/label/")}
+        labels = counts_under(counts, f"{split}/label/")
         splits[split] = {
             "examples": counts.get(f"{split}/examples", 0),
             "targets": counts.get(f"{split}/targets", 0),
-            "labels": dict(sorted(labels.items())),
+            "labels": labels,
         }
     written = sum(s["examples"] for s in splits.values())
     return {"seen": counts.get("seen", 0), "written": written, "rejected": 0, "splits": splits}
