@@ -191,13 +191,13 @@ STAGE_HELP = {
 
 def _stage_runner(name: str):
     if name == "split":
-        from beam_pipelines.split import run_split as runner
+        from beam_pipelines.stages.split import run_split as runner
     elif name == "analyze":
-        from beam_pipelines.analyze import run_analyze as runner
+        from beam_pipelines.stages.analyze import run_analyze as runner
     elif name == "normalize":
-        from beam_pipelines.normalize import run_normalize as runner
+        from beam_pipelines.stages.normalize import run_normalize as runner
     else:
-        from beam_pipelines.filter_stage import run_filter as runner
+        from beam_pipelines.stages.filter import run_filter as runner
     return runner
 
 
@@ -240,7 +240,7 @@ def _cmd_predict(args, beam_args: list[str]) -> int:
 
 
 def _cmd_baseline(args, beam_args: list[str]) -> int:
-    from beam_pipelines.baseline import run_matched_filter
+    from beam_pipelines.recipes.g2net_baseline import run_matched_filter
 
     if args.templates < 1:
         raise _UsageError("--templates must be at least 1")
@@ -266,12 +266,12 @@ def _cmd_make_sample(args, beam_args: list[str]) -> int:
     if args.n < 1:
         raise _UsageError("--n must be at least 1")
     if args.kind == "tce":
-        from transforms import tce_sample
+        from transforms.recipes.tce import sample as tce_sample
 
         summary = tce_sample.write_tce_sample(args.out, n_targets=args.n, seed=args.seed)
         _LOG.info("sample written to %s: %s", args.out, {k: v for k, v in summary.items() if k != "paths"})
         return 0
-    from transforms import gw_sample
+    from transforms.recipes.g2net import sample as gw_sample
 
     if args.signals_per_source < 1:
         raise _UsageError("--signals-per-source must be at least 1")

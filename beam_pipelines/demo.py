@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     from beam_pipelines import fs
     from beam_pipelines.audit import audit_dataset
     from beam_pipelines.pipeline import run_all
-    from transforms import gw_sample
     from transforms.config import DatasetConfig, load_config
+    from transforms.recipes.g2net import sample as gw_sample
 
     started = time.monotonic()
     raw, dataset, runs = (os.path.join(args.out, name) for name in ("raw", "dataset", "runs"))

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.analyze import run_analyze
-from beam_pipelines.build_g2net import run_build
-from beam_pipelines.normalize import run_normalize
-from beam_pipelines.split import run_split
+from beam_pipelines.recipes.g2net import run_build
+from beam_pipelines.stages.analyze import run_analyze
+from beam_pipelines.stages.normalize import run_normalize
+from beam_pipelines.stages.split import run_split
 from transforms.config import DatasetConfig
 
 _LOG = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def run_build_for(
 ) -> dict[str, Any]:
     """The build stage of ``config.recipe``: G2Net ``.npy`` strain, or FITS light curves + TCE table."""
     if config.recipe == "tce":
-        from beam_pipelines.build_tce import run_build_tce
+        from beam_pipelines.recipes.tce import run_build_tce
 
         return run_build_tce(config, input_dir, out, beam_args, overwrite=overwrite)
     return run_build(config, input_dir, out, beam_args, overwrite=overwrite)
@@ -40,7 +40,7 @@ def run_all(
         ("normalize", lambda: run_normalize(config, out, beam_args, overwrite=overwrite)),
     ]
     if config.filter is not None and config.filter.conditions:
-        from beam_pipelines.filter_stage import run_filter
+        from beam_pipelines.stages.filter import run_filter
 
         stages.append(("filter", lambda: run_filter(config, out, beam_args, overwrite=overwrite)))
     result: dict[str, Any] = {}

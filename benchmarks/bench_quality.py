@@ -55,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(REPO)
     sys.path.insert(0, REPO)
 
-    from beam_pipelines.baseline import run_matched_filter
     from beam_pipelines.pipeline import run_all
+    from beam_pipelines.recipes.g2net_baseline import run_matched_filter
     from model.evaluate import evaluate
     from model.metrics import jsonable
     from model.train import train
-    from transforms import gw_sample
     from transforms.config import DatasetConfig, load_config
+    from transforms.recipes.g2net import sample as gw_sample
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="sigforge_quality_")
     raw, dataset, runs, mf_dir = (os.path.join(workdir, name) for name in ("raw", "dataset", "runs", "mf"))

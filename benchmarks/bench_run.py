@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, REPO)
-    from transforms import gw_sample
+    from transforms.recipes.g2net import sample as gw_sample
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     variants = (["plain"] if not args.no_plain else []) + ["sigforge"] + (["sigforge-mp2"] if args.multiproc else [])

@@ -41,9 +41,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
-from transforms import signal  # noqa: E402
-from transforms import strain as strain_lib  # noqa: E402
 from transforms.config import DatasetConfig, load_config  # noqa: E402
+from transforms.recipes.g2net import signal
+from transforms.recipes.g2net import strain as strain_lib
 from transforms.splitting import SPLITS, assign_split  # noqa: E402
 
 BASE_COLUMNS = ["uid", "target_id", "label", "shard"]

@@ -184,7 +184,7 @@ class Predictor:
     def preprocess(self, datas: Sequence[bytes]) -> list[np.ndarray | Exception]:
         """Build-stage preprocessing of raw ``.npy`` bytes: bandpassed ``(n_channels, n_samples)`` float32, or
         the ``RejectedInput`` of a bad file, in place (``transforms.strain.preprocess_npy_batch``)."""
-        from transforms.strain import preprocess_for_build
+        from transforms.recipes.g2net.strain import preprocess_for_build
 
         return preprocess_for_build(list(datas), self.build)
 
@@ -194,7 +194,7 @@ class Predictor:
         Returns the transformed features: ``strain`` float32 ``(batch, n_channels, n_samples)``, ``uid``,
         ``target_id``, ``label``.
         """
-        from beam_pipelines.records import STRAIN, encode_example
+        from transforms.contract import STRAIN, encode_example
         from transforms.preprocessing import raw_feature_spec
 
         serialized = [encode_example(i, i, 0, {STRAIN: s}) for i, s in zip(ids, strains, strict=True)]

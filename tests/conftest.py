@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def g2net_raw(tmp_path_factory):
     """A clean 48-sample G2Net-layout raw folder, 2 signals per source (so groups matter)."""
-    from transforms import gw_sample
+    from transforms.recipes.g2net import sample as gw_sample
 
     out = tmp_path_factory.mktemp("g2net_raw")
     gw_sample.write_g2net_sample(str(out), n=48, seed=11, signals_per_source=2)
@@ -22,7 +22,7 @@ def g2net_raw(tmp_path_factory):
 @pytest.fixture(scope="session")
 def g2net_raw_k3(tmp_path_factory):
     """48 samples with every waveform injected 3 times under one source_id: a split by sample id would leak."""
-    from transforms import gw_sample
+    from transforms.recipes.g2net import sample as gw_sample
 
     out = tmp_path_factory.mktemp("g2net_raw_k3")
     gw_sample.write_g2net_sample(str(out), n=48, seed=5, signals_per_source=3)

@@ -17,9 +17,9 @@ from apache_beam.io.tfrecordio import _TFRecordUtil
 from tensorflow.core.example import example_pb2
 
 from beam_pipelines import manifest
-from beam_pipelines.records import STRAIN, decode_array, decode_example
 from beam_pipelines.shards import BASE_COLUMNS, format_table, num_shards_for, shard_name, shard_of, table_name
 from transforms.config import DatasetConfig, load_config
+from transforms.contract import STRAIN, decode_array, decode_example
 from transforms.splitting import SPLITS
 
 NORM_PER_SHARD = 4
@@ -109,8 +109,8 @@ def write_stand_in_stages(out: Path) -> None:
 
 def build_dataset(raw: Path, out: Path, recipe: str = "run_configs/demo.yaml", normalize: bool = True) -> Path:
     """Runs build + split (+ the stand-in analyze/normalize) on ``raw`` into ``out``."""
-    from beam_pipelines.build_g2net import run_build
-    from beam_pipelines.split import run_split
+    from beam_pipelines.recipes.g2net import run_build
+    from beam_pipelines.stages.split import run_split
 
     config = load_config(DatasetConfig, recipe, ["build.examples_per_shard=20", "split.examples_per_shard=10"])
     run_build(config, str(raw), str(out))

@@ -19,7 +19,7 @@ from dataset_fixture import (
 )
 
 from beam_pipelines import audit
-from beam_pipelines.records import example_keys
+from transforms.contract import example_keys
 
 
 @pytest.fixture(scope="module")

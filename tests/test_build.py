@@ -14,11 +14,12 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import build_g2net, manifest
-from beam_pipelines.records import decode_array, decode_example
-from transforms import signal
-from transforms import strain as strain_lib
+from beam_pipelines import manifest
+from beam_pipelines.recipes import g2net as build_g2net
 from transforms.config import BuildConfig, ConfigError, DatasetConfig, load_config
+from transforms.contract import decode_array, decode_example
+from transforms.recipes.g2net import signal
+from transforms.recipes.g2net import strain as strain_lib
 
 
 def _npy_bytes(array) -> bytes:
@@ -304,7 +305,7 @@ def test_bad_group_column_is_a_config_error(g2net_raw, tmp_path):
 
 
 def test_decode_array_roundtrip():
-    from beam_pipelines.records import encode_example
+    from transforms.contract import encode_example
 
     array = np.arange(12, dtype=np.float32).reshape(3, 4) * 1e-22
     example = decode_example(encode_example("u", "t", 1, {"strain": array}))
@@ -347,7 +348,7 @@ def test_write_shards_of_nothing_writes_one_empty_shard(tmp_path):
 
 
 def encode_bytes(i):
-    from beam_pipelines.records import encode_example
+    from transforms.contract import encode_example
 
     return encode_example(f"u{i:02d}", "t", i % 2, {})
 

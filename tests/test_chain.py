@@ -13,10 +13,13 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import analyze, build_g2net, manifest, normalize, split
-from beam_pipelines.records import encode_example, example_keys
-from transforms import preprocessing, signal
+from beam_pipelines import manifest
+from beam_pipelines.recipes import g2net as build_g2net
+from beam_pipelines.stages import analyze, normalize, split
+from transforms import preprocessing
 from transforms.config import DatasetConfig, load_config
+from transforms.contract import encode_example, example_keys
+from transforms.recipes.g2net import signal
 from transforms.splitting import SPLITS, assign_split, bucket_of
 
 
@@ -218,7 +221,7 @@ def test_chain_passes_audit_with_source_groups(chain):
 
 def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
     """A stage that dies mid-run leaves only its .tmp_ folder: no output folder, no manifest entry."""
-    from transforms import strain as strain_lib
+    from transforms.recipes.g2net import strain as strain_lib
 
     calls = {"n": 0}
     original = strain_lib.preprocess_npy_batch

@@ -14,11 +14,12 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from dataset_fixture import build_dataset, clean_dataset, copy_dataset, read_table
 
-from beam_pipelines import audit, filter_stage, manifest
-from beam_pipelines.records import encode_example
+from beam_pipelines import audit, manifest
 from beam_pipelines.rejects import REJECTED
+from beam_pipelines.stages import filter as filter_stage
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition, load_config, validate
+from transforms.contract import encode_example
 
 
 def _cond(**kwargs) -> FilterCondition:
@@ -301,8 +302,8 @@ def test_bad_conditions_fail_before_any_work(clean, tmp_path, condition, message
 
 def test_filter_and_audit_on_the_real_chain(g2net_raw, tmp_path):
     """build, split, the real analyze and normalize, then the example filter; the audit passes at each end."""
-    from beam_pipelines.analyze import run_analyze
-    from beam_pipelines.normalize import run_normalize
+    from beam_pipelines.stages.analyze import run_analyze
+    from beam_pipelines.stages.normalize import run_normalize
 
     ds = build_dataset(g2net_raw, tmp_path / "ds", normalize=False)
     raw = load_config(DatasetConfig, "run_configs/filter_example.yaml").model_dump(mode="json")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import signal as scipy_signal
 
-from transforms import detectors, gw_sample, psd_models
+from transforms.recipes.g2net import detectors, psd_models
+from transforms.recipes.g2net import sample as gw_sample
 
 FS = 2048.0
 N = 4096

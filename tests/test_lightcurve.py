@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transforms import lightcurve as lc
-from transforms import tce_sample
 from transforms.config import DatasetConfig, load_config, validate
+from transforms.recipes.tce import lightcurve as lc
+from transforms.recipes.tce import sample as tce_sample
 
 KEPLER90 = Path(__file__).resolve().parent / "data" / "kepler90"  # copy of ../shared/data/kepler90
 CADENCE = tce_sample.CADENCE_DAYS

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from transforms import gw_sample
-from transforms import matched_filter as mf
+from transforms.recipes.g2net import matched_filter as mf
+from transforms.recipes.g2net import sample as gw_sample
 
 CFG = mf.MatchedFilterConfig()
 

@@ -25,8 +25,8 @@ from model import predict as predict_module
 from model.artifacts import read_scores_csv
 from model.errors import DatasetError
 from model.train import train
-from transforms import gw_sample
 from transforms.config import DatasetConfig, load_config
+from transforms.recipes.g2net import sample as gw_sample
 
 _LOG = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]

@@ -16,10 +16,12 @@ import memfs
 import pytest
 import tensorflow as tf
 
-from beam_pipelines import build_g2net, fs, manifest, split
+from beam_pipelines import fs, manifest
 from beam_pipelines.audit import audit_dataset
-from beam_pipelines.records import example_keys
+from beam_pipelines.recipes import g2net as build_g2net
+from beam_pipelines.stages import split
 from transforms.config import DatasetConfig, load_config
+from transforms.contract import example_keys
 from transforms.splitting import SPLITS
 
 OVERRIDES = [

@@ -25,8 +25,8 @@ from beam_pipelines import cli
 from beam_pipelines.audit import audit_dataset
 from beam_pipelines.options import FN_API_RUNNER, load_profile, make_pipeline_options, with_profile
 from beam_pipelines.pipeline import run_all
-from beam_pipelines.records import example_keys
 from transforms.config import ConfigError, DatasetConfig, load_config
+from transforms.contract import example_keys
 from transforms.splitting import SPLITS
 
 PROFILES = Path(__file__).resolve().parent.parent / "run_configs"

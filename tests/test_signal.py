@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from transforms import signal as sig
+from transforms.recipes.g2net import signal as sig
 
 FS = 2048.0
 BAND = (20.0, 500.0)

@@ -17,12 +17,15 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import analyze, audit, build_tce, cli, normalize, split
-from transforms import lightcurve as lc
-from transforms import preprocessing, tce_sample
+from beam_pipelines import audit, cli
+from beam_pipelines.recipes import tce as build_tce
+from beam_pipelines.stages import analyze, normalize, split
+from transforms import preprocessing
 from transforms.config import ConfigError, DatasetConfig, load_config
+from transforms.recipes.g2net.strain import MALFORMED_ROW
+from transforms.recipes.tce import lightcurve as lc
+from transforms.recipes.tce import sample as tce_sample
 from transforms.splitting import SPLITS, assign_split
-from transforms.strain import MALFORMED_ROW
 
 KEPLER90 = Path(__file__).resolve().parent / "data" / "kepler90"  # copy of ../shared/data/kepler90
 REPO = Path(__file__).resolve().parents[1]

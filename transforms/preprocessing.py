@@ -25,7 +25,7 @@ import scipy.signal
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from transforms import signal
+from transforms.recipes.g2net import signal
 
 UID, TARGET_ID, LABEL, STRAIN = "uid", "target_id", "label", "strain"
 # Names of the analyzer results in the transform graph (read back into train_stats.npz).

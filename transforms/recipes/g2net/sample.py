@@ -41,8 +41,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from transforms.detectors import NETWORK, SPEED_OF_LIGHT_M_S, antenna_pattern, time_delay_from_geocenter
-from transforms.psd_models import DEFAULT_LOW_CUTOFF_HZ, design_psd
+from transforms.recipes.g2net.detectors import NETWORK, SPEED_OF_LIGHT_M_S, antenna_pattern, time_delay_from_geocenter
+from transforms.recipes.g2net.psd_models import DEFAULT_LOW_CUTOFF_HZ, design_psd
 
 logger = logging.getLogger(__name__)
 

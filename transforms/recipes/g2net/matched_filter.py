@@ -57,10 +57,17 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from transforms import signal as sig
-from transforms.detectors import DETECTORS, NETWORK, SPEED_OF_LIGHT_M_S
-from transforms.gw_sample import FS_HZ, N_SAMPLES, SampleSpec, SourceParams, inspiral_polarizations, isco_frequency
-from transforms.psd_models import design_psd
+from transforms.recipes.g2net import signal as sig
+from transforms.recipes.g2net.detectors import DETECTORS, NETWORK, SPEED_OF_LIGHT_M_S
+from transforms.recipes.g2net.psd_models import design_psd
+from transforms.recipes.g2net.sample import (
+    FS_HZ,
+    N_SAMPLES,
+    SampleSpec,
+    SourceParams,
+    inspiral_polarizations,
+    isco_frequency,
+)
 
 logger = logging.getLogger(__name__)
 

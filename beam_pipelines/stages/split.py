@@ -19,7 +19,6 @@ from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs, manifest
 from beam_pipelines.options import make_pipeline_options
-from beam_pipelines.records import example_keys
 from beam_pipelines.shards import (
     ShardRecord,
     WriteJson,
@@ -31,6 +30,7 @@ from beam_pipelines.shards import (
     table_glob,
 )
 from transforms.config import DatasetConfig
+from transforms.contract import example_keys
 from transforms.splitting import SPLITS, assign_split
 
 _LOG = logging.getLogger(__name__)

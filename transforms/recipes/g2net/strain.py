@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 
-from transforms import signal
+from transforms.recipes.g2net import signal
 
 # Reasons an input is rejected (the keys of the manifest's ``rejected`` counts).
 UNREADABLE_NPY = "unreadable_npy"

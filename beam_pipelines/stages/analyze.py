@@ -27,10 +27,11 @@ from tfx_bsl.public import tfxio
 
 from beam_pipelines import fs, manifest
 from beam_pipelines.options import make_pipeline_options
-from beam_pipelines.records import decode_example, example_keys
 from beam_pipelines.shards import shard_glob
-from transforms import lightcurve, preprocessing
+from transforms import preprocessing
 from transforms.config import DatasetConfig
+from transforms.contract import decode_example, example_keys
+from transforms.recipes.tce import lightcurve
 
 _LOG = logging.getLogger(__name__)
 STAGE = "analyze"

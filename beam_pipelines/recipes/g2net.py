@@ -23,11 +23,11 @@ from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs, manifest
 from beam_pipelines.options import make_pipeline_options
-from beam_pipelines.records import STRAIN, encode_example
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
 from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, counts_under
-from transforms import strain as strain_lib
 from transforms.config import BuildConfig, ConfigError, DatasetConfig
+from transforms.contract import STRAIN, encode_example
+from transforms.recipes.g2net import strain as strain_lib
 
 _LOG = logging.getLogger(__name__)
 STAGE = "build"

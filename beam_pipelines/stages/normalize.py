@@ -20,10 +20,10 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.analyze import raw_tfxio, recipe_transform
 from beam_pipelines.options import make_pipeline_options
 from beam_pipelines.shards import EnrichTables, ShardRecord, WriteJson, WriteShards, shard_glob, table_glob
-from beam_pipelines.split import _ParseTableLineFn, table_columns
+from beam_pipelines.stages.analyze import raw_tfxio, recipe_transform
+from beam_pipelines.stages.split import _ParseTableLineFn, table_columns
 from transforms.config import DatasetConfig
 from transforms.splitting import SPLITS
 

@@ -26,13 +26,13 @@ from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.build_g2net import CsvSource, parse_csv_line, read_csv_header, read_summary
 from beam_pipelines.options import make_pipeline_options
-from beam_pipelines.records import decode_example, encode_example
+from beam_pipelines.recipes.g2net import CsvSource, parse_csv_line, read_csv_header, read_summary
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
 from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards
-from transforms import lightcurve as lc
 from transforms.config import ConfigError, DatasetConfig, TceConfig
+from transforms.contract import decode_example, encode_example
+from transforms.recipes.tce import lightcurve as lc
 
 _LOG = logging.getLogger(__name__)
 STAGE = "build"

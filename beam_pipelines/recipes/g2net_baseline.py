@@ -41,8 +41,8 @@ import numpy as np
 
 from beam_pipelines import fs
 from beam_pipelines.manifest import StageError
-from transforms import matched_filter as mf
-from transforms import strain as strain_lib
+from transforms.recipes.g2net import matched_filter as mf
+from transforms.recipes.g2net import strain as strain_lib
 
 _LOG = logging.getLogger(__name__)
 

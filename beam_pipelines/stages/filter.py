@@ -30,12 +30,12 @@ from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs, manifest
 from beam_pipelines.options import make_pipeline_options
-from beam_pipelines.records import example_keys
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
 from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, counts_under, shard_glob, table_glob
-from beam_pipelines.split import _ParseTableLineFn, key_by_uid, table_columns
+from beam_pipelines.stages.split import _ParseTableLineFn, key_by_uid, table_columns
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition
+from transforms.contract import example_keys
 from transforms.splitting import SPLITS
 
 _LOG = logging.getLogger(__name__)

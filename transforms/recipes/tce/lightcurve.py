@@ -38,7 +38,7 @@ from astropy.utils.exceptions import AstropyWarning
 from scipy.interpolate import LSQUnivariateSpline
 
 from transforms.config import TceConfig
-from transforms.strain import RejectedInput
+from transforms.recipes.g2net.strain import RejectedInput
 
 # Reasons an input is dropped (the keys of the manifest's ``rejected`` counts).
 UNREADABLE_FITS = "unreadable_fits"
