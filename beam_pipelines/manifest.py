@@ -15,19 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beam_pipelines import fs
+from transforms.contract import MANIFEST, STAGE_OUTPUTS, STAGES
 
 _LOG = logging.getLogger(__name__)
 
-STAGES = ("build", "split", "analyze", "normalize", "filter")
-# What each stage publishes, relative to OUT (folders end in "/").
-STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "build": ("tfrecords/", "rejected/build.csv"),
-    "split": ("split/",),
-    "analyze": ("stats/",),
-    "normalize": ("norm/",),
-    "filter": ("filtered/", "rejected/filter.csv"),
-}
-MANIFEST = "manifest.json"
 _VERSIONED = ("sigforge", "apache-beam", "tensorflow", "tensorflow-transform", "tfx-bsl", "numpy", "scipy")
 
 

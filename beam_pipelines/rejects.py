@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from beam_pipelines.shards import format_table
+from transforms.contract import REJECTION_COLUMNS, Rejection
 
 REJECTED = "rejected"
-COLUMNS = ("uid_or_path", "stage", "reason", "detail")
-
-
-class Rejection(NamedTuple):
-    uid_or_path: str
-    stage: str
-    reason: str
-    detail: str
+COLUMNS = REJECTION_COLUMNS
 
 
 def reject(stage: str, what: str, reason: str, detail: str) -> beam.pvalue.TaggedOutput:

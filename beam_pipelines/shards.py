@@ -28,8 +28,14 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from beam_pipelines import fs
-
-BASE_COLUMNS = ("uid", "target_id", "label", "shard")
+from transforms.contract import (
+    BASE_COLUMNS,
+    TABLE_PATTERN,
+    shard_name,
+    shard_pattern,
+    table_name,
+    table_name_for_shard,
+)
 
 
 class ShardRecord(NamedTuple):
@@ -40,18 +46,9 @@ class ShardRecord(NamedTuple):
     row: dict[str, Any]
 
 
-def shard_name(prefix: str, index: int, total: int) -> str:
-    return f"{prefix}_shard_{index + 1:04d}-{total:04d}.tfrecord"
-
-
-def table_name(index: int, total: int) -> str:
-    return f"data_tbl_{index + 1:04d}-{total:04d}.csv"
-
-
 def table_for_shard(shard_path: str) -> str:
     """``.../{prefix}_shard_0003-0016.tfrecord`` -> ``.../data_tbl_0003-0016.csv`` (ARCHITECTURE.md section 3)."""
-    numbers = fs.basename(shard_path).rsplit("_shard_", 1)[1].removesuffix(".tfrecord")
-    return fs.join(shard_path.rsplit("/", 1)[0], f"data_tbl_{numbers}.csv")
+    return fs.join(shard_path.rsplit("/", 1)[0], table_name_for_shard(shard_path))
 
 
 def read_table(path: str) -> list[dict[str, str]]:
@@ -67,11 +64,11 @@ def shard_of(uid: str, total: int) -> int:
 
 
 def shard_glob(folder: str, prefix: str) -> str:
-    return fs.join(folder, f"{prefix}_shard_*-*.tfrecord")
+    return fs.join(folder, shard_pattern(prefix))
 
 
 def table_glob(folder: str) -> str:
-    return fs.join(folder, "data_tbl_*-*.csv")
+    return fs.join(folder, TABLE_PATTERN)
 
 
 def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:

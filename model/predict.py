@@ -6,7 +6,7 @@ artifacts, not a re-implementation::
     raw .npy bytes -> transforms.strain.preprocess_npy_batch          validation + the dataset's bandpass
                       (settings from DATA/manifest.json "config".build: sample rate, shape, band, order)
       -> raw tf.Example (uid, target_id, label, float32 strain bytes)  beam_pipelines.records.encode_example
-      -> tf.io.parse_example with transforms.preprocessing.raw_feature_spec
+      -> tf.io.parse_example with transforms.recipes.g2net.preprocessing.raw_feature_spec
       -> the SAVED tf.Transform graph DATA/stats/transform_fn           train average PSD, whitening, Tukey,
                                                                        train channel mean/std (all baked in)
       -> RUN/{prefix}.keras                                            score in [0, 1]
@@ -195,7 +195,7 @@ class Predictor:
         ``target_id``, ``label``.
         """
         from transforms.contract import STRAIN, encode_example
-        from transforms.preprocessing import raw_feature_spec
+        from transforms.recipes.g2net.preprocessing import raw_feature_spec
 
         serialized = [encode_example(i, i, 0, {STRAIN: s}) for i, s in zip(ids, strains, strict=True)]
         raw = tf.io.parse_example(tf.constant(serialized), raw_feature_spec())

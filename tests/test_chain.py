@@ -16,10 +16,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_pipelines import manifest
 from beam_pipelines.recipes import g2net as build_g2net
 from beam_pipelines.stages import analyze, normalize, split
-from transforms import preprocessing
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import encode_example, example_keys
-from transforms.recipes.g2net import signal
+from transforms.recipes.g2net import preprocessing, signal
 from transforms.splitting import SPLITS, assign_split, bucket_of
 
 

@@ -20,10 +20,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_pipelines import audit, cli
 from beam_pipelines.recipes import tce as build_tce
 from beam_pipelines.stages import analyze, normalize, split
-from transforms import preprocessing
 from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.recipes.g2net.strain import MALFORMED_ROW
 from transforms.recipes.tce import lightcurve as lc
+from transforms.recipes.tce import preprocessing
 from transforms.recipes.tce import sample as tce_sample
 from transforms.splitting import SPLITS, assign_split
 

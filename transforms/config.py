@@ -10,13 +10,14 @@ This module has no Beam and no TensorFlow imports: the trainer (``model/``) reus
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -27,33 +28,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BandpassConfig(_Strict):
-    """Zero-phase Butterworth bandpass applied per example in the build stage."""
-
-    low_hz: float = Field(20.0, gt=0)
-    high_hz: float = Field(500.0, gt=0)
-    order: int = Field(8, ge=1, le=16)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BandpassConfig:
-        if self.low_hz >= self.high_hz:
-            raise ValueError(f"low_hz ({self.low_hz}) must be below high_hz ({self.high_hz})")
-        return self
-
-
 class BuildConfig(_Strict):
-    """Build stage: raw inputs -> raw shards + data tables (ARCHITECTURE.md section 3)."""
+    """Build stage settings every recipe shares; the recipe's own inputs live in its section (``g2net:``...)."""
 
-    labels_csv: str = "training_labels.csv"
-    npy_glob: str = "train/**/*.npy"
-    id_column: str = "id"
-    label_column: str = "target"
-    group_column: str = "id"
-    truth_csv: str | None = None
-    sample_rate_hz: float = Field(2048.0, gt=0)
-    n_channels: int = Field(3, ge=1)
-    n_samples: int = Field(4096, ge=16)
-    bandpass: BandpassConfig = BandpassConfig()
     examples_per_shard: int = Field(1000, ge=1)
 
 
@@ -81,9 +58,8 @@ class AnalyzeConfig(_Strict):
     """Analyze stage: full-pass statistics on the train split with tf.Transform."""
 
     max_examples_per_group: int | None = Field(None, ge=1)
-    cap_group_column: Literal["target_id", "tce_uid"] = "target_id"
-    psd_labels: list[int] = [0]
-    tukey_alpha: float = Field(0.1, ge=0.0, le=1.0)
+    # The bytes feature that groups examples for the cap: target_id, or one the recipe declares (tce_uid).
+    cap_group_column: str = "target_id"
 
 
 _CONDITION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -160,93 +136,65 @@ class FilterConfig(_Strict):
         return value
 
 
-class TceColumns(_Strict):
-    """Column names of the TCE table (DR25 / SPOC style); units are fixed: days, days, hours."""
-
-    target_id: str = "target_id"  # star id (KIC / TIC), matched with the light curves' target id
-    tce_id: str = "tce_plnt_num"  # TCE number within the target; tce_uid = "<target_id>-<tce_id>"
-    period: str = "tce_period"  # orbital period, days
-    epoch: str = "tce_time0bk"  # mid-time of a transit, days (see TceConfig.epoch_reference)
-    duration: str = "tce_duration"  # transit duration, hours
-    label: str = "label"  # disposition (PC, AFP, NTP, ...) or 0/1
-
-
-class TceViewsConfig(_Strict):
-    """Mode ``views``: AstroNet/ExoMiner-style phase-folded views per TCE."""
-
-    global_bins: int = Field(301, ge=3)
-    local_bins: int = Field(31, ge=3)
-    # The local view spans +- this many transit durations around the transit (clipped to half a period).
-    local_half_width_durations: float = Field(4.0, gt=0)
-    odd_even: bool = True
-
-
-class TceConfig(_Strict):
-    """Light-curve (TCE) recipe: FITS light curves + TCE table -> transit windows or phase-folded views."""
-
-    mode: Literal["transits", "views"] = "transits"
-    fits_glob: str = "**.fits"  # relative to --input; "**" also matches no folder
-    tce_csv: str = "tces.csv"  # relative to --input (or an absolute / gs:// path)
-    columns: TceColumns = TceColumns()
-    # Dispositions (or label values) that make label 1; everything else is 0. Compared case-insensitively.
-    positive_labels: list[str] = ["PC", "CP", "KP", "1"]
-    # "light_curve": epochs are in the light curve's time system (BKJD / BTJD); "bjd": full BJD, converted
-    # with the FITS header's BJDREFI + BJDREFF.
-    epoch_reference: Literal["light_curve", "bjd"] = "light_curve"
-    # The star id: from the first header keyword present (primary header, then the table's), or the file name.
-    target_id_source: Literal["header", "filename"] = "header"
-    header_keys: list[str] = ["KEPLERID", "TICID"]
-    filename_regex: str = r"^(?:kplr|tic|tess\d+-s\d+-)0*(\d+)"
-    time_column: str = "TIME"
-    flux_column: str = "PDCSAP_FLUX"
-    flux_err_column: str | None = "PDCSAP_FLUX_ERR"
-    quality_column: str | None = "SAP_QUALITY"
-    # null: drop every cadence with a nonzero quality flag; an int: drop cadences with (flag & mask) != 0.
-    quality_bitmask: int | None = None
-    # Detrending: a robust (sigma-clipped) cubic spline per continuous segment, all TCEs' transits masked.
-    gap_days: float = Field(0.5, gt=0)
-    knot_spacing_days: float = Field(1.5, gt=0)
-    clip_sigma: float = Field(3.0, gt=0)
-    clip_iterations: int = Field(5, ge=1)
-    # A transit's masked interval is mask_width_factor x its duration, centred on the mid-time.
-    mask_width_factor: float = Field(1.5, ge=1.0)
-    # Mode "transits": a window is window_durations x the TCE's duration wide, binned to n_bins.
-    window_durations: float = Field(5.0, gt=1.0)
-    n_bins: int = Field(100, ge=3)
-    # Fraction of the expected cadences that must be present within the transit (else transit_in_gap) and
-    # within the window (else window_low_coverage).
-    min_transit_coverage: float = Field(0.5, ge=0.0, le=1.0)
-    min_window_coverage: float = Field(0.5, ge=0.0, le=1.0)
-    # Out-of-transit negatives per written transit window of each TCE, placed by sha256(oot_salt:tce_uid).
-    oot_per_transit: float = Field(1.0, ge=0.0)
-    oot_salt: str = "sigforge-oot"
-    views: TceViewsConfig = TceViewsConfig()
-
-
 class DatasetConfig(_Strict):
-    """A dataset recipe: everything from raw inputs to normalized shards."""
+    """A dataset recipe: the common stage sections plus the recipe's own section, under the recipe's name.
+
+    ``recipe: tce`` selects the registered recipe ``tce`` and with it the schema of the ``tce:`` section (the way
+    ``model.architecture`` selects the trainer's network schema). Validation builds the concrete class for the
+    recipe (``DatasetConfig.for_recipe``); ``section`` is the recipe's validated section.
+    """
 
     name: str = "dataset"
-    recipe: Literal["g2net", "tce"] = "g2net"
+    recipe: str = "g2net"
     build: BuildConfig = BuildConfig()
     split: SplitConfig = SplitConfig()
     analyze: AnalyzeConfig = AnalyzeConfig()
     filter: FilterConfig | None = None
-    # Light-curve settings; filled with the defaults for recipe "tce", refused for the other recipes.
-    tce: TceConfig | None = None
 
-    @model_validator(mode="before")
+    @property
+    def section(self) -> Any:
+        """The recipe's own config section (e.g. ``G2NetConfig`` for ``recipe: g2net``)."""
+        return getattr(self, self.recipe)
+
     @classmethod
-    def _tce_defaults(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and data.get("recipe") == "tce" and data.get("tce") is None:
-            return {**data, "tce": {}}
-        return data
+    def for_recipe(cls, recipe: str) -> type[DatasetConfig]:
+        """The concrete schema for ``recipe``: this class plus a field named after the recipe, of its section."""
+        return _recipe_model(recipe)
 
-    @model_validator(mode="after")
-    def _tce_only_for_tce(self) -> DatasetConfig:
-        if self.tce is not None and self.recipe != "tce":
-            raise ValueError(f"the 'tce' section only applies to recipe 'tce', not '{self.recipe}'")
-        return self
+    @classmethod
+    def concrete_model(cls, raw: Mapping[str, Any]) -> type[DatasetConfig]:
+        """The schema a raw mapping is validated against: chosen by its ``recipe`` key (default g2net)."""
+        if cls is not DatasetConfig:
+            return cls
+        recipe = raw.get("recipe", cls.model_fields["recipe"].default)
+        from transforms.recipes import REGISTRY
+
+        if not isinstance(recipe, str) or recipe not in REGISTRY:
+            known = ", ".join(sorted(REGISTRY))
+            close = difflib.get_close_matches(str(recipe), list(REGISTRY), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"config key 'recipe': unknown recipe {recipe!r}{hint}; registered: {known}")
+        return _recipe_model(recipe)
+
+
+@functools.cache
+def _recipe_model(recipe: str) -> type[DatasetConfig]:
+    from transforms.recipes import REGISTRY
+
+    section = REGISTRY[recipe].config_class
+    return create_model(
+        f"DatasetConfig_{recipe}",
+        __base__=DatasetConfig,
+        __module__=__name__,
+        **{recipe: (section, Field(default_factory=section))},
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``DatasetConfig_<recipe>`` by name, so a pickled concrete config resolves in a fresh worker process."""
+    if name.startswith("DatasetConfig_"):
+        return _recipe_model(name[len("DatasetConfig_") :])
+    raise AttributeError(name)
 
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
@@ -322,6 +270,9 @@ def validate(model: type[_ModelT], raw: Mapping[str, Any], source: str = "<dict>
     """Validates a raw mapping against ``model``; raises ConfigError naming every bad key."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"invalid config {source}: top level must be a mapping, got {type(raw).__name__}")
+    concrete = getattr(model, "concrete_model", None)
+    if concrete is not None:
+        model = concrete(raw)
     try:
         return model.model_validate(dict(raw))
     except ValidationError as error:

@@ -1,21 +1,129 @@
-"""tf.Example encoding for shards (ARCHITECTURE.md section 3 contract).
+"""The dataset contract (docs/ARCHITECTURE.md section 3): what every stage, the trainer and users rely on.
 
-Every example carries ``uid`` (bytes), ``target_id`` (bytes) and ``label`` (int64). Large float arrays are
-stored as one bytes feature of raw little-endian float32 (``strain``): building a FloatList from 12k Python
-floats costs milliseconds per example, ``ndarray.tobytes()`` microseconds.
+One module holds it so that ``beam_pipelines`` and ``model`` agree without importing each other:
+
+- feature names: every tf.Example carries ``uid`` (bytes), ``target_id`` (bytes, the group key) and ``label``
+  (int64); large float arrays are one bytes feature of raw little-endian float32 (``strain``, ``flux_window``);
+- split names, stage names and what each stage publishes, relative to the dataset folder ``OUT``;
+- shard / data-table / manifest naming (``{prefix}_shard_NNNN-TOTAL.tfrecord``, ``data_tbl_NNNN-TOTAL.csv``);
+- the one rejection type, ``RejectedInput`` (a stable ``reason`` key and a ``detail``), and the dead-letter row
+  ``Rejection`` written to ``OUT/rejected/<stage>.csv``;
+- the sample id of an input file.
+
+Storing arrays as bytes: building a FloatList from 12k Python floats costs milliseconds per example,
+``ndarray.tobytes()`` microseconds.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from tensorflow.core.example import example_pb2
+import posixpath
+import re
+from typing import NamedTuple
 
+import numpy as np
+
+# ---- features ---------------------------------------------------------------------------------------------------
 UID, TARGET_ID, LABEL, STRAIN = "uid", "target_id", "label", "strain"
 RAW_DTYPE = np.dtype("<f4")
 
+# ---- splits, stages and the dataset folder ----------------------------------------------------------------------
+SPLITS = ("train", "val", "test")
+STAGES = ("build", "split", "analyze", "normalize", "filter")
+# What each stage publishes, relative to OUT (folders end in "/").
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "build": ("tfrecords/", "rejected/build.csv"),
+    "split": ("split/",),
+    "analyze": ("stats/",),
+    "normalize": ("norm/",),
+    "filter": ("filtered/", "rejected/filter.csv"),
+}
+MANIFEST = "manifest.json"
+RAW_DIR, SPLIT_DIR, STATS_DIR, NORM_DIR, FILTERED_DIR, REJECTED_DIR = (
+    "tfrecords",
+    "split",
+    "stats",
+    "norm",
+    "filtered",
+    "rejected",
+)
+RAW_PREFIX = "raw"
+BASE_COLUMNS = ("uid", "target_id", "label", "shard")  # first columns of every data table
+SHARD_NUMBER = re.compile(r"_(\d+)-(\d+)\.tfrecord(?:\.gz)?$")
 
-def encode_example(uid: str, target_id: str, label: int, arrays: dict[str, np.ndarray]) -> bytes:
-    """Serializes one example; each array becomes a bytes feature of its little-endian float32 values."""
+
+def split_prefix(split: str) -> str:
+    """Shard prefix of a split folder: ``train`` -> ``train_shard_*``."""
+    return split
+
+
+def norm_prefix(split: str) -> str:
+    """Shard prefix of normalized (and filtered) shards: ``train`` -> ``norm_train_shard_*``."""
+    return f"norm_{split}"
+
+
+def shard_name(prefix: str, index: int, total: int) -> str:
+    """0-based ``index`` of ``total`` -> ``{prefix}_shard_NNNN-TOTAL.tfrecord`` (1-based, seed naming)."""
+    return f"{prefix}_shard_{index + 1:04d}-{total:04d}.tfrecord"
+
+
+def table_name(index: int, total: int) -> str:
+    return f"data_tbl_{index + 1:04d}-{total:04d}.csv"
+
+
+def shard_pattern(prefix: str) -> str:
+    """Glob of a shard set's file names (no folder)."""
+    return f"{prefix}_shard_*-*.tfrecord"
+
+
+TABLE_PATTERN = "data_tbl_*-*.csv"
+
+
+def table_name_for_shard(shard_name_: str) -> str:
+    """``train_shard_0002-0005.tfrecord`` -> ``data_tbl_0002-0005.csv``."""
+    numbers = posixpath.basename(shard_name_).rsplit("_shard_", 1)[1].split(".", 1)[0]
+    return f"data_tbl_{numbers}.csv"
+
+
+def sample_id(path: str, suffix: str = ".npy") -> str:
+    """The sample id of an input file is its name without ``suffix``: ``train/0/0/0/000a5b6e5c.npy`` ->
+    ``000a5b6e5c`` (the G2Net convention)."""
+    name = posixpath.basename(path.rstrip("/"))
+    return name[: -len(suffix)] if suffix and name.endswith(suffix) else name
+
+
+# ---- rejections -------------------------------------------------------------------------------------------------
+MALFORMED_ROW = "malformed_csv_row"
+
+
+class RejectedInput(ValueError):
+    """An input that cannot become an example; ``reason`` is a stable key, ``detail`` explains it."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Rejection(NamedTuple):
+    """One row of ``OUT/rejected/<stage>.csv``: what was rejected, by which stage, why."""
+
+    uid_or_path: str
+    stage: str
+    reason: str
+    detail: str
+
+
+REJECTION_COLUMNS = Rejection._fields
+
+
+# ---- tf.Example encoding ----------------------------------------------------------------------------------------
+def encode_example(
+    uid: str, target_id: str, label: int, arrays: dict[str, np.ndarray], strings: dict[str, str] | None = None
+) -> bytes:
+    """Serializes one example; each array becomes a bytes feature of its little-endian float32 values, each of
+    ``strings`` a bytes feature of its UTF-8 text (e.g. ``tce_uid``)."""
+    from tensorflow.core.example import example_pb2  # imported on use: config and CLI paths stay TF-free
+
     example = example_pb2.Example()
     feature = example.features.feature
     feature[UID].bytes_list.value.append(uid.encode("utf-8"))
@@ -23,12 +131,17 @@ def encode_example(uid: str, target_id: str, label: int, arrays: dict[str, np.nd
     feature[LABEL].int64_list.value.append(int(label))
     for name, array in arrays.items():
         feature[name].bytes_list.value.append(np.ascontiguousarray(array, dtype=RAW_DTYPE).tobytes())
+    for name, text in (strings or {}).items():
+        feature[name].bytes_list.value.append(text.encode("utf-8"))
     # deterministic: map entries sorted by key; otherwise protobuf's map order varies between processes, and the
     # same example would give different shard bytes on different workers or runners.
     return example.SerializeToString(deterministic=True)
 
 
-def decode_example(serialized: bytes) -> example_pb2.Example:
+def decode_example(serialized: bytes):
+    """The ``tf.train.Example`` proto of a serialized example."""
+    from tensorflow.core.example import example_pb2
+
     example = example_pb2.Example()
     example.ParseFromString(serialized)
     return example
@@ -44,7 +157,14 @@ def example_keys(serialized: bytes) -> tuple[str, str, int]:
     )
 
 
-def decode_array(example: example_pb2.Example, name: str, shape: tuple[int, ...]) -> np.ndarray:
+def bytes_feature(serialized: bytes, name: str) -> str | None:
+    """The first value of the bytes feature ``name`` as text, or None when the example lacks it."""
+    feature = decode_example(serialized).features.feature
+    values = feature[name].bytes_list.value if name in feature else []
+    return values[0].decode("utf-8") if values else None
+
+
+def decode_array(example, name: str, shape: tuple[int, ...]) -> np.ndarray:
     """The float32 array stored as raw bytes under ``name``, reshaped to ``shape``."""
     data = example.features.feature[name].bytes_list.value[0]
     return np.frombuffer(data, dtype=RAW_DTYPE).reshape(shape)

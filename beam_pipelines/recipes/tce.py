@@ -30,7 +30,8 @@ from beam_pipelines.options import make_pipeline_options
 from beam_pipelines.recipes.g2net import CsvSource, parse_csv_line, read_csv_header, read_summary
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
 from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards
-from transforms.config import ConfigError, DatasetConfig, TceConfig
+from transforms.config import ConfigError, DatasetConfig
+from transforms.recipes.tce.config import TceConfig
 from transforms.contract import decode_example, encode_example
 from transforms.recipes.tce import lightcurve as lc
 

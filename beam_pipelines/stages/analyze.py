@@ -28,10 +28,11 @@ from tfx_bsl.public import tfxio
 from beam_pipelines import fs, manifest
 from beam_pipelines.options import make_pipeline_options
 from beam_pipelines.shards import shard_glob
-from transforms import preprocessing
 from transforms.config import DatasetConfig
 from transforms.contract import decode_example, example_keys
+from transforms.recipes.g2net import preprocessing
 from transforms.recipes.tce import lightcurve
+from transforms.recipes.tce import preprocessing as tce_preprocessing
 
 _LOG = logging.getLogger(__name__)
 STAGE = "analyze"
@@ -59,8 +60,8 @@ class RecipeTransform:
     stat_names: tuple[str, ...]
 
 
-def tce_params(config: DatasetConfig) -> preprocessing.TceParams:
-    return preprocessing.TceParams(views=tuple(lightcurve.feature_lengths(config.tce).items()))
+def tce_params(config: DatasetConfig) -> tce_preprocessing.TceParams:
+    return tce_preprocessing.TceParams(views=tuple(lightcurve.feature_lengths(config.tce).items()))
 
 
 def recipe_transform(config: DatasetConfig) -> RecipeTransform:
@@ -68,8 +69,8 @@ def recipe_transform(config: DatasetConfig) -> RecipeTransform:
     if config.recipe == "tce":
         params = tce_params(config)
         return RecipeTransform(
-            preprocessing.tce_raw_feature_spec(params),
-            preprocessing.make_tce_preprocessing_fn(params),
+            tce_preprocessing.tce_raw_feature_spec(params),
+            tce_preprocessing.make_tce_preprocessing_fn(params),
             params.stat_names,
         )
     return RecipeTransform(
@@ -259,7 +260,7 @@ def _write_tce_stats(stats_dir: str, stats: dict[str, np.ndarray], config: Datas
     views = [name for name, _ in tce_params(config).views]
     summary = {
         "cap_group_column": config.analyze.cap_group_column,
-        "stats_examples": int(stats[preprocessing.TCE_STATS_EXAMPLES]),
+        "stats_examples": int(stats[tce_preprocessing.TCE_STATS_EXAMPLES]),
         "view_mean": {name: float(stats[f"{name}_mean"]) for name in views},
         "view_std": {name: float(stats[f"{name}_std"]) for name in views},
     }

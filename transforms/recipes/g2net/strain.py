@@ -11,7 +11,10 @@ import io
 
 import numpy as np
 
+from transforms.contract import MALFORMED_ROW, RejectedInput
 from transforms.recipes.g2net import signal
+
+__all__ = ["MALFORMED_ROW", "RejectedInput"]  # re-used by this recipe's build
 
 # Reasons an input is rejected (the keys of the manifest's ``rejected`` counts).
 UNREADABLE_NPY = "unreadable_npy"
@@ -21,17 +24,7 @@ FILE_WITHOUT_LABEL = "file_without_label"
 LABEL_WITHOUT_FILE = "label_without_file"
 DUPLICATE_ID = "duplicate_id"
 BAD_LABEL = "bad_label"
-MALFORMED_ROW = "malformed_csv_row"
 MISSING_GROUP = "missing_group"
-
-
-class RejectedInput(ValueError):
-    """An input that cannot become an example; ``reason`` is a stable key, ``detail`` explains it."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def decode_npy(data: bytes) -> np.ndarray:

@@ -37,8 +37,8 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 from scipy.interpolate import LSQUnivariateSpline
 
-from transforms.config import TceConfig
-from transforms.recipes.g2net.strain import RejectedInput
+from transforms.recipes.tce.config import TceConfig
+from transforms.contract import RejectedInput
 
 # Reasons an input is dropped (the keys of the manifest's ``rejected`` counts).
 UNREADABLE_FITS = "unreadable_fits"

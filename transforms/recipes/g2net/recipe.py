@@ -1,0 +1,124 @@
+"""The G2Net strain recipe: ``.npy`` strain (3 detectors x 4096 samples at 2048 Hz) + labels CSV.
+
+Build: validate and bandpass each example (``strain.py``). Analyze: two streaming tf.Transform passes, the
+average noise PSD and then the whitened per-channel moments with that PSD as a graph constant
+(``preprocessing.py``). Sample data: ``sample.py``; predict: ``G2NetServing``; baseline: the matched filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from transforms.contract import STRAIN, sample_id
+from transforms.recipes.base import AnalysisPass, default_check_train_split
+from transforms.recipes.g2net.config import G2NetConfig
+
+PSD_PASS_STATS = ("avg_psd", "psd_examples")
+
+
+def strain_params(config: Any):
+    """The ``StrainParams`` of a dataset config's ``g2net`` section."""
+    from transforms.recipes.g2net.preprocessing import StrainParams
+
+    section: G2NetConfig = config.section
+    return StrainParams(
+        fs=section.sample_rate_hz,
+        n_channels=section.n_channels,
+        n_samples=section.n_samples,
+        band=(section.bandpass.low_hz, section.bandpass.high_hz),
+        tukey_alpha=section.tukey_alpha,
+        psd_labels=tuple(section.psd_labels),
+    )
+
+
+class G2NetServing:
+    """Predict step: raw ``.npy`` bytes -> validated, bandpassed raw example (as the build stage writes it).
+
+    At serve time the group and label are unknown: ``target_id`` is the id and ``label`` 0, which the transform
+    graph only passes through.
+    """
+
+    input_suffix = ".npy"
+
+    def example_id(self, path: str) -> str:
+        return sample_id(path, self.input_suffix)
+
+    def serve_examples(self, config: Any, items: list[tuple[str, bytes]]) -> list[bytes | Exception]:
+        from transforms.contract import encode_example
+        from transforms.recipes.g2net.strain import preprocess_for_build
+
+        results = preprocess_for_build([data for _, data in items], config.section)
+        return [
+            result if isinstance(result, Exception) else encode_example(uid, uid, 0, {STRAIN: result})
+            for (uid, _), result in zip(items, results, strict=True)
+        ]
+
+    def describe(self, config: Any) -> str:
+        band = config.section.bandpass
+        return f"bandpass {band.low_hz}-{band.high_hz} Hz order {band.order}"
+
+
+class G2NetRecipe:
+    """Recipe `g2net`; see the module docstring."""
+
+    name = "g2net"
+    summary = "G2Net gravitational-wave strain: .npy (detectors x samples) + labels CSV; bandpass, PSD whitening"
+    config_class = G2NetConfig
+    build_transform = "beam_pipelines.recipes.g2net:BuildG2Net"
+    cap_group_columns = ("target_id",)
+    default_trainer_config = "run_configs/train_g2net.yaml"
+    baselines = {"matched-filter": "beam_pipelines.recipes.g2net_baseline"}
+    serving = G2NetServing()
+
+    def raw_feature_spec(self, config: Any) -> dict[str, Any]:
+        from transforms.recipes.g2net.preprocessing import raw_feature_spec
+
+        return raw_feature_spec()
+
+    def analysis_passes(self, config: Any) -> list[AnalysisPass]:
+        """Two streaming passes instead of one two-phase analysis: tf.Transform would hold the whole train split
+        between its phases (the whitening needs the finished PSD); re-reading it keeps memory flat."""
+        from transforms.recipes.g2net import preprocessing
+
+        params = strain_params(config)
+        return [
+            AnalysisPass("psd", lambda _: preprocessing.make_psd_fn(params), PSD_PASS_STATS),
+            AnalysisPass(
+                "moments", lambda psd: preprocessing.make_preprocessing_fn(params, psd), preprocessing.STAT_NAMES
+            ),
+        ]
+
+    def check_train_split(self, config: Any, train_split: Mapping[str, Any]) -> str | None:
+        psd_labels = {str(label) for label in config.section.psd_labels}
+        if not any(train_split.get("labels", {}).get(label, 0) for label in psd_labels):
+            return (
+                f"the train split has no example with a label in g2net.psd_labels={sorted(psd_labels)} "
+                "(needed for the average noise PSD); check the split fractions or the labels"
+            )
+        return default_check_train_split(train_split)
+
+    def stats_files(self, config: Any, stats: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        params = strain_params(config)
+        freqs = np.fft.rfftfreq(params.n_samples, 1.0 / params.fs)
+        return {
+            "avg_psd.npz": {"psd": stats["avg_psd"], "freqs": freqs, "fs": np.float64(params.fs)},
+            "train_stats.npz": {"freqs": freqs, **stats},
+        }
+
+    def stats_summary(self, config: Any, stats: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {
+            "psd_examples": int(stats["psd_examples"]),
+            "channel_mean": stats["channel_mean"].tolist(),
+            "channel_std": stats["channel_std"].tolist(),
+        }
+
+    def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
+        from transforms.recipes.g2net.sample import write_g2net_sample
+
+        return write_g2net_sample(out, n=n, seed=seed, signals_per_source=options.get("signals_per_source", 1))
+
+
+RECIPE = G2NetRecipe()
