@@ -1,6 +1,7 @@
 """The ``sigforge`` command line.
 
-    sigforge make-sample g2net OUT --n N --seed S [--signals-per-source K]
+    sigforge recipes                                     (the registered recipes: g2net, tce, ...)
+    sigforge make-sample RECIPE OUT --n N --seed S [--signals-per-source K]
     sigforge run --config run_configs/g2net.yaml --input RAW --output OUT [--set k=v ...] [-- BEAM OPTIONS]
     sigforge build | split | analyze | normalize | filter ...   (one stage on an existing OUT)
     sigforge audit OUT [--group-column source_id]
@@ -15,11 +16,14 @@ Without ``--runner`` sigforge runs locally on Beam's FnApiRunner (never the Pris
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+
+from transforms.recipes import REGISTRY
 
 _LOG = logging.getLogger("sigforge")
 
@@ -84,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("make-sample", help="write realistic sample raw data (no download needed)")
     sample.add_argument(
         "kind",
-        choices=["g2net", "tce"],
-        help="g2net: .npy strain in the Kaggle G2Net layout; tce: Kepler FITS light curves + tces.csv",
+        choices=list(REGISTRY),
+        help="a registered recipe (`sigforge recipes` lists them): "
+        + "; ".join(f"{name}: {REGISTRY[name].summary}" for name in REGISTRY),
     )
     sample.add_argument("out", help="output folder for the raw sample")
     sample.add_argument("--n", type=int, default=200, help="number of samples, or of targets for tce (default 200)")
@@ -94,14 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--signals-per-source",
         type=int,
         default=1,
-        help="inject each waveform into K noise realizations sharing one source_id (the leakage trap)",
+        help="g2net: inject each waveform into K noise realizations sharing one source_id (the leakage trap)",
     )
     sample.set_defaults(handler=_cmd_make_sample)
 
+    recipes = commands.add_parser("recipes", help="list the registered recipes (data domains), one line each")
+    recipes.set_defaults(handler=_cmd_recipes)
+
     build = commands.add_parser(
         "build",
-        help="raw inputs -> raw TFRecord shards + data tables (bandpass, validation, rejects)",
-        description="Build stage: match .npy files, join labels, validate, bandpass, write raw shards.",
+        help="raw inputs -> raw TFRecord shards + data tables (validation, the recipe's preprocessing, rejects)",
+        description="Build stage: the config's recipe reads its raw inputs, validates and preprocesses each, and "
+        "writes raw shards, data tables and OUT/rejected/build.csv.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -144,40 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.set_defaults(handler=_cmd_predict)
 
-    baseline = commands.add_parser(
-        "baseline", help="score raw G2Net data with a classical baseline search (matched filter)"
-    )
+    baseline = commands.add_parser("baseline", help="score raw data with a recipe's classical baseline")
     kinds = baseline.add_subparsers(dest="baseline_kind", required=True, metavar="KIND")
-    matched = kinds.add_parser(
-        "matched-filter",
-        help="frequency-domain matched filter over a template bank -> scores.csv, metrics.json, plot",
-        description="Matched-filter baseline on G2Net-layout raw data (RAW/train/**/*.npy, training_labels.csv, "
-        "optional injections.csv for the injected SNR): Tukey window, complex SNR per detector against a "
-        "leading-order post-Newtonian template bank, network statistic maximized over templates and coalescence "
-        "times within the inter-detector light-travel delays. Writes SCORES_DIR/scores.csv (id,label,score,snr,"
-        "...), metrics.json (ROC-AUC, efficiency at FAP 1e-2 and 1e-3 per SNR bin), efficiency_vs_snr.png and "
-        "rejected.csv for inputs that could not be scored. Exit code 2 for a refused run.",
-    )
-    matched.add_argument("--data", required=True, help="raw G2Net-layout folder RAW (local or gs://)")
-    matched.add_argument(
-        "--psd",
-        choices=["design", "estimated"],
-        default="design",
-        help="design: analytic aLIGO/AdVirgo curves; estimated: Welch average over the label-0 samples of --data",
-    )
-    matched.add_argument("--out", required=True, help="output folder SCORES_DIR")
-    matched.add_argument("--templates", type=int, default=96, help="template bank size (default 96)")
-    matched.add_argument("--seed", type=int, default=0, help="seed of the bank's candidate draw (default 0)")
-    matched.add_argument(
-        "--tc-range",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("LO", "HI"),
-        help="geocentric coalescence times searched, s from the segment start (default: the generator's 1.2 1.8)",
-    )
-    matched.add_argument("--overwrite", action="store_true", help="replace an existing SCORES_DIR")
-    matched.set_defaults(handler=_cmd_baseline)
+    for name in REGISTRY:
+        for kind, module_name in REGISTRY[name].baselines.items():
+            module = importlib.import_module(module_name)
+            parser_ = kinds.add_parser(kind, help=module.HELP, description=module.DESCRIPTION)
+            module.add_arguments(parser_)
+            parser_.set_defaults(handler=_cmd_baseline, baseline_main=module.main)
     return parser
 
 
@@ -189,16 +172,18 @@ STAGE_HELP = {
 }
 
 
+STAGE_RUNNERS = {
+    "split": "beam_pipelines.stages.split:run_split",
+    "analyze": "beam_pipelines.stages.analyze:run_analyze",
+    "normalize": "beam_pipelines.stages.normalize:run_normalize",
+    "filter": "beam_pipelines.stages.filter:run_filter",
+}
+
+
 def _stage_runner(name: str):
-    if name == "split":
-        from beam_pipelines.stages.split import run_split as runner
-    elif name == "analyze":
-        from beam_pipelines.stages.analyze import run_analyze as runner
-    elif name == "normalize":
-        from beam_pipelines.stages.normalize import run_normalize as runner
-    else:
-        from beam_pipelines.stages.filter import run_filter as runner
-    return runner
+    from transforms.recipes import resolve
+
+    return resolve(STAGE_RUNNERS[name])
 
 
 def _cmd_stage(args, beam_args: list[str]) -> int:
@@ -240,19 +225,13 @@ def _cmd_predict(args, beam_args: list[str]) -> int:
 
 
 def _cmd_baseline(args, beam_args: list[str]) -> int:
-    from beam_pipelines.recipes.g2net_baseline import run_matched_filter
+    return args.baseline_main(args)
 
-    if args.templates < 1:
-        raise _UsageError("--templates must be at least 1")
-    run_matched_filter(
-        args.data,
-        args.out,
-        psd=args.psd,
-        n_templates=args.templates,
-        seed=args.seed,
-        tc_range=tuple(args.tc_range) if args.tc_range else None,
-        overwrite=args.overwrite,
-    )
+
+def _cmd_recipes(args, beam_args: list[str]) -> int:
+    width = max(len(name) for name in REGISTRY)
+    for name in REGISTRY:
+        print(f"{name:<{width}}  {REGISTRY[name].summary}")  # noqa: T201  (the command's output)
     return 0
 
 
@@ -265,28 +244,23 @@ def _load_dataset_config(args):
 def _cmd_make_sample(args, beam_args: list[str]) -> int:
     if args.n < 1:
         raise _UsageError("--n must be at least 1")
-    if args.kind == "tce":
-        from transforms.recipes.tce import sample as tce_sample
-
-        summary = tce_sample.write_tce_sample(args.out, n_targets=args.n, seed=args.seed)
-        _LOG.info("sample written to %s: %s", args.out, {k: v for k, v in summary.items() if k != "paths"})
-        return 0
-    from transforms.recipes.g2net import sample as gw_sample
-
     if args.signals_per_source < 1:
         raise _UsageError("--signals-per-source must be at least 1")
-    summary = gw_sample.write_g2net_sample(
-        args.out, n=args.n, seed=args.seed, signals_per_source=args.signals_per_source
-    )
+    try:
+        summary = REGISTRY[args.kind].make_sample(
+            args.out, args.n, args.seed, signals_per_source=args.signals_per_source
+        )
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
     _LOG.info("sample written to %s: %s", args.out, {k: v for k, v in summary.items() if k != "paths"})
     return 0
 
 
 def _cmd_build(args, beam_args: list[str]) -> int:
-    from beam_pipelines.pipeline import run_build_for
+    from beam_pipelines.stages.build import run_build
 
     config = _load_dataset_config(args)
-    result = run_build_for(config, args.input, args.output, beam_args, overwrite=args.overwrite)
+    result = run_build(config, args.input, args.output, beam_args, overwrite=args.overwrite)
     stage = result["stages"]["build"]
     _LOG.info("build done: %d written, %d rejected -> %s/tfrecords", stage["written"], stage["rejected"], args.output)
     return 0

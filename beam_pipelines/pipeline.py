@@ -7,34 +7,25 @@ import time
 from typing import Any
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.recipes.g2net import run_build
-from beam_pipelines.stages.analyze import run_analyze
+from beam_pipelines.stages.analyze import check_analyze_config, run_analyze
+from beam_pipelines.stages.build import run_build
 from beam_pipelines.stages.normalize import run_normalize
 from beam_pipelines.stages.split import run_split
 from transforms.config import DatasetConfig
+from transforms.contract import MANIFEST
 
 _LOG = logging.getLogger(__name__)
-
-
-def run_build_for(
-    config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None = None, overwrite: bool = False
-) -> dict[str, Any]:
-    """The build stage of ``config.recipe``: G2Net ``.npy`` strain, or FITS light curves + TCE table."""
-    if config.recipe == "tce":
-        from beam_pipelines.recipes.tce import run_build_tce
-
-        return run_build_tce(config, input_dir, out, beam_args, overwrite=overwrite)
-    return run_build(config, input_dir, out, beam_args, overwrite=overwrite)
 
 
 def run_all(
     config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
     """build -> split -> analyze -> normalize (-> filter when ``config.filter`` has conditions)."""
-    if fs.exists(fs.join(out, manifest.MANIFEST)) and not overwrite:
+    if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
         raise manifest.StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
+    check_analyze_config(config)  # cross-key checks of later stages fail before any work
     stages = [
-        ("build", lambda: run_build_for(config, input_dir, out, beam_args, overwrite=overwrite)),
+        ("build", lambda: run_build(config, input_dir, out, beam_args, overwrite=overwrite)),
         ("split", lambda: run_split(config, out, beam_args, overwrite=overwrite)),
         ("analyze", lambda: run_analyze(config, out, beam_args, overwrite=overwrite)),
         ("normalize", lambda: run_normalize(config, out, beam_args, overwrite=overwrite)),

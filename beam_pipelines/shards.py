@@ -14,14 +14,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import math
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
@@ -36,6 +34,7 @@ from transforms.contract import (
     table_name,
     table_name_for_shard,
 )
+from transforms.tfrecord import write_record
 
 
 class ShardRecord(NamedTuple):
@@ -69,6 +68,26 @@ def shard_glob(folder: str, prefix: str) -> str:
 
 def table_glob(folder: str) -> str:
     return fs.join(folder, TABLE_PATTERN)
+
+
+def table_columns(folder: str) -> list[str]:
+    paths = fs.glob(table_glob(folder))
+    if not paths:
+        return []
+    with fs.open_read(paths[0]) as handle:
+        return next(csv.reader([handle.readline().decode("utf-8")]))
+
+
+class ParseTableLineFn(beam.DoFn):
+    """One data-table CSV line (header known) -> ``(uid, row)`` without the ``shard`` column."""
+
+    def __init__(self, header: list[str]):
+        self._header = header
+
+    def process(self, line: str):
+        row = dict(zip(self._header, next(csv.reader([line])), strict=False))
+        row.pop("shard", None)
+        yield row["uid"], row
 
 
 def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -110,7 +129,7 @@ class _WritePartsFn(beam.DoFn):
     def process(self, record: ShardRecord):
         if self._handle is None:
             self._open()
-        _TFRecordUtil.write_record(self._handle, record.example)
+        write_record(self._handle, record.example)
         self._rows.append({**record.row, "uid": record.uid})
         if self._first_uid is None or record.uid < self._first_uid:
             self._first_uid = record.uid
@@ -258,26 +277,4 @@ class EnrichTables(beam.PTransform):
             | "RowsPerShard" >> beam.FlatMap(_row_for_shard)
             | "GroupByShard" >> beam.GroupByKey()
             | "RewriteTables" >> beam.ParDo(_RewriteTableFn(self._folder, self._columns))
-        )
-
-
-def counts_under(counts: dict[str, int], prefix: str) -> dict[str, int]:
-    """The entries of a WriteJson summary below ``prefix`` (e.g. ``"rejected/"``), keyed by the rest, sorted."""
-    return {key[len(prefix) :]: value for key, value in sorted(counts.items()) if key.startswith(prefix)}
-
-
-class WriteJson(beam.PTransform):
-    """Combines ``(key, number)`` pairs into one ``{key: sum}`` JSON file at ``path`` (a stage summary)."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self._path = path
-
-    def expand(self, pairs):
-        path = self._path
-        return (
-            pairs
-            | "SumPerKey" >> beam.CombinePerKey(sum)
-            | "ToDict" >> beam.combiners.ToDict()
-            | "Write" >> beam.Map(lambda d: fs.write_text(path, json.dumps(d, sort_keys=True)))
         )

@@ -9,7 +9,7 @@ tf.Transform:
 2. per sample: ``np.load`` -> ``strain.validate_strain`` (shape, finite) -> ``signal.bandpass`` -> float32,
    split by ``splitting.assign_split`` (sha256 of the target id, same fractions and salt), written to the
    split's raw shards (``tf.io.TFRecordWriter``, ``tf.train.Example`` with the strain as float32 bytes);
-   train examples with a label in ``analyze.psd_labels`` add ``signal.periodogram_psd`` (periodic Tukey window)
+   train examples with a label in ``g2net.psd_labels`` add ``signal.periodogram_psd`` (periodic Tukey window)
    to the PSD sum on the way;
 3. re-read the train shards: ``signal.whiten`` by the average PSD -> ``signal.apply_tukey`` ->
    ``signal.channel_moments`` summed -> ``signal.stats_from_moments`` (per-channel mean/std);
@@ -137,7 +137,7 @@ def read_csv(path: str) -> list[dict[str, str]]:
 
 
 def run(config: DatasetConfig, input_dir: str, out: str) -> dict:
-    build, split_cfg, analyze = config.build, config.split, config.analyze
+    build, split_cfg, analyze = config.section, config.split, config.section
     shape = (build.n_channels, build.n_samples)
     band = (build.bandpass.low_hz, build.bandpass.high_hz)
     psd_window = ("tukey", analyze.tukey_alpha)

@@ -127,13 +127,6 @@ def save_weights_npz(weights: Iterable[Any], path: str) -> int:
     return len(arrays)
 
 
-def load_weights_npz(path: str) -> list[np.ndarray]:
-    """The arrays of :func:`save_weights_npz` in saved order (``model.set_weights`` accepts them)."""
-    with tf.io.gfile.GFile(path, "rb") as handle:
-        data = np.load(io.BytesIO(handle.read()))
-        return [data[k] for k in sorted(data.files)]
-
-
 def write_scores_csv(path: str, uids: Sequence[str], labels: Sequence[int], scores: Sequence[float]) -> None:
     """``uid,label,score`` per example (scores with 9 significant digits)."""
     buffer = io.StringIO()
@@ -142,16 +135,6 @@ def write_scores_csv(path: str, uids: Sequence[str], labels: Sequence[int], scor
     for uid, label, score in zip(uids, labels, scores, strict=True):
         writer.writerow([uid, int(label), f"{float(score):.9g}"])
     write_text(path, buffer.getvalue())
-
-
-def read_scores_csv(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    with tf.io.gfile.GFile(path, "r") as handle:
-        rows = list(csv.DictReader(io.StringIO(handle.read())))
-    return (
-        [r["uid"] for r in rows],
-        np.array([int(r["label"]) for r in rows], dtype=np.int64),
-        np.array([float(r["score"]) for r in rows], dtype=np.float64),
-    )
 
 
 def write_history_csv(path: str, rows: Sequence[Mapping[str, Any]]) -> None:

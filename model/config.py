@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from transforms.config import ConfigError, _Strict, apply_overrides, load_config, validate
+from transforms.contract import NORM_DIR
 
 Activation = Literal["silu", "gelu", "relu"]
 Monitor = Literal["val_auc", "val_pr_auc", "val_loss", "val_accuracy"]
@@ -132,7 +133,7 @@ class AugmentConfig(_Strict):
 class DataConfig(_Strict):
     """tf.data input over ``DATA/{subdir}/{split}/*.tfrecord``."""
 
-    subdir: str = "norm"
+    subdir: str = NORM_DIR
     label_feature: str = "label"
     uid_feature: str = "uid"
     batch_size: int = Field(64, ge=1)

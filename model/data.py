@@ -1,15 +1,16 @@
-"""Dataset checks and the tf.data input pipeline over a normalized sigforge dataset (ARCHITECTURE.md section 3).
+"""Dataset checks and the tf.data input pipeline over a normalized sigforge dataset (docs/ARCHITECTURE.md section 3).
 
-Layout read (contract)::
+Layout read (contract, ``transforms/contract.py``)::
 
     DATA/manifest.json
     DATA/stats/transformed_metadata/              tf.Transform schema: the transformed feature spec
-    DATA/{subdir}/{split}/*_shard_0001-NNNN.tfrecord (+ data_tbl_0001-NNNN.csv), subdir "norm" or "filtered"
+    DATA/{subdir}/{split}/norm_{split}_shard_0001-NNNN.tfrecord[.gz] (+ data_tbl_0001-NNNN.csv), subdir "norm"
+                                                  or "filtered"
 
 :func:`check_dataset` validates all of it before any model is built and raises a :class:`DatasetError` subclass
 whose message names the path, split, shard or feature at fault. :func:`make_dataset` reads a split:
 files listed with ``tf.io.gfile.glob``, parallel interleave of ``TFRecordDataset``, (cache), (seeded shuffle,
-train only), batch, ``tf.io.parse_example`` on the batch, (augmentation, train only), prefetch.
+train only), batch, ``tf.io.parse_example`` on the batch, (augmentation, train only: ``model/augment.py``), prefetch.
 """
 
 from __future__ import annotations
@@ -20,25 +21,32 @@ import io
 import json
 import logging
 import posixpath
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import tensorflow as tf
 
-from model.config import AugmentConfig, DataConfig, G2NetCNNConfig, TrainerConfig
+from model.architectures import get_architecture
+from model.augment import augment_batches, check_augment_input
+from model.config import DataConfig, TrainerConfig
 from model.errors import CorruptShardError, DatasetError, FeatureSpecError
+from transforms.audit import audit_dataset
+from transforms.contract import (
+    LABEL,
+    MANIFEST,
+    NORM_DIR,
+    SHARD_NUMBER,
+    SPLITS,
+    STATS_DIR,
+    TABLE_PATTERN,
+    norm_prefix,
+    shard_patterns,
+)
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-MANIFEST = "manifest.json"
-STATS_DIR = "stats"
-METADATA_DIR = "transformed_metadata"
-SHARD_PATTERNS = ("*.tfrecord", "*.tfrecord.gz")
-TABLE_PATTERN = "data_tbl_*.csv"
-_SHARD_NUMBER = re.compile(r"_(\d+)-(\d+)\.tfrecord(?:\.gz)?$")
+METADATA_DIR = "transformed_metadata"  # tf.Transform's name for the schema folder under DATA/stats
 _FLOAT_INPUT_DTYPES = (tf.float32, tf.float64, tf.int64)
 
 
@@ -169,58 +177,24 @@ def resolve_input_spec(
         if spec.dtype not in _FLOAT_INPUT_DTYPES:
             raise FeatureSpecError(f"model input '{name}' must be numeric, got {_describe(spec)} in {source}")
         result[name] = tuple(int(d) for d in spec.shape)
-    _check_expected_shapes(result, config, source)
+    get_architecture(config.model.architecture).check_inputs(result, config.model, source)
+    check_augment_input(result, config.data.augment, source)
     return result
 
 
-def _check_expected_shapes(shapes: Mapping[str, tuple[int, ...]], config: TrainerConfig, source: str) -> None:
-    hp = config.model
-    if isinstance(hp, G2NetCNNConfig):
-        shape = shapes[hp.input_feature]
-        if len(shape) != 2:
-            raise FeatureSpecError(
-                f"model input '{hp.input_feature}' must be (channels, samples), has shape {list(shape)} in {source}"
-            )
-        if hp.input_shape is not None and list(shape) != list(hp.input_shape):
-            raise FeatureSpecError(
-                f"model input '{hp.input_feature}' has shape {list(shape)} in {source} but model.input_shape is "
-                f"{hp.input_shape} (set model.input_shape to match, or null to take the spec's)"
-            )
-    else:
-        for view in hp.views:
-            shape = shapes[view.feature]
-            if len(shape) not in (1, 2):
-                raise FeatureSpecError(
-                    f"view '{view.feature}' must be (bins,) or (bins, channels), has {list(shape)} in {source}"
-                )
-            if view.length is not None and shape[0] != view.length:
-                raise FeatureSpecError(
-                    f"view '{view.feature}' has {shape[0]} bins in {source} but the config's length is {view.length}"
-                )
-        for name in hp.scalar_features:
-            if list(shapes[name]) not in ([], [1]):
-                raise FeatureSpecError(f"scalar feature '{name}' has shape {list(shapes[name])} in {source}")
-    if config.data.augment.enabled:
-        shape = shapes[config.data.augment.feature]
-        if len(shape) != 2 or shape[0] < 2:
-            raise FeatureSpecError(
-                f"augmentations need a (channels >= 2, samples) feature; '{config.data.augment.feature}' has "
-                f"shape {list(shape)} in {source}"
-            )
-
-
-def list_shards(data_dir: str, split: str, subdir: str = "norm") -> tuple[str, list[str]]:
+def list_shards(data_dir: str, split: str, subdir: str = NORM_DIR) -> tuple[str, list[str]]:
     """(split folder, sorted shard paths); raises DatasetError for a missing/empty folder or missing shards."""
     directory = join(data_dir, subdir, split)
     if not tf.io.gfile.isdir(directory):
-        raise DatasetError(f"split folder {directory} is missing (expected {subdir}/{{train,val,test}}/)")
-    shards = sorted({p for pattern in SHARD_PATTERNS for p in tf.io.gfile.glob(join(directory, pattern))})
+        raise DatasetError(f"split folder {directory} is missing (expected {subdir}/{{{','.join(SPLITS)}}}/)")
+    patterns = shard_patterns(norm_prefix(split))
+    shards = sorted({p for pattern in patterns for p in tf.io.gfile.glob(join(directory, pattern))})
     if not shards:
-        raise DatasetError(f"split folder {directory} has no TFRecord shards (*.tfrecord)")
+        raise DatasetError(f"split folder {directory} has no TFRecord shards ({patterns[0]})")
     totals = set()
     numbers = set()
     for path in shards:
-        match = _SHARD_NUMBER.search(posixpath.basename(path))
+        match = SHARD_NUMBER.search(posixpath.basename(path))
         if match:
             numbers.add(int(match.group(1)))
             totals.add(int(match.group(2)))
@@ -336,14 +310,12 @@ def check_dataset(data_dir: str, config: TrainerConfig | None = None, splits: Se
         if n_examples is None and tables:
             rows = read_data_tables(tables)
             n_examples = len(rows)
-            n_positive = sum(1 for r in rows if str(r.get("label", "")).strip() == "1")
+            n_positive = sum(1 for r in rows if str(r.get(LABEL, "")).strip() == "1")
         infos[split] = SplitInfo(
             split, directory, tuple(shards), tuple(tables), n_bytes, n_examples, n_positive, counted=mode == "full"
         )
         logger.info("split %s: %d shard(s), %.1f MB, %s examples", split, len(shards), n_bytes / 1e6, n_examples or "?")
     # Dataset-level checks of the producer (leakage, lost inputs, count mismatches, non-finite statistics).
-    from beam_pipelines.audit import audit_dataset
-
     problems = audit_dataset(data_dir)
     if problems:
         listed = "\n  ".join(problems[:20])
@@ -364,33 +336,6 @@ def should_cache(split: SplitInfo, data: DataConfig) -> bool:
     if data.cache == "auto":
         return split.n_bytes <= data.cache_max_mb * 1e6
     return bool(data.cache)
-
-
-def augment_strain(strain: tf.Tensor, seed: tf.Tensor, augment: AugmentConfig) -> tf.Tensor:
-    """Random per-example augmentations of a strain batch ``(batch, channels, samples)``, stateless in ``seed``.
-
-    * time shift: circular roll by an integer in [-time_shift_max, time_shift_max] samples, all channels alike
-      (``out[..., t] = in[..., t - shift]``, as ``np.roll``);
-    * sign flip: the whole example times -1 with probability ``sign_flip_prob``;
-    * detector swap: channels 0 and 1 (H1, L1) exchanged with probability ``detector_swap_prob``.
-    """
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
-    batch = tf.shape(strain)[0]
-    if augment.time_shift_max > 0:
-        n = tf.shape(strain)[2]
-        shift = tf.random.stateless_uniform(
-            [batch], seeds[0], minval=-augment.time_shift_max, maxval=augment.time_shift_max + 1, dtype=tf.int32
-        )
-        index = tf.math.floormod(tf.range(n)[None, :] - shift[:, None], n)
-        strain = tf.gather(strain, index, axis=2, batch_dims=1)
-    if augment.sign_flip_prob > 0:
-        flip = tf.random.stateless_uniform([batch], seeds[1]) < augment.sign_flip_prob
-        strain = strain * tf.where(flip, -1.0, 1.0)[:, None, None]
-    if augment.detector_swap_prob > 0:
-        swap = tf.random.stateless_uniform([batch], seeds[2]) < augment.detector_swap_prob
-        swapped = tf.concat([strain[:, 1:2], strain[:, 0:1], strain[:, 2:]], axis=1)
-        strain = tf.where(swap[:, None, None], swapped, strain)
-    return strain
 
 
 def make_dataset(
@@ -446,14 +391,5 @@ def make_dataset(
 
     ds = batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if training and data.augment.enabled:
-        augment = data.augment
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-
-        def apply(element, batch_seed):
-            features, *rest = element
-            features = dict(features)
-            features[augment.feature] = augment_strain(features[augment.feature], batch_seed, augment)
-            return (features, *rest)
-
-        ds = tf.data.Dataset.zip((ds, seeds)).map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = augment_batches(ds, data.augment, seed)
     return ds.prefetch(tf.data.AUTOTUNE)

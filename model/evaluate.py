@@ -5,7 +5,7 @@ Re-evaluation reloads ``{prefix}.keras``, scores a split again, applies the save
 ``RUN_DIR/eval_{split}/`` (metrics JSON, scores CSV, plots); the metrics must reproduce the saved ones.
 
 With ``--baseline SCORES_CSV`` (e.g. the ``scores.csv`` of ``sigforge baseline matched-filter``) the CNN and the
-baseline are compared on the same examples (the split's uids that have a baseline score, joined by uid = G2Net
+baseline are compared on the same examples (the split's uids that have a baseline score, joined by uid = sample
 id): both ROC curves on one plot, both efficiency-vs-SNR curves at fixed false-alarm probabilities (each search's
 threshold from its own scores of the same noise examples) on another, and in the metrics JSON under
 ``baseline``: both AUCs and efficiencies and the sensitivity ratio CNN efficiency / baseline efficiency per FAP

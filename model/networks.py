@@ -1,6 +1,7 @@
 """Keras 3 functional networks; every size comes from the model config, every input shape from the data.
 
-``build_model(input_spec, hparams)`` dispatches on ``hparams.architecture``:
+``build_model(input_spec, hparams)`` builds the network registered under ``hparams.architecture``
+(``model/architectures.py``):
 
 * ``g2net_cnn``: the seed's 1D CNN for strain ``(channels, samples)`` = ``(3, 4096)`` stored channels-first.
 * ``multibranch_cnn``: one Conv1D branch per light-curve view (``(bins,)`` or ``(bins, channels)``), a dense
@@ -18,6 +19,7 @@ import keras
 from keras import layers
 from pydantic import TypeAdapter
 
+from model.architectures import get_architecture
 from model.config import G2NetCNNConfig, ModelConfig, MultiBranchCNNConfig
 from model.layers import GeMPooling1D
 
@@ -38,9 +40,8 @@ def build_model(input_spec: InputSpec, hparams: G2NetCNNConfig | MultiBranchCNNC
     missing = [name for name in hparams.input_features if name not in input_spec]
     if missing:
         raise ValueError(f"input_spec lacks the model inputs {missing} (has {sorted(input_spec)})")
-    if isinstance(hparams, G2NetCNNConfig):
-        return build_g2net_cnn(tuple(input_spec[hparams.input_feature]), hparams)
-    return build_multibranch_cnn({name: tuple(input_spec[name]) for name in hparams.input_features}, hparams)
+    shapes = {name: tuple(input_spec[name]) for name in hparams.input_features}
+    return get_architecture(hparams.architecture).build(shapes, hparams)
 
 
 def _dense_head(x, units: Sequence[int], activation: str, dropout: float, prefix: str):
@@ -51,12 +52,14 @@ def _dense_head(x, units: Sequence[int], activation: str, dropout: float, prefix
     return x
 
 
-def build_g2net_cnn(input_shape: tuple[int, ...], hp: G2NetCNNConfig) -> keras.Model:
+def build_g2net_cnn(input_spec: Mapping[str, tuple[int, ...]], hp: G2NetCNNConfig) -> keras.Model:
     """Conv blocks (Conv1D -> BN -> activation -> MaxPool1D) -> GeM over time -> dense layers -> sigmoid.
 
     Args:
-      input_shape: ``(channels, samples)``, channels-first as stored (G2Net: ``(3, 4096)``, H1/L1/V1).
+      input_spec: ``hp.input_feature`` -> ``(channels, samples)``, channels-first as stored (G2Net: ``(3, 4096)``,
+        H1/L1/V1).
     """
+    input_shape = tuple(input_spec[hp.input_feature])
     if len(input_shape) != 2:
         raise ValueError(f"g2net_cnn needs a (channels, samples) input, got shape {input_shape}")
     inputs = keras.Input(shape=input_shape, name=hp.input_feature, dtype="float32")

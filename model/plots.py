@@ -20,7 +20,6 @@ from model import metrics as M
 logger = logging.getLogger(__name__)
 
 _SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
-PLOT_NAMES = ("dashboard", "learning_curves", "roc_curve", "pr_curve", "confusion_matrix", "score_hist")
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,24 @@
-"""``sigforge predict``: score raw G2Net ``.npy`` files with a trained run, through the training preprocessing.
+"""``sigforge predict``: score raw input files with a trained run, through the training preprocessing.
 
 Train/serve parity: a raw file goes through exactly what its training examples went through, with the saved
 artifacts, not a re-implementation::
 
-    raw .npy bytes -> transforms.strain.preprocess_npy_batch          validation + the dataset's bandpass
-                      (settings from DATA/manifest.json "config".build: sample rate, shape, band, order)
-      -> raw tf.Example (uid, target_id, label, float32 strain bytes)  beam_pipelines.records.encode_example
-      -> tf.io.parse_example with transforms.recipes.g2net.preprocessing.raw_feature_spec
-      -> the SAVED tf.Transform graph DATA/stats/transform_fn           train average PSD, whitening, Tukey,
-                                                                       train channel mean/std (all baked in)
+    raw file bytes -> the dataset recipe's serving step               validation + the build stage's preprocessing
+                      (Recipe.serving, e.g. G2NetServing)              (settings from DATA/manifest.json "config",
+                                                                       e.g. the g2net bandpass)
+      -> raw serialized tf.Examples, as the build stage writes them
+      -> tf.io.parse_example with the recipe's raw_feature_spec
+      -> the SAVED tf.Transform graph DATA/stats/transform_fn           the train statistics, all baked in
       -> RUN/{prefix}.keras                                            score in [0, 1]
 
 ``DATA`` is the dataset the run was trained on (``data_dir`` in ``RUN/{prefix}_config.json``) unless
 ``data_dir`` / ``--data`` names another copy; a manifest that differs from the run's is warned about. The id of
-a file is its name without ``.npy`` (the G2Net convention, as in the build stage). At serve time the group and
-label are unknown: ``target_id`` is the id and ``label`` is 0, which the graph only passes through (the label
-selected the PSD examples during analysis; the result is a constant of the saved graph).
+a file is the serving step's ``example_id`` (as in the build stage: for G2Net the file name without ``.npy``); a
+folder is searched for files ending in its ``input_suffix``. A recipe without a serving step has no predict.
 
-Every input is either scored or reported with its reason (``unreadable_npy``, ``wrong_shape``, ``non_finite``,
-``missing``, ``no_npy_files``); a bad file never stops the others. The output CSV has one row per input:
-``id,path,score,error`` (score empty where error is set).
+Every input is either scored or reported with its reason (``unreadable_npy``, ``missing``, ``no_npy_files``, or
+the recipe's rejection, e.g. ``wrong_shape``, ``non_finite``); a bad file never stops the others. The output CSV
+has one row per input: ``id,path,score,error`` (score empty where error is set).
 """
 
 from __future__ import annotations
@@ -38,9 +37,13 @@ import tensorflow as tf
 
 from model.artifacts import RunPaths, read_json, write_text
 from model.cli_common import add_log_level, setup_logging
-from model.config import G2NetCNNConfig, TrainerConfig, config_from_dict
+from model.config import TrainerConfig, config_from_dict
+from model.data import read_manifest, resolve_input_spec
 from model.errors import DatasetError, RunError
-from transforms.config import BuildConfig, ConfigError, DatasetConfig
+from transforms.config import ConfigError, DatasetConfig, validate
+from transforms.contract import STATS_DIR
+from transforms.recipes import get_recipe
+from transforms.recipes.base import Serving
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ NO_NPY_FILES = "no_npy_files"
 
 @dataclass(frozen=True)
 class Prediction:
-    """One input: its id (file name without ``.npy``), path, and either a score or an error message."""
+    """One input: its id (the serving step's ``example_id``), path, and either a score or an error message."""
 
     id: str
     path: str
@@ -76,18 +79,13 @@ class PredictResult:
         return [(r.path, r.error) for r in self.rows if r.error is not None]
 
 
-def file_id(path: str) -> str:
-    """``train/0/0/0/000a5b6e5c.npy`` -> ``000a5b6e5c`` (as ``beam_pipelines.build_g2net.sample_id``)."""
-    name = posixpath.basename(path)
-    return name[: -len(".npy")] if name.endswith(".npy") else name
-
-
-def list_inputs(inputs: Sequence[str]) -> list[Prediction]:
+def list_inputs(inputs: Sequence[str], serving: Serving) -> list[Prediction]:
     """One row per file to score (no score, no error yet) or per unusable input (error set), in input order.
 
-    A file is taken as is, a folder for every ``*.npy`` below it (sorted); a path that does not exist or a
-    folder without ``.npy`` files becomes an error row.
+    A file is taken as is, a folder for every file below it ending in ``serving.input_suffix`` (sorted); a path
+    that does not exist or a folder without such files becomes an error row.
     """
+    suffix, example_id = serving.input_suffix, serving.example_id
     rows: list[Prediction] = []
     for path in inputs:
         if tf.io.gfile.isdir(path):
@@ -95,34 +93,36 @@ def list_inputs(inputs: Sequence[str]) -> list[Prediction]:
                 posixpath.join(folder, name)
                 for folder, _, names in tf.io.gfile.walk(path)
                 for name in names
-                if name.endswith(".npy")
+                if name.endswith(suffix)
             )
             if not found:
-                rows.append(Prediction(file_id(path.rstrip("/")), path, error=f"{NO_NPY_FILES}: no .npy file below"))
-            rows += [Prediction(file_id(f), f) for f in found]
+                rows.append(Prediction(example_id(path), path, error=f"{NO_NPY_FILES}: no {suffix} file below"))
+            rows += [Prediction(example_id(f), f) for f in found]
         elif tf.io.gfile.exists(path):
-            rows.append(Prediction(file_id(path), path))
+            rows.append(Prediction(example_id(path), path))
         else:
-            rows.append(Prediction(file_id(path), path, error=f"{MISSING}: no such file or folder"))
+            rows.append(Prediction(example_id(path), path, error=f"{MISSING}: no such file or folder"))
     return rows
 
 
 def dataset_config(data_dir: str) -> tuple[DatasetConfig, str]:
     """(DatasetConfig recorded in ``DATA/manifest.json``, sha256 of the manifest); raises DatasetError."""
-    from model.data import read_manifest
-    from transforms.config import validate
-
     path, sha256, manifest = read_manifest(data_dir)
     if "config" not in manifest:
         raise DatasetError(f"{path} records no dataset config (was the build stage run by sigforge?)")
-    config = validate(DatasetConfig, manifest["config"], f"{path} 'config'")
-    if config.recipe != "g2net":
-        raise DatasetError(f"{data_dir} is a '{config.recipe}' dataset; predict scores raw .npy strain (g2net)")
-    return config, sha256
+    return validate(DatasetConfig, manifest["config"], f"{path} 'config'"), sha256
+
+
+def serving_step(config: DatasetConfig, data_dir: str) -> Serving:
+    """The predict step of the dataset's recipe; DatasetError naming the recipe when it has none."""
+    serving = get_recipe(config.recipe).serving
+    if serving is None:
+        raise DatasetError(f"recipe '{config.recipe}' has no predict step (dataset {data_dir})")
+    return serving
 
 
 class Predictor:
-    """A run's model, its dataset's build settings and saved transform graph, loaded once.
+    """A run's model, its dataset's recipe, build settings and saved transform graph, loaded once.
 
     Args:
       run_dir: run folder written by ``model.train`` (holds one ``*_config.json`` and the ``.keras`` model).
@@ -146,59 +146,52 @@ class Predictor:
         if "config" not in saved:
             raise RunError(f"{self.paths.config} has no 'config' entry")
         self.trainer: TrainerConfig = config_from_dict(saved["config"], self.paths.config)
-        if not isinstance(self.trainer.model, G2NetCNNConfig):
-            raise RunError(f"run {run_dir} is not a strain model (architecture {self.trainer.model.architecture})")
         self.data_dir = data_dir or saved.get("data_dir")
         if not self.data_dir:
             raise RunError(f"{self.paths.config} records no data_dir; pass --data DATA")
         if not tf.io.gfile.isdir(self.data_dir):
             origin = "--data" if data_dir else f"the run's training data (data_dir in {self.paths.config})"
             raise DatasetError(f"dataset folder {self.data_dir} ({origin}) does not exist; pass --data DATA")
-        dataset, sha256 = dataset_config(self.data_dir)
-        self.build: BuildConfig = dataset.build
+        self.dataset, sha256 = dataset_config(self.data_dir)
+        self.recipe = get_recipe(self.dataset.recipe)
+        self.serving = serving_step(self.dataset, self.data_dir)
         if sha256 != saved.get("manifest", {}).get("sha256"):
             logger.warning(
                 "the manifest of %s differs from the one run %s was trained on: its statistics may differ",
                 self.data_dir,
                 self.paths.prefix,
             )
-        stats = posixpath.join(self.data_dir, "stats")
-        if not tf.io.gfile.isdir(posixpath.join(stats, "transform_fn")):
+        stats = posixpath.join(self.data_dir, STATS_DIR)
+        if not tf.io.gfile.isdir(posixpath.join(stats, tft.TFTransformOutput.TRANSFORM_FN_DIR)):
             raise DatasetError(f"{stats}/transform_fn is missing: run the analyze stage on {self.data_dir}")
+        output = tft.TFTransformOutput(stats)
+        # The run's network must take what this dataset's graph produces (the architecture's input check).
+        resolve_input_spec(output.transformed_feature_spec(), self.trainer, f"the transformed feature spec of {stats}")
+        self._raw_spec = self.recipe.raw_feature_spec(self.dataset)
         # The transform graph is a TF1 SavedModel (analyze runs tf.Transform with force_tf_compat_v1); in eager
         # mode TFTransformOutput applies it through its Keras layer, which loads it once.
-        self._transform = tft.TFTransformOutput(stats).transform_features_layer()
+        self._transform = output.transform_features_layer()
         if not tf.io.gfile.exists(self.paths.model):
             raise RunError(f"saved model {self.paths.model} is missing")
         self.model = keras.saving.load_model(self.paths.model, compile=False)
         self.batch_size = batch_size or self.trainer.data.eval_batch
         logger.info(
-            "predict: model %s, transform %s, bandpass %s-%s Hz order %d",
+            "predict: model %s, transform %s, recipe %s: %s",
             self.paths.model,
             stats,
-            self.build.bandpass.low_hz,
-            self.build.bandpass.high_hz,
-            self.build.bandpass.order,
+            self.recipe.name,
+            self.serving.describe(self.dataset),
         )
 
-    def preprocess(self, datas: Sequence[bytes]) -> list[np.ndarray | Exception]:
-        """Build-stage preprocessing of raw ``.npy`` bytes: bandpassed ``(n_channels, n_samples)`` float32, or
-        the ``RejectedInput`` of a bad file, in place (``transforms.strain.preprocess_npy_batch``)."""
-        from transforms.recipes.g2net.strain import preprocess_for_build
+    def serve(self, items: Sequence[tuple[str, bytes]]) -> list[bytes | Exception]:
+        """(id, raw file bytes) -> the raw serialized tf.Example the build stage would write, or the exception
+        (``RejectedInput``) saying why that file is unusable, in place (the recipe's serving step)."""
+        return self.serving.serve_examples(self.dataset, list(items))
 
-        return preprocess_for_build(list(datas), self.build)
-
-    def transform(self, ids: Sequence[str], strains: Sequence[np.ndarray]) -> dict[str, tf.Tensor]:
-        """Bandpassed strains -> raw tf.Examples (as the build stage writes them) -> the saved transform graph.
-
-        Returns the transformed features: ``strain`` float32 ``(batch, n_channels, n_samples)``, ``uid``,
-        ``target_id``, ``label``.
-        """
-        from transforms.contract import STRAIN, encode_example
-        from transforms.recipes.g2net.preprocessing import raw_feature_spec
-
-        serialized = [encode_example(i, i, 0, {STRAIN: s}) for i, s in zip(ids, strains, strict=True)]
-        raw = tf.io.parse_example(tf.constant(serialized), raw_feature_spec())
+    def transform(self, serialized: Sequence[bytes]) -> dict[str, tf.Tensor]:
+        """Raw serialized tf.Examples -> the saved transform graph: the transformed features (the model's inputs,
+        ``uid``, ``target_id``, ``label``), batched."""
+        raw = tf.io.parse_example(tf.constant(list(serialized)), self._raw_spec)
         return dict(self._transform(raw))
 
     def score(self, features: dict[str, tf.Tensor]) -> np.ndarray:
@@ -215,26 +208,26 @@ class Predictor:
 
     def _predict_batch(self, paths: Sequence[str]) -> list[Prediction]:
         results: dict[int, Prediction] = {}
-        readable, datas = [], []
+        ids = [self.serving.example_id(path) for path in paths]
+        readable, items = [], []
         for index, path in enumerate(paths):
             try:
                 with tf.io.gfile.GFile(path, "rb") as handle:
-                    datas.append(handle.read())
+                    items.append((ids[index], handle.read()))
                 readable.append(index)
             except (OSError, tf.errors.OpError) as error:
-                results[index] = Prediction(file_id(path), path, error=f"unreadable_npy: cannot read file: {error}")
-        valid_ids, valid_index, strains = [], [], []
-        for index, result in zip(readable, self.preprocess(datas), strict=True):
-            if isinstance(result, np.ndarray):
-                valid_index.append(index)
-                valid_ids.append(file_id(paths[index]))
-                strains.append(result)
+                results[index] = Prediction(ids[index], path, error=f"unreadable_npy: cannot read file: {error}")
+        valid_index, examples = [], []
+        for index, result in zip(readable, self.serve(items), strict=True):
+            if isinstance(result, Exception):
+                results[index] = Prediction(ids[index], paths[index], error=str(result))
             else:
-                results[index] = Prediction(file_id(paths[index]), paths[index], error=str(result))
-        if strains:
-            scores = self.score(self.transform(valid_ids, strains))
-            for index, uid, value in zip(valid_index, valid_ids, scores, strict=True):
-                results[index] = Prediction(uid, paths[index], score=float(value))
+                valid_index.append(index)
+                examples.append(result)
+        if examples:
+            scores = self.score(self.transform(examples))
+            for index, value in zip(valid_index, scores, strict=True):
+                results[index] = Prediction(ids[index], paths[index], score=float(value))
         for index in sorted(results):
             if results[index].error is not None:
                 logger.error("predict: %s: %s", paths[index], results[index].error)
@@ -244,14 +237,14 @@ class Predictor:
 def predict(
     run_dir: str, inputs: Sequence[str], data_dir: str | None = None, batch_size: int | None = None
 ) -> PredictResult:
-    """Scores raw ``.npy`` files (paths or folders searched recursively) with the run in ``run_dir``.
+    """Scores raw input files (paths, or folders searched recursively) with the run in ``run_dir``.
 
     Returns a :class:`PredictResult`: ``.scores`` lists ``(id, score)`` of the scored files, ``.errors``
     ``(path, "reason: detail")`` of the others, ``.rows`` both in input order. Raises RunError, DatasetError or
     ConfigError when the run or dataset is unusable.
     """
     predictor = Predictor(run_dir, data_dir, batch_size)
-    entries = list_inputs(inputs)
+    entries = list_inputs(inputs, predictor.serving)
     for row in entries:
         if row.error is not None:
             logger.error("predict: %s: %s", row.path, row.error)
@@ -301,9 +294,10 @@ def run_predict(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m model.predict",
-        description="Score raw G2Net .npy files with a trained run through the training preprocessing: the "
-        "dataset's bandpass, its saved tf.Transform graph (train PSD and statistics) and the saved model. Exit "
-        "code 0: all scored; 1: some inputs could not be scored (error column); 2: unusable run or dataset.",
+        description="Score raw input files with a trained run through the training preprocessing: the dataset "
+        "recipe's build step (e.g. the g2net bandpass), its saved tf.Transform graph (train statistics) and the "
+        "saved model. Exit code 0: all scored; 1: some inputs could not be scored (error column); 2: unusable run "
+        "or dataset.",
     )
     parser.add_argument("--run", required=True, help="run folder written by `sigforge train` / model.train")
     parser.add_argument(
@@ -311,8 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="inputs",
         required=True,
         nargs="+",
-        metavar="NPY_OR_DIR",
-        help="raw .npy files (3, 4096) and/or folders searched recursively for *.npy (local or gs://)",
+        metavar="FILE_OR_DIR",
+        help="raw input files (G2Net: .npy strain (3, 4096)) and/or folders searched recursively for the "
+        "recipe's input files (local or gs://)",
     )
     parser.add_argument("--out", default=None, help="output CSV id,path,score,error (default: stdout)")
     parser.add_argument(

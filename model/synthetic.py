@@ -1,6 +1,6 @@
 """A tiny normalized dataset that follows the dataset-folder contract, for tests and trainer smoke runs.
 
-It stands in for the pipeline's output (ARCHITECTURE.md section 3): ``manifest.json``, tf.Transform
+It stands in for the pipeline's output (docs/ARCHITECTURE.md section 3): ``manifest.json``, tf.Transform
 ``stats/transformed_metadata``, ``norm/{split}/norm_{split}_shard_0001-NNNN.tfrecord`` and
 ``data_tbl_0001-NNNN.csv`` (uid,target_id,label,shard,snr). Values are standard normal noise; positives carry a
 planted signal whose amplitude grows with their ``snr`` column, so a small model can learn it.
@@ -16,6 +16,20 @@ from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
+
+from transforms.contract import (
+    BASE_COLUMNS,
+    LABEL,
+    MANIFEST,
+    NORM_DIR,
+    STATS_DIR,
+    STRAIN,
+    TARGET_ID,
+    UID,
+    norm_prefix,
+    shard_name,
+    table_name,
+)
 
 DEFAULT_COUNTS = {"train": 64, "val": 32, "test": 32}
 
@@ -50,31 +64,32 @@ def write_fake_dataset(
       signal_scale: planted signal amplitude per unit of SNR (positives' SNR is uniform in [2, 20]).
       with_tables: also write the data-table CSVs.
     """
-    float_features = dict(float_features or {"strain": (3, 4096)})
+    float_features = dict(float_features or {STRAIN: (3, 4096)})
     counts = dict(counts or DEFAULT_COUNTS)
     rng = np.random.default_rng(seed)
     spec = {name: tf.io.FixedLenFeature(list(shape), tf.float32) for name, shape in float_features.items()}
     spec.update(
-        uid=tf.io.FixedLenFeature([], tf.string),
-        target_id=tf.io.FixedLenFeature([], tf.string),
-        label=tf.io.FixedLenFeature([], tf.int64),
+        {
+            UID: tf.io.FixedLenFeature([], tf.string),
+            TARGET_ID: tf.io.FixedLenFeature([], tf.string),
+            LABEL: tf.io.FixedLenFeature([], tf.int64),
+        }
     )
     manifest = {"name": "synthetic", "splits": {}, "features": {k: list(v) for k, v in float_features.items()}}
     for split, n_examples in counts.items():
-        directory = posixpath.join(out_dir, "norm", split)
+        directory = posixpath.join(out_dir, NORM_DIR, split)
         tf.io.gfile.makedirs(directory)
-        writers, rows = [], [[] for _ in range(shards_per_split)]
-        names = [f"{i:04d}-{shards_per_split:04d}" for i in range(1, shards_per_split + 1)]
-        for tag in names:
-            writers.append(tf.io.TFRecordWriter(posixpath.join(directory, f"norm_{split}_shard_{tag}.tfrecord")))
+        rows = [[] for _ in range(shards_per_split)]
+        names = [shard_name(norm_prefix(split), i, shards_per_split) for i in range(shards_per_split)]
+        writers = [tf.io.TFRecordWriter(posixpath.join(directory, name)) for name in names]
         for i in range(n_examples):
             label = i % 2
             uid = f"{split}-{i:05d}"
             snr = float(rng.uniform(2.0, 20.0)) if label else 0.0
             feature = {
-                "uid": tf.train.Feature(bytes_list=tf.train.BytesList(value=[uid.encode()])),
-                "target_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"t{uid}".encode()])),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                UID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[uid.encode()])),
+                TARGET_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"t{uid}".encode()])),
+                LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
             }
             for name, shape in float_features.items():
                 values = rng.standard_normal(shape)
@@ -85,19 +100,19 @@ def write_fake_dataset(
                 )
             shard = i % shards_per_split
             writers[shard].write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-            rows[shard].append([uid, f"t{uid}", label, f"norm_{split}_shard_{names[shard]}.tfrecord", snr or ""])
+            rows[shard].append([uid, f"t{uid}", label, names[shard], snr or ""])
         for writer in writers:
             writer.close()
         if with_tables:
-            for tag, shard_rows in zip(names, rows, strict=True):
+            for index, shard_rows in enumerate(rows):
                 buffer = io.StringIO()
                 table = csv.writer(buffer, lineterminator="\n")
-                table.writerow(["uid", "target_id", "label", "shard", "snr"])
+                table.writerow([*BASE_COLUMNS, "snr"])
                 table.writerows(shard_rows)
-                with tf.io.gfile.GFile(posixpath.join(directory, f"data_tbl_{tag}.csv"), "w") as handle:
+                with tf.io.gfile.GFile(posixpath.join(directory, table_name(index, shards_per_split)), "w") as handle:
                     handle.write(buffer.getvalue())
         manifest["splits"][split] = {"examples": n_examples, "positives": n_examples // 2}
-    write_transformed_metadata(posixpath.join(out_dir, "stats"), spec)
+    write_transformed_metadata(posixpath.join(out_dir, STATS_DIR), spec)
     total = sum(counts.values())
     manifest["stages"] = {
         "normalize": {
@@ -107,7 +122,7 @@ def write_fake_dataset(
             "splits": {split: {"seen": n, "examples": n} for split, n in counts.items()},
         }
     }
-    with tf.io.gfile.GFile(posixpath.join(out_dir, "manifest.json"), "w") as handle:
+    with tf.io.gfile.GFile(posixpath.join(out_dir, MANIFEST), "w") as handle:
         handle.write(json.dumps(manifest, indent=2))
     return out_dir
 

@@ -17,10 +17,23 @@ from apache_beam.io.tfrecordio import _TFRecordUtil
 from tensorflow.core.example import example_pb2
 
 from beam_pipelines import manifest
-from beam_pipelines.shards import BASE_COLUMNS, format_table, num_shards_for, shard_name, shard_of, table_name
+from beam_pipelines.shards import format_table, num_shards_for, shard_of
 from transforms.config import DatasetConfig, load_config
-from transforms.contract import STRAIN, decode_array, decode_example
-from transforms.splitting import SPLITS
+from transforms.contract import (
+    BASE_COLUMNS,
+    NORM_DIR,
+    SPLIT_DIR,
+    SPLITS,
+    STRAIN,
+    TABLE_PATTERN,
+    decode_array,
+    decode_example,
+    norm_prefix,
+    shard_name,
+    shard_pattern,
+    split_prefix,
+    table_name,
+)
 
 NORM_PER_SHARD = 4
 _CACHE: dict[str, Path] = {}
@@ -75,21 +88,21 @@ def write_stand_in_stages(out: Path) -> None:
     run = manifest.begin_stage(str(out), "normalize", overwrite=False, requires="analyze")
     counts = {}
     for split in SPLITS:
-        source = out / "split" / split
-        records = [r for shard in sorted(source.glob(f"{split}_shard_*.tfrecord")) for r in read_records(shard)]
+        source = out / SPLIT_DIR / split
+        records = [r for shard in sorted(source.glob(shard_pattern(split_prefix(split)))) for r in read_records(shard)]
         columns, rows = [], []
-        for table in sorted(source.glob("data_tbl_*.csv")):
+        for table in sorted(source.glob(TABLE_PATTERN)):
             columns, table_rows = read_table(table)
             rows += table_rows
         by_uid = {row["uid"]: row for row in rows}
         total = num_shards_for(len(records), NORM_PER_SHARD)
-        folder = Path(run.tmp_path(f"norm/{split}"))
+        folder = Path(run.tmp_path(f"{NORM_DIR}/{split}"))
         folder.mkdir(parents=True)
         shards: list[list[tuple[str, bytes]]] = [[] for _ in range(total)]
         for record in records:
             uid = decode_example(record).features.feature["uid"].bytes_list.value[0].decode()
             shards[shard_of(uid, total)].append((uid, norm_example(record)))
-        prefix = f"norm_{split}"
+        prefix = norm_prefix(split)
         for index, members in enumerate(shards):
             members.sort()
             name = shard_name(prefix, index, total)
@@ -109,7 +122,7 @@ def write_stand_in_stages(out: Path) -> None:
 
 def build_dataset(raw: Path, out: Path, recipe: str = "run_configs/demo.yaml", normalize: bool = True) -> Path:
     """Runs build + split (+ the stand-in analyze/normalize) on ``raw`` into ``out``."""
-    from beam_pipelines.recipes.g2net import run_build
+    from beam_pipelines.stages.build import run_build
     from beam_pipelines.stages.split import run_split
 
     config = load_config(DatasetConfig, recipe, ["build.examples_per_shard=20", "split.examples_per_shard=10"])

@@ -18,7 +18,9 @@ from dataset_fixture import (
     write_table,
 )
 
-from beam_pipelines import audit
+from beam_pipelines import fs as beam_fs
+from beam_pipelines.audit import run_audit
+from transforms import audit, gfile_io
 from transforms.contract import example_keys
 
 
@@ -72,18 +74,19 @@ def test_count_records_detects_truncation(tmp_path):
 # ---- clean datasets ----------------------------------------------------------------------------------------------
 
 
-def test_clean_dataset_has_no_problems(clean, caplog):
-    assert audit.audit_dataset(str(clean)) == []
-    assert audit.audit_dataset(str(clean), group_column="source_id") == []
-    with caplog.at_level(logging.INFO, logger="beam_pipelines.audit"):
-        assert audit.run_audit(str(clean)) == 0
+@pytest.mark.parametrize("fs", [gfile_io, beam_fs], ids=["gfile", "beam"])
+def test_clean_dataset_has_no_problems(clean, caplog, fs):
+    assert audit.audit_dataset(str(clean), fs=fs) == []
+    assert audit.audit_dataset(str(clean), group_column="source_id", fs=fs) == []
+    with caplog.at_level(logging.INFO, "transforms.audit"), caplog.at_level(logging.INFO, "beam_pipelines.audit"):
+        assert run_audit(str(clean)) == 0
     assert "stage filter has not run" in caplog.text
     assert "is clean" in caplog.text
 
 
 def test_partial_dataset_audits_only_the_stages_run(g2net_raw, tmp_path, caplog):
     out = build_dataset(g2net_raw, tmp_path / "ds", normalize=False)
-    with caplog.at_level(logging.INFO, logger="beam_pipelines.audit"):
+    with caplog.at_level(logging.INFO, logger="transforms.audit"):
         assert audit.audit_dataset(str(out)) == []
     for stage in ("analyze", "normalize", "filter"):
         assert f"stage {stage} has not run" in caplog.text
@@ -108,7 +111,7 @@ def test_naive_split_leaks_sources_only_the_group_audit_sees(g2net_raw, tmp_path
     problems = audit.audit_dataset(str(out), group_column="source_id")
     assert sorted(p.split("'")[1] for p in _matching(problems, "split: source_id")) == leaked
     assert len(problems) == len(leaked)
-    assert audit.run_audit(str(out), group_column="source_id") == 1
+    assert run_audit(str(out), group_column="source_id") == 1
 
 
 # ---- constructed defects -----------------------------------------------------------------------------------------

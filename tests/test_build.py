@@ -16,10 +16,13 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import manifest
 from beam_pipelines.recipes import g2net as build_g2net
-from transforms.config import BuildConfig, ConfigError, DatasetConfig, load_config
+from beam_pipelines.recipes.inputs import SEEN, ParseCsvFn
+from beam_pipelines.stages.build import run_build
+from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.contract import decode_array, decode_example
 from transforms.recipes.g2net import signal
 from transforms.recipes.g2net import strain as strain_lib
+from transforms.recipes.g2net.config import G2NetConfig
 
 
 def _npy_bytes(array) -> bytes:
@@ -72,7 +75,7 @@ def test_parse_label_rejects_non_integers(text):
 
 
 def test_resolve_join_reasons():
-    cfg = BuildConfig()
+    cfg = G2NetConfig()
     row = {"id": "a", "target": "1"}
     ok = build_g2net.resolve_join("a", ["/x/a.npy"], [row], cfg)
     assert (ok.uid, ok.path, ok.label, ok.target_id) == ("a", "/x/a.npy", 1, "a")
@@ -98,8 +101,8 @@ def test_parse_csv_dofn_splits_rows_and_rejects():
         parsed = (
             p
             | beam.Create(["a,1,s1", "b,0,b", "broken,row"])
-            | beam.ParDo(build_g2net._ParseCsvFn(header, "id", "labels")).with_outputs(
-                build_g2net.REJECTED, build_g2net.SEEN, main="rows"
+            | beam.ParDo(ParseCsvFn("build", header, "id", "labels")).with_outputs(
+                build_g2net.REJECTED, SEEN, main="rows"
             )
         )
         assert_that(
@@ -120,7 +123,7 @@ def test_parse_csv_dofn_splits_rows_and_rejects():
 
 
 def test_resolve_join_dofn_under_test_pipeline():
-    cfg = BuildConfig(group_column="source_id")
+    cfg = G2NetConfig(group_column="source_id")
     grouped = [
         (
             "a",
@@ -134,7 +137,7 @@ def test_resolve_join_dofn_under_test_pipeline():
             p
             | beam.Create(grouped)
             | beam.ParDo(build_g2net._ResolveJoinFn(cfg)).with_outputs(
-                build_g2net.REJECTED, build_g2net.SEEN, main="candidates"
+                build_g2net.REJECTED, SEEN, main="candidates"
             )
         )
         assert_that(
@@ -147,7 +150,7 @@ def test_resolve_join_dofn_under_test_pipeline():
             equal_to([("b", strain_lib.LABEL_WITHOUT_FILE)]),
             label="Rejected",
         )
-        assert_that(out[build_g2net.SEEN], equal_to(["a", "b"]), label="Seen")
+        assert_that(out[SEEN], equal_to(["a", "b"]), label="Seen")
 
 
 # ---- end to end --------------------------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ def built(g2net_raw, tmp_path_factory):
         "run_configs/demo.yaml",
         ["build.examples_per_shard=20"],
     )
-    result = build_g2net.run_build(config, str(raw), str(out))
+    result = run_build(config, str(raw), str(out))
     return {"out": out, "raw": raw, "n_clean": n_clean, "manifest": result, "config": config}
 
 
@@ -287,20 +290,20 @@ def test_build_data_tables_list_every_example_with_truth(built):
 def test_build_manifest_and_atomic_publish(built):
     out = built["out"]
     data = json.loads((out / "manifest.json").read_text())
-    assert data["config"]["build"]["group_column"] == "source_id"
+    assert data["config"]["g2net"]["group_column"] == "source_id" and "tce" not in data["config"]
     assert data["versions"]["apache-beam"] and "completed_at" in data["stages"]["build"]
     assert not list(out.glob(".tmp_*"))
 
 
 def test_rerun_without_overwrite_is_refused_before_work(built):
     with pytest.raises(manifest.StageError, match="--overwrite"):
-        build_g2net.run_build(built["config"], str(built["raw"]), str(built["out"]))
+        run_build(built["config"], str(built["raw"]), str(built["out"]))
 
 
 def test_bad_group_column_is_a_config_error(g2net_raw, tmp_path):
-    config = load_config(DatasetConfig, "run_configs/g2net.yaml", ["build.group_column=star"])
-    with pytest.raises(ConfigError, match="build.group_column"):
-        build_g2net.run_build(config, str(g2net_raw), str(tmp_path / "ds"))
+    config = load_config(DatasetConfig, "run_configs/g2net.yaml", ["g2net.group_column=star"])
+    with pytest.raises(ConfigError, match="g2net.group_column"):
+        run_build(config, str(g2net_raw), str(tmp_path / "ds"))
     assert not (tmp_path / "ds").exists()
 
 

@@ -14,11 +14,12 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import manifest
-from beam_pipelines.recipes import g2net as build_g2net
 from beam_pipelines.stages import analyze, normalize, split
+from beam_pipelines.stages.build import run_build
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import encode_example, example_keys
 from transforms.recipes.g2net import preprocessing, signal
+from transforms.recipes.g2net.recipe import strain_params
 from transforms.splitting import SPLITS, assign_split, bucket_of
 
 
@@ -117,7 +118,7 @@ def chain(g2net_raw_k3, tmp_path_factory):
             "split.fractions={train: 0.6, val: 0.2, test: 0.2}",
         ],
     )
-    build_g2net.run_build(config, str(g2net_raw_k3), str(out))
+    run_build(config, str(g2net_raw_k3), str(out))
     split.run_split(config, str(out))
     analyze.run_analyze(config, str(out))
     result = normalize.run_normalize(config, str(out))
@@ -139,7 +140,7 @@ def test_split_has_no_target_overlap_and_counts_match(chain):
 
 def test_analyze_stats_equal_numpy_oracle(chain):
     out, config = chain["out"], chain["config"]
-    params = analyze.strain_params(config)
+    params = strain_params(config)
     spec = preprocessing.raw_feature_spec()
     train = _parse(sorted((out / "split" / "train").glob("train_shard_*.tfrecord")), spec)
     x = np.stack([np.frombuffer(e["strain"], "<f4").reshape(3, 4096).astype(np.float64) for e in train])
@@ -159,7 +160,7 @@ def test_analyze_stats_equal_numpy_oracle(chain):
 
 def test_normalized_shards_match_numpy_reference(chain):
     out, config = chain["out"], chain["config"]
-    params = analyze.strain_params(config)
+    params = strain_params(config)
     stats = dict(np.load(out / "stats" / "train_stats.npz"))
     raw_spec = preprocessing.raw_feature_spec()
     norm_spec = {
@@ -235,11 +236,11 @@ def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
     config = load_config(DatasetConfig, "run_configs/g2net.yaml")
     out = tmp_path / "ds"
     with pytest.raises(Exception, match="worker killed"):
-        build_g2net.run_build(config, str(g2net_raw), str(out))
+        run_build(config, str(g2net_raw), str(out))
     assert not (out / "tfrecords").exists()
     assert manifest.read_manifest(str(out))["stages"] == {}
     monkeypatch.setattr(strain_lib, "preprocess_npy_batch", original)
-    build_g2net.run_build(config, str(g2net_raw), str(out))  # a rerun cleans the stale .tmp_ and succeeds
+    run_build(config, str(g2net_raw), str(out))  # a rerun cleans the stale .tmp_ and succeeds
     assert (out / "tfrecords").is_dir() and not list(out.glob(".tmp_*"))
 
 

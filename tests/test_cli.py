@@ -40,10 +40,10 @@ def test_bad_config_key_refused_before_any_work(tmp_path, caplog, g2net_raw):
     out = tmp_path / "ds"
     code = cli.main(
         ["build", "--config", "run_configs/g2net.yaml", "--input", str(g2net_raw), "--output", str(out)]
-        + ["--set", "build.bandpas.low_hz=10"]
+        + ["--set", "g2net.bandpas.low_hz=10"]
     )
     assert code == 2
-    assert "build.bandpas" in caplog.text
+    assert "g2net.bandpas" in caplog.text
     assert not out.exists()
 
 

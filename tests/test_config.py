@@ -20,8 +20,8 @@ def test_shipped_dataset_configs_validate(path):
 def test_demo_extends_g2net():
     demo = load_config(DatasetConfig, "run_configs/demo.yaml")
     base = load_config(DatasetConfig, "run_configs/g2net.yaml")
-    assert demo.build.group_column == "source_id" and base.build.group_column == "id"
-    assert demo.build.bandpass == base.build.bandpass
+    assert demo.g2net.group_column == "source_id" and base.g2net.group_column == "id"
+    assert demo.g2net.bandpass == base.g2net.bandpass
 
 
 def _write(tmp_path, text):
@@ -31,15 +31,15 @@ def _write(tmp_path, text):
 
 
 def test_misspelled_key_is_named_with_suggestion(tmp_path):
-    path = _write(tmp_path, "build:\n  bandpas: {low_hz: 20}\n")
+    path = _write(tmp_path, "g2net:\n  bandpas: {low_hz: 20}\n")
     with pytest.raises(ConfigError) as info:
         load_config(DatasetConfig, path)
-    assert "build.bandpas" in str(info.value) and "did you mean 'bandpass'" in str(info.value)
+    assert "g2net.bandpas" in str(info.value) and "did you mean 'bandpass'" in str(info.value)
 
 
 def test_unknown_nested_key_is_named(tmp_path):
-    path = _write(tmp_path, "build:\n  bandpass: {low_hz: 20, hihg_hz: 400}\n")
-    with pytest.raises(ConfigError, match=r"build\.bandpass\.hihg_hz.*did you mean 'high_hz'"):
+    path = _write(tmp_path, "g2net:\n  bandpass: {low_hz: 20, hihg_hz: 400}\n")
+    with pytest.raises(ConfigError, match=r"g2net\.bandpass\.hihg_hz.*did you mean 'high_hz'"):
         load_config(DatasetConfig, path)
 
 
@@ -55,13 +55,13 @@ def test_fractions_must_sum_to_one():
 
 
 def test_bandpass_order_checked():
-    with pytest.raises(ConfigError, match="build.bandpass"):
-        load_config(DatasetConfig, "run_configs/g2net.yaml", ["build.bandpass.low_hz=600"])
+    with pytest.raises(ConfigError, match="g2net.bandpass"):
+        load_config(DatasetConfig, "run_configs/g2net.yaml", ["g2net.bandpass.low_hz=600"])
 
 
 def test_set_overrides_any_key_and_is_validated():
-    config = load_config(DatasetConfig, "run_configs/g2net.yaml", ["build.bandpass.high_hz=400", "name=x"])
-    assert config.build.bandpass.high_hz == 400 and config.name == "x"
+    config = load_config(DatasetConfig, "run_configs/g2net.yaml", ["g2net.bandpass.high_hz=400", "name=x"])
+    assert config.g2net.bandpass.high_hz == 400 and config.name == "x"
     with pytest.raises(ConfigError, match="split.salty"):
         load_config(DatasetConfig, "run_configs/g2net.yaml", ["split.salty=1"])
 

@@ -4,9 +4,9 @@ One raw sample (``sigforge make-sample g2net RAW --n 250 --seed 0 --signals-per-
 injected into 5 noise draws sharing one ``source_id``) is built twice with the real pipeline
 (``beam_pipelines.pipeline.run_all``), with the same split fractions:
 
-* naive: ``run_configs/g2net.yaml`` (``build.group_column: id``), the split hashes the sample id, so the twins of
+* naive: ``run_configs/g2net.yaml`` (``g2net.group_column: id``), the split hashes the sample id, so the twins of
   a source scatter over train, val and test;
-* grouped: ``run_configs/demo.yaml`` (``build.group_column: source_id``), a source lies in exactly one split.
+* grouped: ``run_configs/demo.yaml`` (``g2net.group_column: source_id``), a source lies in exactly one split.
 
 The model is a deliberate memorizer, deterministic and fast: a template bank made of the normalized train
 positives themselves. A test example's score is its largest normalized correlation with any train positive
@@ -27,9 +27,9 @@ import pytest
 import tensorflow as tf
 
 from beam_pipelines import cli
-from beam_pipelines.audit import audit_dataset
 from beam_pipelines.pipeline import run_all
 from model.metrics import roc_auc
+from transforms.audit import audit_dataset
 from transforms.config import DatasetConfig, load_config
 
 _LOG = logging.getLogger(__name__)

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from transforms.recipes.g2net import detectors, priors, waveform
 from transforms.recipes.g2net import matched_filter as mf
+from transforms.recipes.g2net import noise as gw_noise
 from transforms.recipes.g2net import sample as gw_sample
 
 CFG = mf.MatchedFilterConfig()
@@ -33,14 +35,14 @@ def search(bank, design_psd) -> mf.MatchedFilter:
     return mf.MatchedFilter(bank, design_psd, CFG)
 
 
-def _source(seed: int, network_snr: float | None = None) -> tuple[gw_sample.SourceParams, np.ndarray, np.ndarray]:
+def _source(seed: int, network_snr: float | None = None) -> tuple[waveform.SourceParams, np.ndarray, np.ndarray]:
     """A generator source, its rendered strain (3, 4096) and per-detector optimal SNRs, optionally rescaled."""
-    params, snrs = gw_sample.draw_source(np.random.default_rng(seed), gw_sample.SampleSpec())
+    params, snrs = gw_sample.draw_source(np.random.default_rng(seed), priors.SampleSpec())
     if network_snr is not None:
         factor = network_snr / float(np.sqrt(np.sum(snrs**2)))
         params = replace(params, distance_mpc=params.distance_mpc / factor)
         snrs = snrs * factor
-    return params, gw_sample.render_injection(params), snrs
+    return params, waveform.render_injection(params), snrs
 
 
 # ------------------------------------------------------------------------------------------------ numerics
@@ -68,10 +70,10 @@ def test_true_template_recovers_the_injected_snr(design_psd):
 def test_quadrature_is_the_sine_phase(design_psd):
     """A sine-phase signal filtered with the cosine-phase template lands in Im z: the phase is maximized."""
     t = np.arange(CFG.n_samples) / CFG.fs
-    params = gw_sample.SourceParams(25.0, 15.0, 0.0, 0.0, 0.0, 0.0, 0.0, CFG.tc_ref, 0.0, 500.0)
-    hplus, hcross = gw_sample.inspiral_polarizations(t, params)  # face-on: hx is h+ shifted by 90 degrees
+    params = waveform.SourceParams(25.0, 15.0, 0.0, 0.0, 0.0, 0.0, 0.0, CFG.tc_ref, 0.0, 500.0)
+    hplus, hcross = waveform.inspiral_polarizations(t, params)  # face-on: hx is h+ shifted by 90 degrees
     template = mf.template_spectrum(25.0, 15.0, CFG)[None]
-    optimal = gw_sample.optimal_snr(hcross, design_psd[0])
+    optimal = gw_noise.optimal_snr(hcross, design_psd[0])
     z = mf.complex_snr(np.stack([hcross] * 3), template, design_psd, CFG)[0, 0, 0]
     assert abs(z) == pytest.approx(optimal, rel=0.01)
     assert abs(z.real) < 0.02 * abs(z)
@@ -163,9 +165,9 @@ def test_bank_search_recovers_noise_free_injections(search, bank):
         score = search.score(signal)
         assert 0.93 * optimal < score.snr <= optimal * (1 + 1e-6), (seed, score.snr, optimal)
         # Timing: the H1 coalescence time within ~10 ms (it trades off against the chirp mass).
-        delay = float(gw_sample.time_delay_from_geocenter("H1", params.ra, params.dec, params.gmst))
+        delay = float(detectors.time_delay_from_geocenter("H1", params.ra, params.dec, params.gmst))
         assert abs(score.tc - (params.tc + delay)) < 0.012, (score.tc, params.tc + delay)
-        assert abs(gw_sample.chirp_mass(score.m1, score.m2) / params.chirp_mass - 1.0) < 0.1
+        assert abs(waveform.chirp_mass(score.m1, score.m2) / params.chirp_mass - 1.0) < 0.1
 
 
 def test_bank_search_recovers_the_snr_in_noise(search):
@@ -179,7 +181,7 @@ def test_bank_search_recovers_the_snr_in_noise(search):
 def test_high_snr_auc_is_one(search):
     from model.metrics import roc_auc
 
-    spec = gw_sample.SampleSpec(snr_range=(15.0, 20.0))
+    spec = priors.SampleSpec(snr_range=(15.0, 20.0))
     plans = gw_sample.plan_samples(40, seed=9)
     labels, scores = [], []
     for plan in plans:

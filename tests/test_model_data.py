@@ -12,8 +12,9 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from model import train as train_module  # noqa: E402
+from model.augment import augment_strain  # noqa: E402
 from model.config import AugmentConfig, load_trainer_config  # noqa: E402
-from model.data import augment_strain, check_dataset, make_dataset  # noqa: E402
+from model.data import check_dataset, make_dataset  # noqa: E402
 from model.errors import CorruptShardError, DatasetError, FeatureSpecError  # noqa: E402
 from model.synthetic import write_fake_dataset  # noqa: E402
 

@@ -1,6 +1,7 @@
 """GeM pooling, the warmup-cosine schedule, both networks and the trainer config schema."""
 
 import os
+import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -11,7 +12,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model.config import G2NetCNNConfig, MultiBranchCNNConfig, TrainerConfig, load_trainer_config  # noqa: E402
+from model.architectures import ARCHITECTURES, get_architecture  # noqa: E402
+from model.config import (  # noqa: E402
+    G2NetCNNConfig,
+    ModelConfig,
+    MultiBranchCNNConfig,
+    TrainerConfig,
+    load_trainer_config,
+)
 from model.layers import GeMPooling1D, WarmupCosineDecay  # noqa: E402
 from model.networks import build_model  # noqa: E402
 from transforms.config import ConfigError  # noqa: E402
@@ -138,6 +146,17 @@ def test_multibranch_cnn_shapes():
 def test_build_model_names_missing_inputs():
     with pytest.raises(ValueError, match=r"lacks the model inputs \['strain'\]"):
         build_model({"flux": (3, 100)}, TINY_G2NET)
+
+
+def test_architecture_registry_covers_the_config_union():
+    """Every ``model.architecture`` the config accepts has one registry entry (builder + input check), and back."""
+    (union, _discriminator) = typing.get_args(ModelConfig)
+    classes = {cls.model_fields["architecture"].default: cls for cls in typing.get_args(union)}
+    assert {name: a.config_class for name, a in ARCHITECTURES.items()} == classes
+    for name, architecture in ARCHITECTURES.items():
+        assert architecture.name == name and callable(architecture.check_inputs)
+    with pytest.raises(KeyError, match="unknown architecture 'transformer'; registered: g2net_cnn, multibranch_cnn"):
+        get_architecture("transformer")
 
 
 def test_shipped_trainer_configs_load():

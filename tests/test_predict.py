@@ -1,10 +1,10 @@
 """Train/serve parity: ``sigforge predict`` on raw .npy files reproduces the trainer's scores of the same examples.
 
 A small real chain: 48 generated samples -> ``run_all`` (build, split, analyze, normalize) -> a tiny model
-trained by ``model.train.train``. Scoring the raw files of the val and test splits with ``model.predict`` (own
-bandpass call, the saved tf.Transform graph, the saved .keras model) must give the normalized shards' strain and
-the run's ``scores_{val,test}.csv`` to float tolerance. Bad inputs get an error row and do not stop the rest.
-"""
+trained by ``model.train.train``. Scoring the raw files of the val and test splits with ``model.predict`` (the
+recipe's serving step with its own bandpass call, the saved tf.Transform graph, the saved .keras model) must give
+the normalized shards' strain and the run's ``scores_{val,test}.csv`` to float tolerance. Bad inputs get an error
+row and do not stop the rest."""
 
 from __future__ import annotations
 
@@ -13,19 +13,21 @@ import io
 import json
 import logging
 import shutil
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from run_artifacts import read_scores_csv
 
 from beam_pipelines import cli
 from beam_pipelines.pipeline import run_all
 from model import predict as predict_module
-from model.artifacts import read_scores_csv
 from model.errors import DatasetError
 from model.train import train
 from transforms.config import DatasetConfig, load_config
+from transforms.contract import STRAIN, encode_example
 from transforms.recipes.g2net import sample as gw_sample
 
 _LOG = logging.getLogger(__name__)
@@ -88,15 +90,18 @@ def test_predict_features_equal_the_normalized_shards(chain):
     norm = _norm_strain(chain["data"], "test")
     uids = sorted(norm)
     datas = [Path(gw_sample.sample_path(str(chain["raw"]), uid)).read_bytes() for uid in uids]
-    features = predictor.transform(uids, predictor.preprocess(datas))
+    features = predictor.transform(predictor.serve(list(zip(uids, datas, strict=True))))
     assert [u.decode() for u in features["uid"].numpy()] == uids
     strain = features["strain"].numpy()
     expected = np.stack([norm[u] for u in uids])
     _LOG.info("test: max |predict features - normalized shards| = %.3g", np.abs(strain - expected).max())
     np.testing.assert_allclose(strain, expected, rtol=0, atol=TOLERANCE)
     # Without the bandpass the same graph gives other features: the parity above is not vacuous.
-    unfiltered = [np.load(io.BytesIO(d)).astype(np.float32) for d in datas]
-    assert np.abs(predictor.transform(uids, unfiltered)["strain"].numpy() - expected).max() > 0.1
+    unfiltered = [
+        encode_example(u, u, 0, {STRAIN: np.load(io.BytesIO(d)).astype(np.float32)})
+        for u, d in zip(uids, datas, strict=True)
+    ]
+    assert np.abs(predictor.transform(unfiltered)["strain"].numpy() - expected).max() > 0.1
 
 
 def test_predict_cli_scores_a_folder_and_reports_bad_files(chain, tmp_path, caplog):
@@ -156,9 +161,15 @@ def test_predict_refuses_an_unusable_dataset(chain, tmp_path, caplog):
     assert predict_module.predict(str(chain["run"]), [npy], data_dir=str(copy)).scores == original
     # ... and the bandpass really comes from the dataset's manifest: another band, another score (and a warning).
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["config"]["build"]["bandpass"]["low_hz"] = 40.0
+    manifest["config"]["g2net"]["bandpass"]["low_hz"] = 40.0
     (copy / "manifest.json").write_text(json.dumps(manifest))
     caplog.clear()
     (changed,) = predict_module.predict(str(chain["run"]), [npy], data_dir=str(copy)).scores
     assert abs(changed[1] - original[0][1]) > TOLERANCE
     assert "differs from the one run" in caplog.text
+
+
+def test_a_recipe_without_a_serving_step_has_no_predict():
+    with pytest.raises(DatasetError, match=r"recipe 'tce' has no predict step \(dataset DATA\)"):
+        predict_module.serving_step(types.SimpleNamespace(recipe="tce"), "DATA")
+    assert predict_module.serving_step(types.SimpleNamespace(recipe="g2net"), "DATA").input_suffix == ".npy"

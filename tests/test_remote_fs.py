@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.audit import audit_dataset
-from beam_pipelines.recipes import g2net as build_g2net
 from beam_pipelines.stages import split
+from beam_pipelines.stages.build import run_build
+from transforms.audit import audit_dataset
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import example_keys
 from transforms.splitting import SPLITS
@@ -84,7 +84,7 @@ def test_build_and_split_on_an_object_store(bucket, g2net_raw, tmp_path, monkeyp
     config = load_config(DatasetConfig, "run_configs/demo.yaml", OVERRIDES)
     # The same stages on local disk, for the expected content.
     local = tmp_path / "local_ds"
-    build_g2net.run_build(config, str(g2net_raw), str(local))
+    run_build(config, str(g2net_raw), str(local))
     split.run_split(config, str(local))
     workdir = tmp_path / "cwd"
     workdir.mkdir()
@@ -92,7 +92,7 @@ def test_build_and_split_on_an_object_store(bucket, g2net_raw, tmp_path, monkeyp
     raw, out = f"{bucket}/raw", f"{bucket}/datasets/ds"
     _upload(Path(g2net_raw), raw)
 
-    build_g2net.run_build(config, raw, out)
+    run_build(config, raw, out)
     split.run_split(config, out)
 
     assert list(workdir.iterdir()) == [] and not Path("/bucket").exists()  # nothing went to local disk
@@ -104,7 +104,7 @@ def test_build_and_split_on_an_object_store(bucket, g2net_raw, tmp_path, monkeyp
         n for n in remote if not re.fullmatch(r"(.+_shard|data_tbl)_\d{4}-\d{4}\.(tfrecord|csv)", n.split("/")[-1])
     ]
     assert sorted(leftovers) == ["manifest.json", "rejected/build.csv"]  # no .tmp_, part or Beam temp files
-    assert audit_dataset(out, group_column="source_id") == []
+    assert audit_dataset(out, group_column="source_id", fs=fs) == []
     # The same examples and data-table rows as on local disk.
     downloaded = tmp_path / "downloaded"
     for name, data in remote.items():
@@ -117,9 +117,9 @@ def test_build_and_split_on_an_object_store(bucket, g2net_raw, tmp_path, monkeyp
 
     # Existing outputs are found (they are prefixes, not objects): refused without --overwrite ...
     with pytest.raises(manifest.StageError, match="tfrecords/"):
-        build_g2net.run_build(config, raw, out)
+        run_build(config, raw, out)
     # ... and replaced with it, dropping the now stale split.
-    build_g2net.run_build(config, raw, out, overwrite=True)
+    run_build(config, raw, out, overwrite=True)
     assert not [name for name in _relative(out) if name.startswith("split/")]
     assert set(manifest.read_manifest(out)["stages"]) == {"build"}
     assert [name for name in _relative(out) if name.startswith("tfrecords/")]

@@ -20,10 +20,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_pipelines import audit, cli
 from beam_pipelines.recipes import tce as build_tce
 from beam_pipelines.stages import analyze, normalize, split
+from beam_pipelines.stages.build import run_build
 from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.recipes.g2net.strain import MALFORMED_ROW
-from transforms.recipes.tce import lightcurve as lc
-from transforms.recipes.tce import preprocessing
+from transforms.recipes.tce import fits_io, preprocessing, schema, target, tce_table
 from transforms.recipes.tce import sample as tce_sample
 from transforms.splitting import SPLITS, assign_split
 
@@ -101,7 +101,7 @@ def transits_chain(tce_raw, tmp_path_factory):
     raw, _ = tce_raw
     out = tmp_path_factory.mktemp("tce_chain") / "ds"
     config = load_config(DatasetConfig, str(REPO / "run_configs" / "tce_kepler.yaml"), [FRACTIONS])
-    build_tce.run_build_tce(config, str(raw), str(out))
+    run_build(config, str(raw), str(out))
     split.run_split(config, str(out))
     analyze.run_analyze(config, str(out))
     result = normalize.run_normalize(config, str(out))
@@ -115,17 +115,17 @@ def test_build_rejects_each_bad_input_with_its_reason(transits_chain, tce_raw):
         rejected = list(csv.DictReader(handle))
     by_what = {r["uid_or_path"]: r["reason"] for r in rejected}
     expected = {
-        "kplr009000001-q01_llc.fits": lc.UNREADABLE_FITS,
-        "kplr009000002-q01_llc.fits": lc.UNREADABLE_FITS,
-        "kplr007000001-q02_llc.fits": lc.MISSING_COLUMNS,
-        "kplr007000002-q01_llc.fits": lc.LIGHT_CURVE_WITHOUT_TCE,
+        "kplr009000001-q01_llc.fits": schema.UNREADABLE_FITS,
+        "kplr009000002-q01_llc.fits": schema.UNREADABLE_FITS,
+        "kplr007000001-q02_llc.fits": schema.MISSING_COLUMNS,
+        "kplr007000002-q01_llc.fits": schema.LIGHT_CURVE_WITHOUT_TCE,
     }
     for name, reason in expected.items():
         assert [v for k, v in by_what.items() if k.endswith(name)] == [reason], name
-    assert by_what["7000003-1_t_305.5000"] == lc.TRANSIT_IN_GAP
-    assert by_what["8000000-1"] == lc.TCE_WITHOUT_LIGHT_CURVE
+    assert by_what["7000003-1_t_305.5000"] == schema.TRANSIT_IN_GAP
+    assert by_what["8000000-1"] == schema.TCE_WITHOUT_LIGHT_CURVE
     reasons = [r["reason"] for r in rejected]
-    assert reasons.count(lc.BAD_PERIOD) == 2 and reasons.count(MALFORMED_ROW) == 1
+    assert reasons.count(schema.BAD_PERIOD) == 2 and reasons.count(MALFORMED_ROW) == 1
     stage = result["stages"]["build"]
     assert stage["seen"] == stage["written"] + stage["rejected"] and stage["rejected"] == len(rejected)
     assert stage["files_matched"] == 8 + 6 and stage["tce_rows"] == len(rows) + 6
@@ -241,7 +241,7 @@ def test_cap_per_group_keys_on_the_tce_uid():
     records = []
     for i in range(24):
         arrays = {"flux_window": np.zeros(3)}
-        example = lc.TceExample(f"u{i}", "star", f"star-{i % 3}", 0, arrays, {})
+        example = schema.TceExample(f"u{i}", "star", f"star-{i % 3}", 0, arrays, {})
         records.append(build_tce.encode_tce_example(example))
     with TestPipeline(runner=FnApiRunner()) as p:
         kept = (
@@ -261,7 +261,7 @@ def test_bad_column_mapping_is_refused_before_any_work(tce_raw, tmp_path):
     raw, _ = tce_raw
     config = load_config(DatasetConfig, str(REPO / "run_configs" / "tce_kepler.yaml"), ["tce.columns.period=P"])
     with pytest.raises(ConfigError, match="tce.columns.period"):
-        build_tce.run_build_tce(config, str(raw), str(tmp_path / "ds"))
+        run_build(config, str(raw), str(tmp_path / "ds"))
     assert not (tmp_path / "ds").exists()
 
 
@@ -288,9 +288,9 @@ def test_sample_transits_have_their_injected_depth_and_duration(tmp_path):
         depth, duration = float(row["transit_depth"]), float(row["tce_duration"])
         assert 100 <= depth <= 10000 and 1 <= duration <= 15
         paths = [p for p in summary["paths"] if f"kplr{int(row['target_id']):09d}" in p]
-        curves = [lc.read_light_curve(Path(p).read_bytes(), p, cfg) for p in paths]
-        tces = [lc.parse_tce(r, cfg) for r in rows if r["target_id"] == row["target_id"]]
-        examples, _ = lc.process_target(row["target_id"], curves, tces, cfg)
+        curves = [fits_io.read_light_curve(Path(p).read_bytes(), p, cfg) for p in paths]
+        tces = [tce_table.parse_tce(r, cfg) for r in rows if r["target_id"] == row["target_id"]]
+        examples, _ = target.process_target(row["target_id"], curves, tces, cfg)
         uid = f"{row['target_id']}-{row['tce_plnt_num']}"
         windows = [e.arrays["flux_window"] for e in examples if e.tce_uid == uid and e.row["kind"] == "transit"]
         if depth < 1000 or not windows:
@@ -314,7 +314,7 @@ def test_kepler90_runs_end_to_end(tmp_path):
     assert cli.main(["audit", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     build = manifest["stages"]["build"]
-    assert (build["written"], build["rejected_by_reason"]) == (12, {lc.NO_TRANSIT_OBSERVED: 4})
+    assert (build["written"], build["rejected_by_reason"]) == (12, {schema.NO_TRANSIT_OBSERVED: 4})
     splits = {s: v["examples"] for s, v in manifest["stages"]["split"]["splits"].items()}
     assert sorted(splits.values()) == [0, 0, 12]  # the whole star lands in one split
     (where,) = [s for s, n in splits.items() if n]

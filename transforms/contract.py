@@ -75,6 +75,11 @@ def shard_pattern(prefix: str) -> str:
     return f"{prefix}_shard_*-*.tfrecord"
 
 
+def shard_patterns(prefix: str) -> tuple[str, str]:
+    """Globs of a shard set's file names, plain and gzip-compressed (``.tfrecord.gz``, which the trainer reads)."""
+    return shard_pattern(prefix), shard_pattern(prefix) + ".gz"
+
+
 TABLE_PATTERN = "data_tbl_*-*.csv"
 
 

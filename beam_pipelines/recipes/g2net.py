@@ -1,19 +1,15 @@
-"""Build stage for G2Net-layout strain: ``.npy`` files + labels CSV -> raw TFRecord shards + data tables.
+"""Build of the G2Net recipe: ``.npy`` strain files + labels CSV -> raw ShardRecords (RecipeBuild subclass).
 
-Flow (one composite PTransform, ``BuildG2Net``):
+Flow (``BuildG2Net.examples``):
     MatchNpy -> KeyById ┐
     ReadLabels -> Parse ┼-> JoinById (CoGroupByKey; also breaks fusion so reads spread over workers)
     ReadTruth  -> Parse ┘      -> ResolveJoin (file/label checks) -> Preprocess (read, validate, bandpass)
-                               -> WriteShards[raw]; every failure -> WriteRejected; counts -> WriteSummary
-Each sample id ends as exactly one written example or one rejection, so seen = written + rejected.
+The base class writes the raw shards, rejections and counts. Each sample id ends as exactly one written example
+or one rejection, so seen = written + rejected.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,26 +17,18 @@ import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 
-from beam_pipelines import fs, manifest
-from beam_pipelines.options import make_pipeline_options
-from beam_pipelines.rejects import REJECTED, WriteRejected, reject
-from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, counts_under
-from transforms.config import BuildConfig, ConfigError, DatasetConfig
-from transforms.contract import STRAIN, encode_example
+from beam_pipelines import fs
+from beam_pipelines.counting import Tally
+from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
+from beam_pipelines.recipes.inputs import SEEN, CsvSource, ParseCsvFn, csv_source
+from beam_pipelines.rejects import REJECTED, reject
+from beam_pipelines.shards import ShardRecord
+from transforms.config import ConfigError
+from transforms.contract import STRAIN, encode_example, sample_id
 from transforms.recipes.g2net import strain as strain_lib
+from transforms.recipes.g2net.config import G2NetConfig
 
-_LOG = logging.getLogger(__name__)
 STAGE = "build"
-SUMMARY_FILE = "_summary.json"
-SEEN = "seen"
-
-
-@dataclass(frozen=True)
-class CsvSource:
-    """A CSV input: its path and header (read on the driver so bad keys fail before any work)."""
-
-    path: str
-    header: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -54,30 +42,7 @@ class Candidate:
     row: dict[str, Any]
 
 
-def read_csv_header(path: str) -> tuple[str, ...]:
-    with fs.open_read(path) as handle:
-        first = handle.readline().decode("utf-8").strip()
-    return tuple(next(csv.reader([first]))) if first else ()
-
-
-def sample_id(path: str) -> str:
-    """G2Net ids are the file names: ``train/0/0/0/000a5b6e5c.npy`` -> ``000a5b6e5c``."""
-    name = fs.basename(path)
-    return name[: -len(".npy")] if name.endswith(".npy") else name
-
-
-def parse_csv_line(line: str, header: tuple[str, ...]) -> dict[str, str]:
-    """One CSV line -> a dict keyed by header; raises RejectedInput(MALFORMED_ROW) on a wrong field count."""
-    fields = next(csv.reader([line]), [])
-    if len(fields) != len(header):
-        raise strain_lib.RejectedInput(
-            strain_lib.MALFORMED_ROW,
-            f"expected {len(header)} fields {header}, got {len(fields)}: {line[:200]!r}",
-        )
-    return dict(zip(header, fields, strict=True))
-
-
-def resolve_join(uid: str, paths: list[str], label_rows: list[dict[str, str]], cfg: BuildConfig) -> Candidate:
+def resolve_join(uid: str, paths: list[str], label_rows: list[dict[str, str]], cfg: G2NetConfig) -> Candidate:
     """Checks one sample id's matched files and label rows; raises RejectedInput with the reason otherwise."""
     if not paths:
         raise strain_lib.RejectedInput(strain_lib.LABEL_WITHOUT_FILE, "labels CSV lists this id but no .npy exists")
@@ -96,24 +61,8 @@ def resolve_join(uid: str, paths: list[str], label_rows: list[dict[str, str]], c
     return Candidate(uid=uid, path=paths[0], target_id=target_id, label=label, row=row)
 
 
-class _ParseCsvFn(beam.DoFn):
-    def __init__(self, header: tuple[str, ...], id_column: str, what: str):
-        self._header = header
-        self._id_column = id_column
-        self._what = what
-
-    def process(self, line: str):
-        try:
-            row = parse_csv_line(line, self._header)
-        except strain_lib.RejectedInput as error:
-            yield beam.pvalue.TaggedOutput(SEEN, line)
-            yield reject(STAGE, f"{self._what}:{line[:80]}", error.reason, error.detail)
-        else:
-            yield row[self._id_column].strip(), row
-
-
 class _ResolveJoinFn(beam.DoFn):
-    def __init__(self, cfg: BuildConfig):
+    def __init__(self, cfg: G2NetConfig):
         self._cfg = cfg
 
     def process(self, element):
@@ -140,7 +89,7 @@ class _ResolveJoinFn(beam.DoFn):
 class _PreprocessFn(beam.DoFn):
     """Reads a batch of ``.npy`` files, validates each, bandpasses the valid ones together, packs examples."""
 
-    def __init__(self, cfg: BuildConfig):
+    def __init__(self, cfg: G2NetConfig):
         self._cfg = cfg
         self._written = Metrics.counter(STAGE, "written")
         self._bytes = Metrics.counter(STAGE, "bytes_read")
@@ -165,38 +114,43 @@ class _PreprocessFn(beam.DoFn):
             yield ShardRecord(candidate.uid, example, row)
 
 
-def _summary_pairs(seen, written, rejected, shards, files):
-    return (
-        seen | "SeenPairs" >> beam.Map(lambda _: ("seen", 1)),
-        files | "FilePairs" >> beam.Map(lambda _: ("files_matched", 1)),
-        written | "WrittenPairs" >> beam.Map(lambda _: ("written", 1)),
-        rejected | "RejectedPairs" >> beam.FlatMap(lambda r: [("rejected", 1), (f"rejected/{r.reason}", 1)]),
-        shards | "ShardPairs" >> beam.Map(lambda s: ("num_shards", 1)),
-    ) | "FlattenSummary" >> beam.Flatten()
+@dataclass(frozen=True)
+class G2NetPlan:
+    """The build's inputs as checked on the driver: the labels CSV, the optional truth CSV, the table columns."""
+
+    labels: CsvSource
+    truth: CsvSource | None
+    columns: tuple[str, ...]
 
 
-class BuildG2Net(beam.PTransform):
-    """Raw G2Net-layout input folder -> raw shards, data tables, rejected CSV and a summary, under ``tmp``."""
+class BuildG2Net(RecipeBuild):
+    """Raw G2Net-layout input folder -> ShardRecords of bandpassed strain, rejections and what was seen."""
 
-    def __init__(
-        self,
-        input_dir: str,
-        cfg: BuildConfig,
-        labels: CsvSource,
-        truth: CsvSource | None,
-        tmp: str,
-        extra_columns,
-    ):
-        super().__init__()
-        self._input_dir = input_dir
-        self._cfg = cfg
-        self._labels = labels
-        self._truth = truth
-        self._tmp = tmp
-        self._extra_columns = list(extra_columns)
+    @classmethod
+    def plan(cls, config: Any, input_dir: str) -> G2NetPlan:
+        """Reads the CSV headers and checks the configured columns exist; raises ConfigError naming the key."""
+        cfg: G2NetConfig = config.section
+        labels = csv_source(input_dir, cfg.labels_csv, "g2net.labels_csv")
+        for key in ("id_column", "label_column", "group_column"):
+            column = getattr(cfg, key)
+            if column not in labels.header:
+                raise ConfigError(f"config key 'g2net.{key}': column '{column}' not in {labels.path} {labels.header}")
+        truth = csv_source(input_dir, cfg.truth_csv, "g2net.truth_csv") if cfg.truth_csv else None
+        if truth is not None and cfg.id_column not in truth.header:
+            raise ConfigError(f"config key 'g2net.id_column': column '{cfg.id_column}' not in {truth.path}")
+        skip = {cfg.id_column, cfg.label_column}
+        extra = [c for c in labels.header if c not in skip]
+        if truth is not None:
+            extra += [c for c in truth.header if c not in skip and c not in extra]
+        return G2NetPlan(labels, truth, tuple(extra))
 
-    def expand(self, pipeline):
-        cfg = self._cfg
+    @classmethod
+    def table_columns(cls, plan: G2NetPlan) -> list[str]:
+        return list(plan.columns)
+
+    def examples(self, pipeline) -> BuildOutputs:
+        cfg: G2NetConfig = self._config.section
+        plan: G2NetPlan = self._plan
         files = (
             pipeline
             | "MatchNpy" >> fileio.MatchFiles(fs.join(self._input_dir, cfg.npy_glob))
@@ -204,18 +158,18 @@ class BuildG2Net(beam.PTransform):
         )
         labels = (
             pipeline
-            | "ReadLabels" >> beam.io.ReadFromText(self._labels.path, skip_header_lines=1)
+            | "ReadLabels" >> beam.io.ReadFromText(plan.labels.path, skip_header_lines=1)
             | "ParseLabels"
-            >> beam.ParDo(_ParseCsvFn(self._labels.header, cfg.id_column, "labels")).with_outputs(
+            >> beam.ParDo(ParseCsvFn(STAGE, plan.labels.header, cfg.id_column, "labels")).with_outputs(
                 REJECTED, SEEN, main="rows"
             )
         )
-        if self._truth is not None:
+        if plan.truth is not None:
             truth = (
                 pipeline
-                | "ReadTruth" >> beam.io.ReadFromText(self._truth.path, skip_header_lines=1)
+                | "ReadTruth" >> beam.io.ReadFromText(plan.truth.path, skip_header_lines=1)
                 | "ParseTruth"
-                >> beam.ParDo(_ParseCsvFn(self._truth.header, cfg.id_column, "truth")).with_outputs(
+                >> beam.ParDo(ParseCsvFn(STAGE, plan.truth.header, cfg.id_column, "truth")).with_outputs(
                     REJECTED, SEEN, main="rows"
                 )
             )
@@ -240,78 +194,9 @@ class BuildG2Net(beam.PTransform):
             processed[REJECTED],
             *side_rejected,
         ) | "AllRejected" >> beam.Flatten()
-        shards = processed.records | "WriteShards[raw]" >> WriteShards(
-            fs.join(self._tmp, "tfrecords"), "raw", cfg.examples_per_shard, self._extra_columns, STAGE
-        )
-        rejected | "WriteRejected" >> WriteRejected(fs.join(self._tmp, "rejected", "build.csv"))
         seen = (labels[SEEN], joined[SEEN], *side_seen) | "AllSeen" >> beam.Flatten()
-        _summary_pairs(seen, processed.records, rejected, shards, files) | "WriteSummary" >> WriteJson(
-            fs.join(self._tmp, SUMMARY_FILE)
-        )
-        return shards
+        return BuildOutputs(processed.records, rejected, seen, (files | "FilePairs" >> Tally("files_matched"),))
 
-
-def _csv_source(input_dir: str, relative: str, key: str) -> CsvSource:
-    path = relative if "://" in relative or relative.startswith("/") else fs.join(input_dir, relative)
-    if not fs.exists(path):
-        raise ConfigError(f"config key '{key}': file {path} does not exist")
-    return CsvSource(path, read_csv_header(path))
-
-
-def plan_build(cfg: BuildConfig, input_dir: str) -> tuple[CsvSource, CsvSource | None, list[str]]:
-    """Reads the CSV headers and checks the configured columns exist; raises ConfigError naming the key."""
-    labels = _csv_source(input_dir, cfg.labels_csv, "build.labels_csv")
-    for key in ("id_column", "label_column", "group_column"):
-        column = getattr(cfg, key)
-        if column not in labels.header:
-            raise ConfigError(f"config key 'build.{key}': column '{column}' not in {labels.path} {labels.header}")
-    truth = _csv_source(input_dir, cfg.truth_csv, "build.truth_csv") if cfg.truth_csv else None
-    if truth is not None and cfg.id_column not in truth.header:
-        raise ConfigError(f"config key 'build.id_column': column '{cfg.id_column}' not in {truth.path}")
-    skip = {cfg.id_column, cfg.label_column}
-    extra = [c for c in labels.header if c not in skip]
-    if truth is not None:
-        extra += [c for c in truth.header if c not in skip and c not in extra]
-    return labels, truth, extra
-
-
-def run_build(
-    config: DatasetConfig,
-    input_dir: str,
-    out: str,
-    beam_args: list[str] | None = None,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Runs the build stage into ``out`` and returns the updated manifest."""
-    if not fs.exists(input_dir):
-        raise ConfigError(f"--input {input_dir} does not exist")
-    labels, truth, extra = plan_build(config.build, input_dir)
-    run = manifest.begin_stage(out, STAGE, overwrite)
-    _LOG.info("build: %s -> %s (labels %s, truth %s)", input_dir, out, labels.path, truth.path if truth else None)
-    started = time.monotonic()
-    with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
-        _ = pipeline | "BuildG2Net" >> BuildG2Net(input_dir, config.build, labels, truth, run.tmp, extra)
-    summary = read_summary(fs.read_text(run.tmp_path(SUMMARY_FILE)))
-    summary.update(input_dir=input_dir, shard_dir="tfrecords", seconds=round(time.monotonic() - started, 2))
-    _LOG.info(
-        "build: seen=%d written=%d rejected=%s",
-        summary["seen"],
-        summary["written"],
-        summary["rejected_by_reason"],
-    )
-    return manifest.finish_stage(run, summary, config=config.model_dump(mode="json"))
-
-
-def read_summary(text: str) -> dict[str, Any]:
-    """The summary JSON of the pipeline -> the manifest entry's counts."""
-    counts = json.loads(text)
-    by_reason = counts_under(counts, "rejected/")
-    return {
-        "seen": counts.get("seen", 0),
-        "written": counts.get("written", 0),
-        "rejected": counts.get("rejected", 0),
-        "rejected_by_reason": by_reason,
-        "num_shards": counts.get("num_shards", 0),
-        "files_matched": counts.get("files_matched", 0),
-        "label_rows": counts.get("label_rows", 0),
-    }
+    @classmethod
+    def summary_extras(cls, config: Any, counts: Any) -> dict[str, Any]:
+        return {"files_matched": counts["files_matched"]}

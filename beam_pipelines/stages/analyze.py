@@ -1,10 +1,10 @@
 """Analyze stage: tf.Transform full-pass statistics on the train split only -> ``OUT/stats/``.
 
 Raw train records are read as bytes, optionally capped to K per group (chosen by sha256 of the uid, not an
-RNG), decoded by TFXIO into Arrow record batches and fed to ``tft_beam.AnalyzeDataset``. Outputs:
-``stats/transform_fn/``, ``stats/transformed_metadata/``, ``stats/train_stats.npz`` and, for strain,
-``stats/avg_psd.npz``. The recipe (``config.recipe``) picks the raw feature spec, the ``preprocessing_fn`` and
-the statistics read back (``recipe_transform``): strain PSD + whitening, or z-scored light-curve views.
+RNG), decoded by TFXIO into Arrow record batches and fed to ``tft_beam.AnalyzeDataset``. The recipe supplies
+the raw feature spec, its analysis passes (``Recipe.analysis_passes``: strain has two, the average PSD and then
+the whitened moments; light curves one), the statistics read back and the ``stats/*.npz`` files written. The last
+pass's ``transform_fn/`` and ``transformed_metadata/`` are what the normalize stage applies.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -26,77 +23,31 @@ from apache_beam.metrics import Metrics
 from tfx_bsl.public import tfxio
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.options import make_pipeline_options
 from beam_pipelines.shards import shard_glob
-from transforms.config import DatasetConfig
-from transforms.contract import decode_example, example_keys
-from transforms.recipes.g2net import preprocessing
-from transforms.recipes.tce import lightcurve
-from transforms.recipes.tce import preprocessing as tce_preprocessing
+from beam_pipelines.stages.runner import StageContext, run_stage
+from transforms.config import ConfigError, DatasetConfig
+from transforms.contract import SPLIT_DIR, STATS_DIR, bytes_feature, example_keys
+from transforms.recipes import get_recipe
 
 _LOG = logging.getLogger(__name__)
 STAGE = "analyze"
 
 
-def strain_params(config: DatasetConfig) -> preprocessing.StrainParams:
-    build = config.build
-    return preprocessing.StrainParams(
-        fs=build.sample_rate_hz,
-        n_channels=build.n_channels,
-        n_samples=build.n_samples,
-        band=(build.bandpass.low_hz, build.bandpass.high_hz),
-        tukey_alpha=config.analyze.tukey_alpha,
-        psd_labels=tuple(config.analyze.psd_labels),
-    )
-
-
-@dataclass(frozen=True)
-class RecipeTransform:
-    """What the analyze and normalize stages need from a recipe: the raw feature spec of its split shards, its
-    tf.Transform ``preprocessing_fn`` and the names of the statistics read back from the transform graph."""
-
-    raw_feature_spec: dict[str, Any]
-    preprocessing_fn: Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]
-    stat_names: tuple[str, ...]
-
-
-def tce_params(config: DatasetConfig) -> tce_preprocessing.TceParams:
-    return tce_preprocessing.TceParams(views=tuple(lightcurve.feature_lengths(config.tce).items()))
-
-
-def recipe_transform(config: DatasetConfig) -> RecipeTransform:
-    """The recipe dispatch: g2net (strain: PSD, whitening, per-channel standardization) or tce (z-scored views)."""
-    if config.recipe == "tce":
-        params = tce_params(config)
-        return RecipeTransform(
-            tce_preprocessing.tce_raw_feature_spec(params),
-            tce_preprocessing.make_tce_preprocessing_fn(params),
-            params.stat_names,
-        )
-    return RecipeTransform(
-        preprocessing.raw_feature_spec(),
-        preprocessing.make_preprocessing_fn(strain_params(config)),
-        preprocessing.STAT_NAMES,
-    )
-
-
-def raw_tfxio(file_pattern: str, feature_spec: dict[str, Any] | None = None) -> tfxio.TFExampleRecord:
-    """TFXIO source over raw/split shards; ``feature_spec`` defaults to the strain recipe's."""
-    spec = preprocessing.raw_feature_spec() if feature_spec is None else feature_spec
-    schema = tft.DatasetMetadata.from_feature_spec(spec).schema
+def raw_tfxio(file_pattern: str, feature_spec: dict[str, Any]) -> tfxio.TFExampleRecord:
+    """TFXIO source over raw/split shards with the recipe's raw feature spec."""
+    schema = tft.DatasetMetadata.from_feature_spec(feature_spec).schema
     return tfxio.TFExampleRecord(file_pattern=file_pattern, schema=schema)
 
 
 def group_value(serialized: bytes, group_column: str = "target_id") -> tuple[str, str]:
     """(uid, value of the bytes feature ``group_column``) of a serialized example."""
+    uid, target_id, _ = example_keys(serialized)
     if group_column == "target_id":
-        uid, target_id, _ = example_keys(serialized)
         return uid, target_id
-    feature = decode_example(serialized).features.feature
-    values = feature[group_column].bytes_list.value if group_column in feature else []
-    if not values:
+    value = bytes_feature(serialized, group_column)
+    if value is None:
         raise ValueError(f"example lacks the bytes feature '{group_column}' (analyze.cap_group_column)")
-    return feature["uid"].bytes_list.value[0].decode("utf-8"), values[0].decode("utf-8")
+    return uid, value
 
 
 def cap_key(serialized: bytes, group_column: str = "target_id") -> tuple[str, tuple[bytes, bytes]]:
@@ -154,7 +105,7 @@ class AnalyzeTrain(beam.PTransform):
         return transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(self._stats_dir)
 
 
-def read_stats(stats_dir: str, stat_names: tuple[str, ...] = preprocessing.STAT_NAMES) -> dict[str, np.ndarray]:
+def read_stats(stats_dir: str, stat_names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The analyzer results baked into ``transform_fn``, read back as float64 arrays.
 
     The transform graph is written in TF1 (``force_tf_compat_v1``) form, which keeps the whole graph: the
@@ -178,93 +129,59 @@ def write_npz(path: str, **arrays: np.ndarray) -> None:
     fs.write_bytes(path, buffer.getvalue())
 
 
+def check_analyze_config(config: DatasetConfig) -> None:
+    """Cross-key checks decidable from the config alone; ConfigError naming the key."""
+    recipe = get_recipe(config.recipe)
+    column = config.analyze.cap_group_column
+    if column not in recipe.cap_group_columns:
+        raise ConfigError(
+            f"config key 'analyze.cap_group_column': recipe '{recipe.name}' examples have no bytes feature "
+            f"'{column}'; choose one of {list(recipe.cap_group_columns)}"
+        )
+
+
 def run_analyze(
     config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
     """Runs the analyze stage on ``out/split/train`` and returns the updated manifest."""
+    recipe = get_recipe(config.recipe)
+    check_analyze_config(config)
     stages = manifest.read_manifest(out).get("stages", {})
     train_split = stages.get("split", {}).get("splits", {}).get("train", {})
-    if config.recipe == "g2net":
-        psd_labels = {str(label) for label in config.analyze.psd_labels}
-        if not any(train_split.get("labels", {}).get(label, 0) for label in psd_labels):
-            raise manifest.StageError(
-                f"the train split of {out} has no example with a label in analyze.psd_labels={sorted(psd_labels)} "
-                "(needed for the average noise PSD); check the split fractions or the labels"
-            )
-    elif "split" in stages and not train_split.get("examples", 0):
-        raise manifest.StageError(f"the train split of {out} is empty; check the split fractions")
-    run = manifest.begin_stage(out, STAGE, overwrite, requires="split")
-    recipe = recipe_transform(config)
-    pattern = shard_glob(fs.join(out, "split", "train"), "train")
-    source = raw_tfxio(pattern, recipe.raw_feature_spec)
-    stats_dir = run.tmp_path("stats")
+    if "split" in stages:
+        problem = recipe.check_train_split(config, train_split)
+        if problem is not None:
+            raise manifest.StageError(f"{out}: {problem}")
+    pattern = shard_glob(fs.join(out, SPLIT_DIR, "train"), "train")
+    source = raw_tfxio(pattern, recipe.raw_feature_spec(config))
     cap = config.analyze.max_examples_per_group
     group_column = config.analyze.cap_group_column
-    _LOG.info("analyze: tf.Transform statistics on %s (cap per %s: %s)", pattern, group_column, cap)
-    started = time.monotonic()
 
-    def analyze(preprocessing_fn, out_dir: str) -> None:
-        with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
-            with tft_beam.Context(temp_dir=run.tmp_path("tft_tmp"), force_tf_compat_v1=True):
+    def work(ctx: StageContext) -> dict[str, Any]:
+        _LOG.info("analyze: tf.Transform statistics on %s (cap per %s: %s)", pattern, group_column, cap)
+        stats_dir = ctx.tmp_path(STATS_DIR)
+        passes = recipe.analysis_passes(config)
+        stats: dict[str, np.ndarray] = {}
+        for index, analysis in enumerate(passes):
+            last = index == len(passes) - 1
+            pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
+            with ctx.pipeline(tft=True) as pipeline:
                 _ = (
                     pipeline
                     | "ReadTrain" >> source.RawRecordBeamSource()
-                    | "AnalyzeTrain" >> AnalyzeTrain(source, preprocessing_fn, out_dir, cap, group_column)
+                    | "AnalyzeTrain" >> AnalyzeTrain(source, analysis.make_fn(stats), pass_dir, cap, group_column)
                 )
+            stats = read_stats(pass_dir, analysis.stat_names)
+            if not last:
+                fs.delete_tree(pass_dir)
+            _LOG.info("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
+        for name, arrays in recipe.stats_files(config, stats).items():
+            write_npz(fs.join(stats_dir, name), **arrays)
+        return {
+            "train_examples": train_split.get("examples", 0),
+            "max_examples_per_group": cap,
+            **recipe.stats_summary(config, stats),
+            "finite": bool(all(np.isfinite(v).all() for v in stats.values())),
+        }
 
-    preprocessing_fn = recipe.preprocessing_fn
-    if config.recipe == "g2net":
-        # Two streaming passes instead of one two-phase analysis: tf.Transform would hold the whole train split
-        # between its phases (the whitening needs the finished PSD); re-reading it from disk keeps memory flat.
-        params = strain_params(config)
-        analyze(preprocessing.make_psd_fn(params), run.tmp_path("psd_pass"))
-        noise_psd = read_stats(run.tmp_path("psd_pass"), ("avg_psd", "psd_examples"))
-        fs.delete_tree(run.tmp_path("psd_pass"))
-        _LOG.info("analyze: pass 1 done (average PSD of %d noise examples)", int(noise_psd["psd_examples"]))
-        preprocessing_fn = preprocessing.make_preprocessing_fn(params, noise_psd)
-    analyze(preprocessing_fn, stats_dir)
-    stats = read_stats(stats_dir, recipe.stat_names)
-    if config.recipe == "tce":
-        summary = _write_tce_stats(stats_dir, stats, config)
-    else:
-        summary = _write_strain_stats(stats_dir, stats, config)
-    fs.delete_tree(run.tmp_path("tft_tmp"))
-    summary = {
-        "train_examples": train_split.get("examples", 0),
-        "max_examples_per_group": cap,
-        **summary,
-        "finite": bool(all(np.isfinite(v).all() for v in stats.values())),
-        "seconds": round(time.monotonic() - started, 2),
-    }
-    return manifest.finish_stage(run, summary)
-
-
-def _write_strain_stats(stats_dir: str, stats: dict[str, np.ndarray], config: DatasetConfig) -> dict[str, Any]:
-    """avg_psd.npz + train_stats.npz for strain; the manifest entry's statistics."""
-    params = strain_params(config)
-    freqs = np.fft.rfftfreq(params.n_samples, 1.0 / params.fs)
-    write_npz(fs.join(stats_dir, "avg_psd.npz"), psd=stats["avg_psd"], freqs=freqs, fs=np.float64(params.fs))
-    write_npz(fs.join(stats_dir, "train_stats.npz"), freqs=freqs, **stats)
-    summary = {
-        "psd_examples": int(stats["psd_examples"]),
-        "channel_mean": stats["channel_mean"].tolist(),
-        "channel_std": stats["channel_std"].tolist(),
-    }
-    _LOG.info("analyze: PSD from %d noise examples; channel std %s", summary["psd_examples"], summary["channel_std"])
-    return summary
-
-
-def _write_tce_stats(stats_dir: str, stats: dict[str, np.ndarray], config: DatasetConfig) -> dict[str, Any]:
-    """train_stats.npz for light curves (per view mean and std, the example count); the manifest statistics."""
-    write_npz(fs.join(stats_dir, "train_stats.npz"), **stats)
-    views = [name for name, _ in tce_params(config).views]
-    summary = {
-        "cap_group_column": config.analyze.cap_group_column,
-        "stats_examples": int(stats[tce_preprocessing.TCE_STATS_EXAMPLES]),
-        "view_mean": {name: float(stats[f"{name}_mean"]) for name in views},
-        "view_std": {name: float(stats[f"{name}_std"]) for name in views},
-    }
-    _LOG.info(
-        "analyze: %d train examples in the statistics; view std %s", summary["stats_examples"], summary["view_std"]
-    )
-    return summary
+    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="split")

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,28 +27,22 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.options import make_pipeline_options
+from beam_pipelines.counting import SUMMARY_FILE, Counts, Tally, WriteSummary
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
-from beam_pipelines.shards import ShardRecord, WriteJson, WriteShards, counts_under, shard_glob, table_glob
-from beam_pipelines.stages.split import _ParseTableLineFn, key_by_uid, table_columns
+from beam_pipelines.shards import ParseTableLineFn, ShardRecord, WriteShards, shard_glob, table_columns, table_glob
+from beam_pipelines.stages.runner import StageContext, run_stage
+from beam_pipelines.stages.split import key_by_uid
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition
-from transforms.contract import example_keys
-from transforms.splitting import SPLITS
+from transforms.contract import FILTERED_DIR, NORM_DIR, REJECTED_DIR, SPLITS, example_keys, norm_prefix
 
 _LOG = logging.getLogger(__name__)
 STAGE = "filter"
-INPUT_DIR = "norm"
-OUTPUT_DIR = "filtered"
-SUMMARY_FILE = "_summary.json"
+INPUT_DIR = NORM_DIR
+OUTPUT_DIR = FILTERED_DIR
 MISSING_TABLE_ROW = "missing_table_row"
 FAILED = "failed"
 ORPHANS = "orphan_rows"
-
-
-def norm_prefix(split: str) -> str:
-    """Shard prefix of a normalized split (shared by ``norm/`` and ``filtered/``)."""
-    return f"norm_{split}"
 
 
 @dataclass(frozen=True)
@@ -122,15 +114,13 @@ class ApplyConditions(beam.PTransform):
 def _count_pairs(split: str, examples, outputs):
     """(key, n) pairs for the summary; ``seen`` comes from the input, independently of the outputs."""
     return [
-        examples | f"SeenPairs[{split}]" >> beam.FlatMap(lambda _: [("seen", 1), (f"{split}/seen", 1)]),
+        examples | f"SeenPairs[{split}]" >> Tally(lambda _: ["seen", f"{split}/seen"]),
         outputs.kept
-        | f"KeptPairs[{split}]"
-        >> beam.FlatMap(lambda r: [("written", 1), (f"{split}/examples", 1), (f"{split}/label/{r.row['label']}", 1)]),
+        | f"KeptPairs[{split}]" >> Tally(lambda r: ["written", f"{split}/examples", f"{split}/label/{r.row['label']}"]),
         outputs[REJECTED]
-        | f"RejectedPairs[{split}]"
-        >> beam.FlatMap(lambda r: [("rejected", 1), (f"rejected/{r.reason}", 1), (f"{split}/removed", 1)]),
-        outputs[FAILED] | f"FailedPairs[{split}]" >> beam.Map(lambda name: (f"condition/{name}", 1)),
-        outputs[ORPHANS] | f"OrphanPairs[{split}]" >> beam.Map(lambda _: ("orphan_table_rows", 1)),
+        | f"RejectedPairs[{split}]" >> Tally(lambda r: ["rejected", f"rejected/{r.reason}", f"{split}/removed"]),
+        outputs[FAILED] | f"FailedPairs[{split}]" >> Tally(lambda name: [f"condition/{name}"]),
+        outputs[ORPHANS] | f"OrphanPairs[{split}]" >> Tally("orphan_table_rows"),
     ]
 
 
@@ -156,7 +146,7 @@ class FilterNorm(beam.PTransform):
             rows = (
                 pipeline
                 | f"ReadDataTables[{split}]" >> beam.io.ReadFromText(table_glob(folder), skip_header_lines=1)
-                | f"ParseDataTables[{split}]" >> beam.ParDo(_ParseTableLineFn(header))
+                | f"ParseDataTables[{split}]" >> beam.ParDo(ParseTableLineFn(header))
             )
             outputs = (examples, rows) | f"ApplyConditions[{split}]" >> ApplyConditions(
                 split, self._conditions, self._plan.id_lists
@@ -171,8 +161,9 @@ class FilterNorm(beam.PTransform):
             rejected.append(outputs[REJECTED])
             pairs += _count_pairs(split, examples, outputs)
         all_rejected = rejected | "AllRejected" >> beam.Flatten()
-        all_rejected | "WriteRejected" >> WriteRejected(fs.join(self._tmp, "rejected", "filter.csv"))
-        return pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> WriteJson(fs.join(self._tmp, SUMMARY_FILE))
+        all_rejected | "WriteRejected" >> WriteRejected(fs.join(self._tmp, REJECTED_DIR, f"{STAGE}.csv"))
+        flat = pairs | "FlattenCounts" >> beam.Flatten()
+        return flat | "WriteSummary" >> WriteSummary(fs.join(self._tmp, SUMMARY_FILE))
 
 
 def _first_table_rows(folder: str) -> list[dict[str, str]]:
@@ -233,25 +224,24 @@ def _describe(condition: FilterCondition) -> dict[str, Any]:
     return described
 
 
-def summarize_counts(counts: dict[str, int], conditions: list[FilterCondition], splits) -> dict[str, Any]:
+def summarize_counts(counts: Counts, conditions: list[FilterCondition], splits) -> dict[str, Any]:
     """Flat summary counts -> the manifest entry."""
-    by_reason = counts_under(counts, "rejected/")
-    per_split = {}
-    for split in splits:
-        labels = counts_under(counts, f"{split}/label/")
-        per_split[split] = {
-            "seen": counts.get(f"{split}/seen", 0),
-            "examples": counts.get(f"{split}/examples", 0),
-            "removed": counts.get(f"{split}/removed", 0),
-            "labels": labels,
+    per_split = {
+        split: {
+            "seen": counts[f"{split}/seen"],
+            "examples": counts[f"{split}/examples"],
+            "removed": counts[f"{split}/removed"],
+            "labels": counts.under(f"{split}/label/"),
         }
+        for split in splits
+    }
     return {
-        "seen": counts.get("seen", 0),
-        "written": counts.get("written", 0),
-        "rejected": counts.get("rejected", 0),
-        "rejected_by_reason": by_reason,
-        "removed_by_condition": {c.name: counts.get(f"condition/{c.name}", 0) for c in conditions},
-        "orphan_table_rows": counts.get("orphan_table_rows", 0),
+        "seen": counts["seen"],
+        "written": counts["written"],
+        "rejected": counts["rejected"],
+        "rejected_by_reason": counts.under("rejected/"),
+        "removed_by_condition": {c.name: counts[f"condition/{c.name}"] for c in conditions},
+        "orphan_table_rows": counts["orphan_table_rows"],
         "splits": per_split,
     }
 
@@ -262,23 +252,21 @@ def run_filter(
     """Runs the filter stage on ``out/norm`` into ``out/filtered`` and returns the updated manifest."""
     plan = plan_filter(config, out)
     conditions = list(config.filter.conditions)
-    run = manifest.begin_stage(out, STAGE, overwrite, requires="normalize")
-    _LOG.info("filter: %s with conditions %s", fs.join(out, INPUT_DIR), [c.name for c in conditions])
-    started = time.monotonic()
-    with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
-        _ = pipeline | "FilterNorm" >> FilterNorm(
-            fs.join(out, INPUT_DIR), run.tmp, plan, conditions, config.filter.examples_per_shard
-        )
-    summary = summarize_counts(json.loads(fs.read_text(run.tmp_path(SUMMARY_FILE))), conditions, plan.splits)
-    if summary["orphan_table_rows"]:
-        _LOG.warning("filter: %d data-table rows in norm/ have no example", summary["orphan_table_rows"])
-    summary.update(
-        input_dir=INPUT_DIR,
-        output_dir=OUTPUT_DIR,
-        conditions=[_describe(c) for c in conditions],
-        seconds=round(time.monotonic() - started, 2),
-    )
-    _LOG.info(
-        "filter: seen=%d written=%d removed=%s", summary["seen"], summary["written"], summary["rejected_by_reason"]
-    )
-    return manifest.finish_stage(run, summary)
+
+    def work(ctx: StageContext) -> dict[str, Any]:
+        _LOG.info("filter: %s with conditions %s", fs.join(out, INPUT_DIR), [c.name for c in conditions])
+        with ctx.pipeline() as pipeline:
+            _ = pipeline | "FilterNorm" >> FilterNorm(
+                fs.join(out, INPUT_DIR), ctx.tmp, plan, conditions, config.filter.examples_per_shard
+            )
+        summary = summarize_counts(ctx.counts(), conditions, plan.splits)
+        if summary["orphan_table_rows"]:
+            _LOG.warning("filter: %d data-table rows in norm/ have no example", summary["orphan_table_rows"])
+        return {
+            **summary,
+            "input_dir": INPUT_DIR,
+            "output_dir": OUTPUT_DIR,
+            "conditions": [_describe(c) for c in conditions],
+        }
+
+    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="normalize")

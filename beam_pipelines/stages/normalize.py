@@ -7,9 +7,7 @@ with ``output_record_batches=True``, and encoded back to tf.Examples in C++ (tfx
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from typing import Any
 
 import apache_beam as beam
@@ -19,17 +17,25 @@ from apache_beam.metrics import Metrics
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 
-from beam_pipelines import fs, manifest
-from beam_pipelines.options import make_pipeline_options
-from beam_pipelines.shards import EnrichTables, ShardRecord, WriteJson, WriteShards, shard_glob, table_glob
-from beam_pipelines.stages.analyze import raw_tfxio, recipe_transform
-from beam_pipelines.stages.split import _ParseTableLineFn, table_columns
+from beam_pipelines import fs
+from beam_pipelines.counting import Tally
+from beam_pipelines.shards import (
+    EnrichTables,
+    ParseTableLineFn,
+    ShardRecord,
+    WriteShards,
+    shard_glob,
+    table_columns,
+    table_glob,
+)
+from beam_pipelines.stages.analyze import raw_tfxio
+from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import DatasetConfig
-from transforms.splitting import SPLITS
+from transforms.contract import NORM_DIR, SPLIT_DIR, SPLITS, STATS_DIR, norm_prefix
+from transforms.recipes import get_recipe
 
 _LOG = logging.getLogger(__name__)
 STAGE = "normalize"
-SUMMARY_FILE = "_summary.json"
 
 
 class _EncodeExamplesFn(beam.DoFn):
@@ -74,48 +80,84 @@ class TransformSplit(beam.PTransform):
         return transformed | "EncodeExamples" >> beam.ParDo(_EncodeExamplesFn(self._schema_bytes))
 
 
+class NormalizeSplits(beam.PTransform):
+    """Every split's raw shards + the train ``transform_fn`` (as ``tft_beam.ReadTransformFn`` gives it) ->
+    ``{folder}/{split}/norm_{split}_shard_*`` with enriched data tables; returns ``({split}/seen|written, 1)``
+    count pairs. Applied to the pipeline: ``pipeline | NormalizeSplits(transform_fn, ...)``."""
+
+    def __init__(
+        self,
+        transform_fn,
+        split_root: str,
+        folder: str,
+        raw_spec: dict[str, Any],
+        schema_bytes: bytes,
+        per_shard: int,
+    ):
+        super().__init__()
+        self._transform_fn = transform_fn
+        self._split_root = split_root
+        self._folder = folder
+        self._raw_spec = raw_spec
+        self._schema_bytes = schema_bytes
+        self._per_shard = per_shard
+
+    def expand(self, pipeline):
+        transform_fn = self._transform_fn
+        pairs = []
+        for split in SPLITS:
+            split_dir = fs.join(self._split_root, split)
+            out_dir = fs.join(self._folder, split)
+            source = raw_tfxio(shard_glob(split_dir, split), self._raw_spec)
+            header = table_columns(split_dir)
+            records = pipeline | f"ReadSplit[{split}]" >> source.RawRecordBeamSource()
+            examples = records | f"TransformSplit[{split}]" >> TransformSplit(source, transform_fn, self._schema_bytes)
+            rows = (
+                pipeline
+                | f"ReadDataTables[{split}]" >> beam.io.ReadFromText(table_glob(split_dir), skip_header_lines=1)
+                | f"ParseDataTables[{split}]" >> beam.ParDo(ParseTableLineFn(header))
+            )
+            columns = [c for c in header if c != "shard"]
+            shards = examples | f"WriteShards[{split}]" >> WriteShards(
+                out_dir, norm_prefix(split), self._per_shard, (), STAGE
+            )
+            (shards, rows) | f"EnrichTables[{split}]" >> EnrichTables(out_dir, columns)
+            pairs.append(records | f"SeenPairs[{split}]" >> Tally(f"{split}/seen"))
+            pairs.append(examples | f"WrittenPairs[{split}]" >> Tally(f"{split}/written"))
+        return pairs | "FlattenCounts" >> beam.Flatten()
+
+
 def run_normalize(
     config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
     """Runs the normalize stage for every split of ``out`` and returns the updated manifest."""
-    run = manifest.begin_stage(out, STAGE, overwrite, requires="analyze")
-    stats_dir = fs.join(out, "stats")
-    schema_bytes = tft.TFTransformOutput(stats_dir).transformed_metadata.schema.SerializeToString()
-    per_shard = config.split.examples_per_shard
-    raw_spec = recipe_transform(config).raw_feature_spec
-    started = time.monotonic()
-    with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
-        with tft_beam.Context(temp_dir=run.tmp_path("tft_tmp"), force_tf_compat_v1=True):
+    stats_dir = fs.join(out, STATS_DIR)
+    raw_spec = get_recipe(config.recipe).raw_feature_spec(config)
+
+    def work(ctx: StageContext) -> dict[str, Any]:
+        schema_bytes = tft.TFTransformOutput(stats_dir).transformed_metadata.schema.SerializeToString()
+        with ctx.pipeline(tft=True) as pipeline:
             transform_fn = pipeline | "ReadTransformFn" >> tft_beam.ReadTransformFn(stats_dir)
-            pairs = []
-            for split in SPLITS:
-                split_dir = fs.join(out, "split", split)
-                source = raw_tfxio(shard_glob(split_dir, split), raw_spec)
-                header = table_columns(split_dir)
-                records = pipeline | f"ReadSplit[{split}]" >> source.RawRecordBeamSource()
-                examples = records | f"TransformSplit[{split}]" >> TransformSplit(source, transform_fn, schema_bytes)
-                rows = (
-                    pipeline
-                    | f"ReadDataTables[{split}]" >> beam.io.ReadFromText(table_glob(split_dir), skip_header_lines=1)
-                    | f"ParseDataTables[{split}]" >> beam.ParDo(_ParseTableLineFn(header))
+            _ = (
+                pipeline
+                | "NormalizeSplits"
+                >> NormalizeSplits(
+                    transform_fn,
+                    fs.join(out, SPLIT_DIR),
+                    ctx.tmp_path(NORM_DIR),
+                    raw_spec,
+                    schema_bytes,
+                    config.split.examples_per_shard,
                 )
-                columns = [c for c in header if c != "shard"]
-                shards = examples | f"WriteShards[{split}]" >> WriteShards(
-                    run.tmp_path(f"norm/{split}"), f"norm_{split}", per_shard, (), STAGE
-                )
-                (shards, rows) | f"EnrichTables[{split}]" >> EnrichTables(run.tmp_path(f"norm/{split}"), columns)
-                pairs.append(records | f"SeenPairs[{split}]" >> beam.Map(lambda _, s=split: (f"{s}/seen", 1)))
-                pairs.append(examples | f"WrittenPairs[{split}]" >> beam.Map(lambda _, s=split: (f"{s}/written", 1)))
-            _ = pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> WriteJson(run.tmp_path(SUMMARY_FILE))
-    counts = json.loads(fs.read_text(run.tmp_path(SUMMARY_FILE)))
-    fs.delete_tree(run.tmp_path("tft_tmp"))
-    splits = {s: {"seen": counts.get(f"{s}/seen", 0), "examples": counts.get(f"{s}/written", 0)} for s in SPLITS}
-    summary = {
-        "seen": sum(v["seen"] for v in splits.values()),
-        "written": sum(v["examples"] for v in splits.values()),
-        "rejected": 0,
-        "splits": splits,
-        "seconds": round(time.monotonic() - started, 2),
-    }
-    _LOG.info("normalize: %s", {s: v["examples"] for s, v in splits.items()})
-    return manifest.finish_stage(run, summary)
+                | "WriteSummary" >> ctx.summary()
+            )
+        counts = ctx.counts()
+        splits = {s: {"seen": counts[f"{s}/seen"], "examples": counts[f"{s}/written"]} for s in SPLITS}
+        return {
+            "seen": sum(v["seen"] for v in splits.values()),
+            "written": sum(v["examples"] for v in splits.values()),
+            "rejected": 0,
+            "splits": splits,
+        }
+
+    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="analyze")

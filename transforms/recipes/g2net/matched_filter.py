@@ -31,12 +31,12 @@ Pipeline for one sample (``MatchedFilter.score``):
    is chi-squared with 6 degrees of freedom (2 per detector), before the maxima over lags and templates.
    The score is ``sqrt(stat)``, a network SNR.
 
-Template family: the generator's leading-order post-Newtonian inspiral (``transforms.gw_sample.
-inspiral_polarizations``). Its phase depends on the chirp mass only and its end (ISCO taper) on the total mass,
-so templates are placed over (m1, m2): ``make_bank`` draws seeded candidates uniformly in the mass square (as the
-generator draws masses) and keeps ``n_templates`` of them by farthest-point placement in the match metric (each
-new template is the candidate least well matched by the bank so far); its ``minimal_match`` is the worst match
-of any candidate with the bank (maximized over time and phase).
+Template family: the generator's leading-order post-Newtonian inspiral
+(``transforms.recipes.g2net.waveform.inspiral_polarizations``). Its phase depends on the chirp mass only and its
+end (ISCO taper) on the total mass, so templates are placed over (m1, m2): ``make_bank`` draws seeded candidates
+uniformly in the mass square (as the generator draws masses) and keeps ``n_templates`` of them by farthest-point
+placement in the match metric (each new template is the candidate least well matched by the bank so far); its
+``minimal_match`` is the worst match of any candidate with the bank (maximized over time and phase).
 
 Known losses (small for the generator's settings; measured: a noise-free injection is recovered at 0.99 of its
 optimal network SNR on average, worst 0.976, with 96 templates): the bank's discreteness (``minimal_match``);
@@ -59,15 +59,9 @@ import scipy.ndimage
 
 from transforms.recipes.g2net import signal as sig
 from transforms.recipes.g2net.detectors import DETECTORS, NETWORK, SPEED_OF_LIGHT_M_S
+from transforms.recipes.g2net.priors import SampleSpec
 from transforms.recipes.g2net.psd_models import design_psd
-from transforms.recipes.g2net.sample import (
-    FS_HZ,
-    N_SAMPLES,
-    SampleSpec,
-    SourceParams,
-    inspiral_polarizations,
-    isco_frequency,
-)
+from transforms.recipes.g2net.waveform import FS_HZ, N_SAMPLES, SourceParams, inspiral_polarizations, isco_frequency
 
 logger = logging.getLogger(__name__)
 

@@ -111,7 +111,7 @@ def preprocess_npy_batch(
 
 
 def preprocess_for_build(datas: list[bytes], build) -> list[np.ndarray | RejectedInput]:
-    """``preprocess_npy_batch`` with the shape and bandpass of a ``transforms.config.BuildConfig``."""
+    """``preprocess_npy_batch`` with the shape and bandpass of a ``G2NetConfig`` section (``build``)."""
     return preprocess_npy_batch(
         datas,
         n_channels=build.n_channels,

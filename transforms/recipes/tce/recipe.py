@@ -20,8 +20,8 @@ TCE_UID = "tce_uid"
 
 def tce_params(config: Any):
     """The ``TceParams`` (float features and their lengths) of a dataset config's ``tce`` section."""
-    from transforms.recipes.tce.lightcurve import feature_lengths
     from transforms.recipes.tce.preprocessing import TceParams
+    from transforms.recipes.tce.target import feature_lengths
 
     return TceParams(views=tuple(feature_lengths(config.section).items()))
 

@@ -1,0 +1,70 @@
+"""CSV inputs of a build (labels, truth, TCE tables): headers read on the driver, rows parsed per line.
+
+A row with the wrong field count is rejected (``malformed_csv_row``) rather than failing the file.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from beam_pipelines import fs
+from beam_pipelines.rejects import reject
+from transforms.config import ConfigError
+from transforms.contract import MALFORMED_ROW, RejectedInput
+
+SEEN = "seen"
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """A CSV input: its path and header (read on the driver so bad keys fail before any work)."""
+
+    path: str
+    header: tuple[str, ...]
+
+
+def read_csv_header(path: str) -> tuple[str, ...]:
+    with fs.open_read(path) as handle:
+        first = handle.readline().decode("utf-8").strip()
+    return tuple(next(csv.reader([first]))) if first else ()
+
+
+def csv_source(input_dir: str, relative: str, key: str) -> CsvSource:
+    """The CSV at ``relative`` (to ``input_dir``, or absolute / ``gs://``); ConfigError naming ``key`` if absent."""
+    path = relative if "://" in relative or relative.startswith("/") else fs.join(input_dir, relative)
+    if not fs.exists(path):
+        raise ConfigError(f"config key '{key}': file {path} does not exist")
+    return CsvSource(path, read_csv_header(path))
+
+
+def parse_csv_line(line: str, header: tuple[str, ...]) -> dict[str, str]:
+    """One CSV line -> a dict keyed by header; raises RejectedInput(MALFORMED_ROW) on a wrong field count."""
+    fields = next(csv.reader([line]), [])
+    if len(fields) != len(header):
+        raise RejectedInput(
+            MALFORMED_ROW,
+            f"expected {len(header)} fields {header}, got {len(fields)}: {line[:200]!r}",
+        )
+    return dict(zip(header, fields, strict=True))
+
+
+class ParseCsvFn(beam.DoFn):
+    """One CSV line -> ``(id, row)``; a malformed line -> a rejection, tagged ``seen`` too (it was an input)."""
+
+    def __init__(self, stage: str, header: tuple[str, ...], id_column: str, what: str):
+        self._stage = stage
+        self._header = header
+        self._id_column = id_column
+        self._what = what
+
+    def process(self, line: str):
+        try:
+            row = parse_csv_line(line, self._header)
+        except RejectedInput as error:
+            yield beam.pvalue.TaggedOutput(SEEN, line)
+            yield reject(self._stage, f"{self._what}:{line[:80]}", error.reason, error.detail)
+        else:
+            yield row[self._id_column].strip(), row

@@ -1,0 +1,50 @@
+"""Build stage: raw inputs -> ``OUT/tfrecords/raw_shard_NNNN-TOTAL.tfrecord`` + data tables + ``OUT/rejected``.
+
+The recipe names its build PTransform (``Recipe.build_transform``, a ``RecipeBuild`` in
+``beam_pipelines/recipes/``); this stage plans it on the driver (config errors before any work), runs it, and
+records its counts: seen, written, rejected by reason, shards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beam_pipelines import fs
+from beam_pipelines.stages.runner import StageContext, run_stage
+from transforms.config import ConfigError, DatasetConfig
+from transforms.contract import RAW_DIR
+from transforms.recipes import get_recipe, resolve
+
+STAGE = "build"
+
+
+def run_build(
+    config: DatasetConfig,
+    input_dir: str,
+    out: str,
+    beam_args: list[str] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Runs the build stage of ``config.recipe`` from ``input_dir`` into ``out``; returns the updated manifest."""
+    recipe = get_recipe(config.recipe)
+    build = resolve(recipe.build_transform)
+    if not fs.exists(input_dir):
+        raise ConfigError(f"--input {input_dir} does not exist")
+    plan = build.plan(config, input_dir)
+
+    def work(ctx: StageContext) -> dict[str, Any]:
+        with ctx.pipeline() as pipeline:
+            _ = pipeline | f"Build[{recipe.name}]" >> build(config, input_dir, plan, ctx.tmp)
+        counts = ctx.counts()
+        return {
+            "seen": counts["seen"],
+            "written": counts["written"],
+            "rejected": counts["rejected"],
+            "rejected_by_reason": counts.under("rejected/"),
+            "num_shards": counts["num_shards"],
+            **build.summary_extras(config, counts),
+            "input_dir": input_dir,
+            "shard_dir": RAW_DIR,
+        }
+
+    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, config=config)

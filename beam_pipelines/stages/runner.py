@@ -1,0 +1,94 @@
+"""One stage runner: begin, pipeline(s), summary read-back and atomic publish, the same for every stage.
+
+A stage supplies only its ``work(ctx)``: it builds its pipeline(s) with ``ctx.pipeline()`` (tf.Transform's
+context included when asked), writes its counts with ``ctx.summary()``, and returns its manifest entry, usually
+from ``ctx.counts()``. The runner checks the stage may run (``manifest.begin_stage``), times it, logs one
+summary line and publishes (``manifest.finish_stage``). See docs/ARCHITECTURE.md section 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import apache_beam as beam
+
+from beam_pipelines import fs, manifest
+from beam_pipelines.counting import SUMMARY_FILE, Counts, WriteSummary
+from beam_pipelines.options import make_pipeline_options
+
+_LOG = logging.getLogger(__name__)
+
+
+class StageContext:
+    """What a stage's work needs: its temporary folder, pipelines with the run's Beam options, its summary."""
+
+    def __init__(self, run: manifest.StageRun, beam_args: list[str] | None):
+        self.run = run
+        self.beam_args = beam_args
+
+    @property
+    def tmp(self) -> str:
+        return self.run.tmp
+
+    def tmp_path(self, relative: str) -> str:
+        return self.run.tmp_path(relative)
+
+    @contextlib.contextmanager
+    def pipeline(self, tft: bool = False) -> Iterator[beam.Pipeline]:
+        """A pipeline that runs when the block exits; ``tft=True`` also enters tf.Transform's context (TF1
+        graphs so named analyzer results read back exactly, temp files under the stage's folder)."""
+        with beam.Pipeline(options=make_pipeline_options(self.beam_args)) as pipeline:
+            if not tft:
+                yield pipeline
+                return
+            import tensorflow_transform.beam as tft_beam
+
+            with tft_beam.Context(temp_dir=self.tmp_path("tft_tmp"), force_tf_compat_v1=True):
+                yield pipeline
+
+    def summary(self) -> WriteSummary:
+        """The sink of the stage's ``(key, n)`` count pairs."""
+        return WriteSummary(self.tmp_path(SUMMARY_FILE))
+
+    def counts(self) -> Counts:
+        """The summary the pipeline wrote."""
+        return Counts.read(self.tmp_path(SUMMARY_FILE))
+
+
+def run_stage(
+    stage: str,
+    out: str,
+    work: Callable[[StageContext], dict[str, Any]],
+    *,
+    beam_args: list[str] | None = None,
+    overwrite: bool = False,
+    requires: str | None = None,
+    config: Any = None,
+) -> dict[str, Any]:
+    """Runs ``work`` as stage ``stage`` on the dataset folder ``out`` and returns the updated manifest.
+
+    ``config`` (a DatasetConfig), when given, is recorded in the manifest as resolved. Nothing is published
+    unless ``work`` returns: a failed pipeline leaves at most the stage's ``.tmp_`` folder.
+    """
+    run = manifest.begin_stage(out, stage, overwrite, requires=requires)
+    started = time.monotonic()
+    summary = work(StageContext(run, beam_args))
+    fs.delete_tree(run.tmp_path("tft_tmp"))
+    summary["seconds"] = round(time.monotonic() - started, 2)
+    _LOG.info("%s: %s", stage, _one_line(summary))
+    recorded = config.model_dump(mode="json") if config is not None else None
+    return manifest.finish_stage(run, summary, config=recorded)
+
+
+def _one_line(summary: dict[str, Any]) -> str:
+    parts = [f"{key}={summary[key]}" for key in ("seen", "written", "rejected") if key in summary]
+    if summary.get("rejected_by_reason"):
+        parts.append(f"rejected_by_reason={summary['rejected_by_reason']}")
+    if "splits" in summary:
+        parts.append("examples=" + str({s: v.get("examples") for s, v in summary["splits"].items()}))
+    parts.append(f"{summary['seconds']:.1f} s")
+    return ", ".join(parts)

@@ -1,0 +1,87 @@
+"""FITS light curves (transforms/recipes/tce/fits_io.py): Kepler cleaning and normalization, bad files with
+their reasons, and a TESS SPOC file through the TESS recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tce_fixture import CADENCE, make_cfg
+
+from transforms.config import DatasetConfig, load_config
+from transforms.contract import RejectedInput
+from transforms.recipes.tce import fits_io, schema, target, tce_table
+from transforms.recipes.tce import sample as tce_sample
+
+
+def _fits_bytes(tmp_path, name="kplr000000042-q01_llc.fits", **kwargs) -> tuple[bytes, str]:
+    time = 200.0 + np.arange(300) * CADENCE
+    flux = np.full(300, 5000.0) + np.arange(300) * 0.01
+    flux[10] = np.nan
+    quality = np.zeros(300, np.int32)
+    quality[[20, 21]] = [16, 128]
+    path = str(tmp_path / name)
+    tce_sample.write_kepler_fits(path, 42, time, flux, np.full(300, 2.0), quality, **kwargs)
+    return Path(path).read_bytes(), path
+
+
+def test_read_kepler_fits_cleans_and_normalizes(tmp_path):
+    data, path = _fits_bytes(tmp_path)
+    curve = fits_io.read_light_curve(data, path, make_cfg())
+    assert curve.target_id == "42" and curve.n_cadences == 300 and curve.time.size == 297
+    assert curve.bjd_ref == 2454833.0 and curve.mission == "Kepler"
+    assert np.median(curve.flux) == pytest.approx(1.0) and np.all(np.diff(curve.time) > 0)
+    lenient = fits_io.read_light_curve(data, path, make_cfg(quality_bitmask=128))
+    assert lenient.time.size == 298  # the flag-16 cadence is kept, the NaN one never
+    no_header, named = _fits_bytes(tmp_path, "kplr000000042-q02_llc.fits", header_id=False)
+    assert fits_io.read_light_curve(no_header, named, make_cfg(target_id_source="filename")).target_id == "42"
+
+
+def test_bad_fits_files_are_rejected_with_their_reason(tmp_path):
+    data, path = _fits_bytes(tmp_path)
+    cases = [
+        (data[: len(data) // 2], schema.UNREADABLE_FITS),
+        (data[: 2880 * 3], schema.UNREADABLE_FITS),
+        (b"SIMPLE  = garbage" * 200, schema.UNREADABLE_FITS),
+        (b"", schema.UNREADABLE_FITS),
+        (_fits_bytes(tmp_path, "b.fits", columns=("TIME", "SAP_FLUX", "SAP_QUALITY"))[0], schema.MISSING_COLUMNS),
+        (_fits_bytes(tmp_path, "c.fits", header_id=False)[0], schema.NO_TARGET_ID),
+    ]
+    for payload, reason in cases:
+        with pytest.raises(RejectedInput) as info:
+            fits_io.read_light_curve(payload, path, make_cfg())
+        assert info.value.reason == reason, info.value
+
+
+def test_tess_spoc_light_curve_with_the_tess_recipe(tmp_path):
+    from astropy.io import fits
+
+    cfg = load_config(DatasetConfig, str(Path(__file__).resolve().parents[1] / "run_configs" / "tce_tess.yaml")).tce
+    time = 1400.0 + np.arange(int(6.0 / (2 / 1440))) * (2 / 1440)  # 2-min cadence, BTJD
+    flux = 2e4 * (1 - tce_sample.periodic_transits(time, 2.0, 1401.0, 3 / 24, 2e-3, exposure=2 / 1440))
+    quality = np.where(np.arange(time.size) % 500 == 0, 512, 0)
+    primary = fits.PrimaryHDU()
+    primary.header["TELESCOP"], primary.header["TICID"] = "TESS", 25155310
+    table = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="TIME", format="D", unit="BJD - 2457000, days", array=time),
+            fits.Column(name="PDCSAP_FLUX", format="E", unit="e-/s", array=flux),
+            fits.Column(name="PDCSAP_FLUX_ERR", format="E", unit="e-/s", array=np.full(time.size, 5.0)),
+            fits.Column(name="QUALITY", format="J", array=quality),
+        ],
+        name="LIGHTCURVE",
+    )
+    table.header["BJDREFI"], table.header["BJDREFF"] = 2457000, 0.0
+    path = tmp_path / "tess2019006130736-s0007-0000000025155310-0131-s_lc.fits"
+    fits.HDUList([primary, table]).writeto(path)
+    curve = fits_io.read_light_curve(path.read_bytes(), str(path), cfg)
+    assert curve.target_id == "25155310" and curve.bjd_ref == 2457000.0
+    assert curve.time.size == time.size - np.count_nonzero(quality)
+    row = {"tic_id": "25155310", "tce_plnt_num": "1", "tce_period": "2.0", "tce_time0bt": "1401.0",
+           "tce_duration": "3.0", "disposition": "KP"}  # fmt: skip
+    examples, drops = target.process_target(curve.target_id, [curve], [tce_table.parse_tce(row, cfg)], cfg)
+    transits = [e for e in examples if e.row["kind"] == "transit"]
+    assert [e.row["midtime"] for e in transits] == [1401.0, 1403.0, 1405.0] and drops == []
+    for e in transits:
+        assert e.label == 1 and np.median(e.arrays[schema.FLUX_WINDOW][46:54]) == pytest.approx(-2e-3, rel=0.02)
