@@ -3,7 +3,7 @@
 This file is also what Dataflow workers install (`--setup_file ./setup.py`).
 """
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # Pinned together: tensorflow-transform 1.21 needs tfx-bsl 1.21 and tensorflow < 2.22.
 INSTALL_REQUIRES = [
@@ -26,7 +26,7 @@ setup(
     version="0.1.0",
     description="Distributed Beam + tf.Transform pipelines from raw time series to normalized TFRecord datasets",
     python_requires=">=3.10,<3.13",
-    packages=["beam_pipelines", "transforms", "model"],
+    packages=find_packages(include=["beam_pipelines*", "transforms*", "model*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": ["pytest>=7.4", "ruff>=0.5"]},
     entry_points={"console_scripts": ["sigforge=beam_pipelines.cli:main"]},

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 
 from beam_pipelines import fs
-from transforms.audit import audit_dataset
+from transforms import audit
 
 _LOG = logging.getLogger(__name__)
 
 
 def run_audit(out: str, group_column: str | None = None) -> int:
     """CLI helper: logs every problem and returns 1 when there are any, else 0."""
-    problems = audit_dataset(out, group_column, fs=fs)
+    problems = audit.audit_dataset(out, group_column, fs=fs)
     for problem in problems:
         _LOG.error("audit: %s", problem)
     if problems:

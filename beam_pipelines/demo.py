@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%X")
 
     from beam_pipelines import fs
-    from beam_pipelines.audit import audit_dataset
     from beam_pipelines.pipeline import run_all
+    from transforms.audit import audit_dataset
     from transforms.config import DatasetConfig, load_config
     from transforms.recipes.g2net import sample as gw_sample
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     run_all(config, raw, dataset)
 
     _LOG.info("3/4 sigforge audit %s", dataset)
-    problems = audit_dataset(dataset, group_column="source_id")
+    problems = audit_dataset(dataset, group_column="source_id", fs=fs)
     for problem in problems:
         _LOG.error("audit: %s", problem)
     if problems:

@@ -12,9 +12,7 @@ first uid, and renames each to its final ``NNNN-TOTAL`` name, adding the shard c
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import math
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -46,20 +44,12 @@ class ShardRecord(NamedTuple):
 
 
 def table_for_shard(shard_path: str) -> str:
-    """``.../{prefix}_shard_0003-0016.tfrecord`` -> ``.../data_tbl_0003-0016.csv`` (ARCHITECTURE.md section 3)."""
+    """``.../{prefix}_shard_0003-0016.tfrecord`` -> ``.../data_tbl_0003-0016.csv`` (docs/ARCHITECTURE.md section 3)."""
     return fs.join(shard_path.rsplit("/", 1)[0], table_name_for_shard(shard_path))
 
 
 def read_table(path: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(fs.read_text(path))))
-
-
-def num_shards_for(count: int, examples_per_shard: int) -> int:
-    return max(1, math.ceil(count / examples_per_shard))
-
-
-def shard_of(uid: str, total: int) -> int:
-    return int.from_bytes(hashlib.sha256(uid.encode("utf-8")).digest()[:8], "big") % total
 
 
 def shard_glob(folder: str, prefix: str) -> str:

@@ -4,7 +4,7 @@
 
 Steps (all in this process, each timed):
 
-1. ``make-sample``: ``N`` G2Net-layout samples (``transforms.gw_sample.write_g2net_sample``), half with a
+1. ``make-sample``: ``N`` G2Net-layout samples (``transforms.recipes.g2net.sample.write_g2net_sample``), half with a
    leading-order PN chirp at network SNR U(4, 20), ``--signals-per-source`` noise draws per waveform (default 1);
 2. ``sigforge run`` (``beam_pipelines.pipeline.run_all``, ``run_configs/demo.yaml``: split by ``source_id``,
    injections joined into the data tables);

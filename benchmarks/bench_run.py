@@ -2,8 +2,8 @@
 
     python benchmarks/bench_run.py --n 4000 16000 [--multiproc] [--repeat 1] [--keep] [--results PATH]
 
-For each size N the sample (``transforms.gw_sample.write_g2net_sample``, ``signals_per_source=3``) is generated
-once into a temporary folder (not timed). Then, one after another, each variant runs as its own subprocess:
+For each size N the sample (``transforms.recipes.g2net.sample.write_g2net_sample``, ``signals_per_source=3``) is
+generated once into a temporary folder (not timed). Then, one after another, each variant runs as its own subprocess:
 
 - ``sigforge``: ``python -m beam_pipelines.cli run --config run_configs/demo.yaml`` (in-memory FnApiRunner);
 - ``plain``: ``python benchmarks/plain_script.py`` (same config, same numeric functions, one process);

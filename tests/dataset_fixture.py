@@ -9,15 +9,16 @@ tf.Transform stages. The dataset is built once per session and copied by each te
 from __future__ import annotations
 
 import csv
+import hashlib
+import math
 import shutil
 from pathlib import Path
 
 import numpy as np
-from apache_beam.io.tfrecordio import _TFRecordUtil
 from tensorflow.core.example import example_pb2
 
 from beam_pipelines import manifest
-from beam_pipelines.shards import format_table, num_shards_for, shard_of
+from beam_pipelines.shards import format_table
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import (
     BASE_COLUMNS,
@@ -34,15 +35,24 @@ from transforms.contract import (
     split_prefix,
     table_name,
 )
+from transforms.tfrecord import read_record, write_record
 
 NORM_PER_SHARD = 4
 _CACHE: dict[str, Path] = {}
 
 
+def num_shards_for(count: int, examples_per_shard: int) -> int:
+    return max(1, math.ceil(count / examples_per_shard))
+
+
+def shard_of(uid: str, total: int) -> int:
+    return int.from_bytes(hashlib.sha256(uid.encode("utf-8")).digest()[:8], "big") % total
+
+
 def read_records(path) -> list[bytes]:
     records = []
     with open(path, "rb") as handle:
-        while (record := _TFRecordUtil.read_record(handle)) is not None:
+        while (record := read_record(handle)) is not None:
             records.append(record)
     return records
 
@@ -50,7 +60,7 @@ def read_records(path) -> list[bytes]:
 def write_records(path, records) -> None:
     with open(path, "wb") as handle:
         for record in records:
-            _TFRecordUtil.write_record(handle, record)
+            write_record(handle, record)
 
 
 def read_table(path) -> tuple[list[str], list[dict[str, str]]]:

@@ -136,9 +136,7 @@ def test_resolve_join_dofn_under_test_pipeline():
         out = (
             p
             | beam.Create(grouped)
-            | beam.ParDo(build_g2net._ResolveJoinFn(cfg)).with_outputs(
-                build_g2net.REJECTED, SEEN, main="candidates"
-            )
+            | beam.ParDo(build_g2net._ResolveJoinFn(cfg)).with_outputs(build_g2net.REJECTED, SEEN, main="candidates")
         )
         assert_that(
             out.candidates | beam.Map(lambda c: (c.uid, c.target_id, c.label, c.row["snr"])),

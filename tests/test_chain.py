@@ -209,7 +209,7 @@ def test_stage_requires_its_input(tmp_path):
 
 
 def test_chain_passes_audit_with_source_groups(chain):
-    from beam_pipelines import audit
+    from transforms import audit
 
     assert audit.audit_dataset(str(chain["out"]), group_column="source_id") == []
     rows = [r for s in SPLITS for r in _read_tables(chain["out"] / "norm" / s)]

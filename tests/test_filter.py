@@ -14,10 +14,10 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from dataset_fixture import build_dataset, clean_dataset, copy_dataset, read_table
 
-from beam_pipelines import audit, manifest
+from beam_pipelines import manifest
 from beam_pipelines.rejects import REJECTED
 from beam_pipelines.stages import filter as filter_stage
-from transforms import filtering
+from transforms import audit, filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition, load_config, validate
 from transforms.contract import encode_example
 

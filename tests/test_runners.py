@@ -22,9 +22,9 @@ import tensorflow as tf
 from apache_beam.options.pipeline_options import DirectOptions, PortableOptions, StandardOptions
 
 from beam_pipelines import cli
-from beam_pipelines.audit import audit_dataset
 from beam_pipelines.options import FN_API_RUNNER, load_profile, make_pipeline_options, with_profile
 from beam_pipelines.pipeline import run_all
+from transforms.audit import audit_dataset
 from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.contract import example_keys
 from transforms.splitting import SPLITS

@@ -1,4 +1,5 @@
-"""Tests for transforms.signal against scipy/numpy oracles, hand values, and physical-scale (1e-22) data."""
+"""Tests for transforms.recipes.g2net.signal against scipy/numpy oracles, hand values, and physical-scale (1e-22)
+data."""
 
 from __future__ import annotations
 

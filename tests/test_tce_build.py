@@ -17,10 +17,11 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import audit, cli
+from beam_pipelines import cli
 from beam_pipelines.recipes import tce as build_tce
 from beam_pipelines.stages import analyze, normalize, split
 from beam_pipelines.stages.build import run_build
+from transforms import audit
 from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.recipes.g2net.strain import MALFORMED_ROW
 from transforms.recipes.tce import fits_io, preprocessing, schema, target, tce_table

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tce_fixture import load_kepler90, make_cfg, make_curve, make_row
+from tce_fixture import box_centre_offset, load_kepler90, make_cfg, make_curve, make_row
 
 from transforms.recipes.tce import detrend, ephemeris, schema, target, tce_table, windows
 
@@ -47,7 +47,7 @@ def test_windows_are_centred_on_the_transit_with_its_depth():
         assert np.median(window[44:56]) == pytest.approx(-1000e-6, rel=0.05)
         assert abs(np.median(np.r_[window[:30], window[70:]])) < 20e-6
         assert abs(np.mean(np.flatnonzero(window < -500e-6)) - 49.5) <= 1.0
-        offset = windows.box_centre_offset(detrended.time, detrended.delta, example.row["midtime"], 0.25, 0.25)
+        offset = box_centre_offset(detrended.time, detrended.delta, example.row["midtime"], 0.25, 0.25)
         assert abs(offset) * 24 < 0.35
 
 
@@ -149,7 +149,7 @@ def test_kepler90_windows_sit_on_the_catalogue_transits(kepler90):
     # Kepler-90 g (4164 ppm, 12 h): its dip is inside its window, within its TTV (~3.6 h early in Q4).
     detrended = detrend.detrend([curve], tces, cfg)
     g = next(e for e in transits if e.tce_uid == "11442793-2")
-    offset_h = 24 * windows.box_centre_offset(detrended.time, detrended.delta, g.row["midtime"], 0.5025, 0.5)
+    offset_h = 24 * box_centre_offset(detrended.time, detrended.delta, g.row["midtime"], 0.5025, 0.5)
     assert -4.5 < offset_h < -2.5
     assert np.min(g.arrays[schema.FLUX_WINDOW]) < -3000e-6
     # c's transit at 357.516 lies inside g's: its window says so; the masks keep every negative window clear.

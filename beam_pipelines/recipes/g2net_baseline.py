@@ -1,5 +1,5 @@
 """``sigforge baseline matched-filter``: score G2Net-layout raw data with the matched filter of
-``transforms.matched_filter`` and write scores, metrics and an efficiency plot.
+``transforms.recipes.g2net.matched_filter`` and write scores, metrics and an efficiency plot.
 
     sigforge baseline matched-filter --data RAW --psd design|estimated --out SCORES_DIR [--templates N] [--seed S]
 
@@ -140,7 +140,7 @@ def list_samples(
 
 
 def load_strain(sample: RawSample, cfg: mf.MatchedFilterConfig) -> np.ndarray:
-    """The validated strain (n_det, n_samples) float64 of one file; raises ``transforms.strain.RejectedInput``."""
+    """The validated strain (n_det, n_samples) float64 of one file; raises ``transforms.contract.RejectedInput``."""
     strain = strain_lib.decode_npy(fs.read_bytes(sample.path))
     return strain_lib.validate_strain(strain, len(cfg.detectors), cfg.n_samples)
 
@@ -259,7 +259,7 @@ def run_matched_filter(
         "search": "matched_filter",
         "data_dir": data_dir,
         "statistic": "network SNR = sqrt(max over templates and H1 times of rho_H1^2 + sum over L1, V1 of their "
-        "max rho^2 within the H1 light-travel window); see transforms/matched_filter.py",
+        "max rho^2 within the H1 light-travel window); see transforms/recipes/g2net/matched_filter.py",
         "psd": {"mode": psd, "noise_samples": psd_samples},
         "bank": {
             "n_templates": len(bank),

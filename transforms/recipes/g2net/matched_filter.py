@@ -132,8 +132,8 @@ def condition(strain, cfg: MatchedFilterConfig = MatchedFilterConfig()) -> np.nd
 
 
 def design_psds(cfg: MatchedFilterConfig = MatchedFilterConfig()) -> np.ndarray:
-    """Design PSDs (``transforms.psd_models.design_psd``, the generator's noise) per detector on the rfft grid:
-    (n_det, n_freq) float64, 1/Hz."""
+    """Design PSDs (``transforms.recipes.g2net.psd_models.design_psd``, the generator's noise) per detector on the
+    rfft grid: (n_det, n_freq) float64, 1/Hz."""
     freqs = cfg.freqs
     return np.stack([design_psd(det, freqs) for det in cfg.detectors])
 
@@ -142,9 +142,9 @@ def estimate_psd(noise_strains: Iterable[np.ndarray], cfg: MatchedFilterConfig =
     """Average PSD of noise-only samples: (n_det, n_freq) float64, 1/Hz, on the rfft grid.
 
     Welch's method with one segment per sample: the periodogram of each sample (``(n_det, n_samples)`` strain)
-    with the conditioning's Tukey window (``transforms.signal.periodogram_psd``, normalized by the window's power,
-    so it estimates the PSD of the untapered data, which is what the filter's normalization needs), averaged over
-    the samples. It has the same window leakage as the data the filter sees. Per-bin relative error
+    with the conditioning's Tukey window (``transforms.recipes.g2net.signal.periodogram_psd``, normalized by the
+    window's power, so it estimates the PSD of the untapered data, which is what the filter's normalization needs),
+    averaged over the samples. It has the same window leakage as the data the filter sees. Per-bin relative error
     ``~1 / sqrt(n_samples_averaged)``. Raises ValueError when ``noise_strains`` is empty.
     """
     window = sig.tukey_window(cfg.n_samples, cfg.tukey_alpha)

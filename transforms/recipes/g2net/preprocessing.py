@@ -11,8 +11,8 @@
 
 Powers of strain (~1e-44) underflow float32, so everything up to the final cast is float64 (tf.Transform
 analyzers accept float64; only the outputs must be float32/int64/bytes). The numpy functions of
-``transforms.signal`` are the reference: ``normalize_reference`` applies them with the same statistics and the
-tests require equality to float tolerance.
+``transforms.recipes.g2net.signal`` are the reference: ``normalize_reference`` applies them with the same statistics
+and the tests require equality to float tolerance.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class StrainParams:
 
 
 def raw_feature_spec() -> dict[str, tf.io.FixedLenFeature]:
-    """Features of raw and split shards (ARCHITECTURE.md section 3 plus the float32-bytes strain)."""
+    """Features of raw and split shards (docs/ARCHITECTURE.md section 3 plus the float32-bytes strain)."""
     return {
         UID: tf.io.FixedLenFeature([], tf.string),
         TARGET_ID: tf.io.FixedLenFeature([], tf.string),

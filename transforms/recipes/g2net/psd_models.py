@@ -12,7 +12,6 @@ sub-10-Hz power is the 10 Hz level, which is what makes raw strain std ~1e-21 ra
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -73,10 +72,3 @@ def design_psd(detector: str, f: np.ndarray, low_cutoff_hz: float = DEFAULT_LOW_
     except KeyError:
         raise ValueError(f"unknown detector {detector!r}; expected one of {sorted(_DETECTOR_PSDS)}") from None
     return fn(f, low_cutoff_hz)
-
-
-def design_psd_fn(detector: str, low_cutoff_hz: float = DEFAULT_LOW_CUTOFF_HZ) -> PsdFn:
-    """``f -> design_psd(detector, f, low_cutoff_hz)`` as a picklable one-argument callable."""
-    if detector not in _DETECTOR_PSDS:
-        raise ValueError(f"unknown detector {detector!r}; expected one of {sorted(_DETECTOR_PSDS)}")
-    return functools.partial(design_psd, detector, low_cutoff_hz=low_cutoff_hz)

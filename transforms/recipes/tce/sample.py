@@ -6,7 +6,7 @@ Layout written (MAST-like)::
     OUT/tces.csv                                     target_id,tce_plnt_num,tce_period,tce_time0bk,tce_duration,
                                                      transit_depth,label,kind (+ truth columns)
 
-FITS files follow the Kepler archive format read by ``transforms.lightcurve``: a primary HDU with KEPLERID,
+FITS files follow the Kepler archive format read by ``transforms.recipes.tce.fits_io``: a primary HDU with KEPLERID,
 OBJECT, TELESCOP, MISSION, QUARTER, OBSMODE; a ``LIGHTCURVE`` binary table with TIME (``BJD - 2454833``, i.e.
 BKJD, float64), CADENCENO, SAP_FLUX / PDCSAP_FLUX / PDCSAP_FLUX_ERR (``e-/s``, float32) and SAP_QUALITY (int32),
 with BJDREFI / BJDREFF / TIMEREF / TIMESYS / TSTART / TSTOP in its header.

@@ -68,19 +68,6 @@ def coverage(time: np.ndarray, start: float, end: float, cadence: float) -> floa
     return float(min(present / expected, 1.0))
 
 
-def box_centre_offset(time: np.ndarray, delta: np.ndarray, mid: float, duration: float, search: float) -> float:
-    """Offset (days) from ``mid`` of the box of width ``duration`` with the lowest mean flux, searched over
-    centres in ``mid +- search`` on a grid of duration / 20. Used to measure how well windows are centred."""
-    best, best_offset = np.inf, np.nan
-    for offset in np.arange(-search, search + 1e-12, duration / 20.0):
-        inside = np.abs(time - (mid + offset)) <= 0.5 * duration
-        if inside.sum() >= 2:
-            value = float(np.mean(delta[inside]))
-            if value < best:
-                best, best_offset = value, float(offset)
-    return best_offset
-
-
 # ---- examples: mode "transits" -----------------------------------------------------------------------------------
 
 
