@@ -137,7 +137,8 @@ def read_csv(path: str) -> list[dict[str, str]]:
 
 
 def run(config: DatasetConfig, input_dir: str, out: str) -> dict:
-    build, split_cfg, analyze = config.section, config.split, config.section
+    build = analyze = config.section  # the g2net section holds the build and analyze settings
+    split_cfg = config.split
     shape = (build.n_channels, build.n_samples)
     band = (build.bandpass.low_hz, build.bandpass.high_hz)
     psd_window = ("tukey", analyze.tukey_alpha)

@@ -1,4 +1,4 @@
-"""The dataset audit: checks a dataset folder against the contract (docs/ARCHITECTURE.md sections 3 and 4).
+"""The dataset audit: checks a dataset folder against the contract (docs/ARCHITECTURE.md sections 3 and 5).
 
 ``audit_dataset(out)`` returns human-readable problems (an empty list means clean). Only stages recorded in the
 manifest are audited; the others are skipped (logged at INFO). For each audited stage it checks:

@@ -6,7 +6,7 @@ shape) and works along the last axis. ``fs`` is the sample rate in Hz.
 
 Numerics: physical strain is ~1e-22, so its power (~1e-44) underflows float32 (smallest normal 1.2e-38).
 Every function casts its input to float64 *before* forming any product or power, and returns float64;
-callers cast to float32 only at the very end (docs/ARCHITECTURE.md section 4).
+callers cast to float32 only at the very end (docs/ARCHITECTURE.md section 5).
 
 The order used for G2Net examples is ``bandpass`` (build stage, per example), then ``normalize_strain``:
 whiten by the train-average PSD -> Tukey window -> standardize with the train per-channel mean/std.

@@ -110,14 +110,14 @@ def preprocess_npy_batch(
     return results
 
 
-def preprocess_for_build(datas: list[bytes], build) -> list[np.ndarray | RejectedInput]:
-    """``preprocess_npy_batch`` with the shape and bandpass of a ``G2NetConfig`` section (``build``)."""
+def preprocess_for_build(datas: list[bytes], section) -> list[np.ndarray | RejectedInput]:
+    """``preprocess_npy_batch`` with the shape and bandpass of a ``G2NetConfig`` section."""
     return preprocess_npy_batch(
         datas,
-        n_channels=build.n_channels,
-        n_samples=build.n_samples,
-        fs=build.sample_rate_hz,
-        low_hz=build.bandpass.low_hz,
-        high_hz=build.bandpass.high_hz,
-        order=build.bandpass.order,
+        n_channels=section.n_channels,
+        n_samples=section.n_samples,
+        fs=section.sample_rate_hz,
+        low_hz=section.bandpass.low_hz,
+        high_hz=section.bandpass.high_hz,
+        order=section.bandpass.order,
     )
