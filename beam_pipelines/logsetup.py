@@ -7,8 +7,10 @@ internals log at DEBUG. ``-v`` shows everything at DEBUG. Errors are never filte
 
 TensorFlow 2.21's C++ start-up lines (oneDNN, CUDA stubs) are written by absl before its logging is initialised,
 so ``TF_CPP_MIN_LOG_LEVEL`` does not hold them back; ``import_tensorflow_quietly`` imports TensorFlow with the
-process's stderr captured and writes back every captured line except C++ ``I``-level (info) lines and absl's
-"before InitializeLog" notice.
+process's stderr captured and writes back every captured line except C++ ``I``-level (info) lines, absl's
+"before InitializeLog" notice and, on a machine without a usable GPU, TensorFlow's "failed call to cuInit" (it is
+made to happen inside that window by listing the devices; the line is logged at DEBUG instead: a dataset build
+uses no GPU).
 """
 
 from __future__ import annotations
@@ -39,15 +41,17 @@ LIBRARY_LOGGERS = (
 # docs/ARCHITECTURE.md section 2) or by TensorFlow's deprecation notices of the APIs tf.Transform calls.
 BENIGN_WARNINGS = (
     re.compile(r"Tensorflow Transform is running in tf\.compat\.v1 mode"),  # force_tf_compat_v1=True is chosen
-    re.compile(r"^From .*(is deprecated|will be removed)"),  # TF deprecation notices of tf.Transform's calls
-    re.compile(r"^Issue encountered when serializing"),  # "probably safe to ignore", TF says itself
+    re.compile(r"From \S+: .*(is deprecated|will be removed)"),  # TF deprecation notices of tf.Transform's calls
+    re.compile(r"Issue encountered when serializing"),  # "probably safe to ignore", TF says itself
+    re.compile(r"No semi_persistent_directory found"),  # multi-processing workers: Beam's worker start-up notice
 )
 _NATIVE_INFO = re.compile(rb"^(I\d{4} \d\d:\d\d:[\d.]+ |WARNING: All log messages before absl::InitializeLog)")
 _RECORD_START = re.compile(rb"^([IWEF]\d{4} |\d\d:\d\d:\d\d |Traceback|WARNING: )")
+_NO_GPU = re.compile(rb"^E\d{4} [\d:. ]+\d+ cuda_platform\.cc:\d+\] failed call to cuInit")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class _DropBenign(logging.Filter):
+class DropBenignWarnings(logging.Filter):
     """Drops the known-harmless library warnings (never an ERROR)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -66,15 +70,19 @@ def configure_logging(verbose: bool = False) -> None:
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _DropBenign) for f in handler.filters):
-            handler.addFilter(_DropBenign())
+        if not any(isinstance(f, DropBenignWarnings) for f in handler.filters):
+            handler.addFilter(DropBenignWarnings())
 
 
 def drop_native_info(lines: list[bytes]) -> list[bytes]:
-    """``lines`` without C++ info records (and their continuation lines) and absl's pre-initialisation notice."""
+    """``lines`` without C++ info records (and their continuation lines), absl's pre-initialisation notice and
+    the no-GPU cuInit error (logged at DEBUG)."""
     kept, dropping = [], False
     for line in lines:
-        if _NATIVE_INFO.match(line):
+        if _NO_GPU.match(line):
+            logging.getLogger(__name__).debug("no usable GPU: %s", line.decode("utf-8", "replace").strip())
+            dropping = True
+        elif _NATIVE_INFO.match(line):
             dropping = True
         elif not dropping or _RECORD_START.match(line):
             dropping = False
@@ -91,8 +99,9 @@ def import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow
 
+            tensorflow.config.list_physical_devices("GPU")  # CUDA's start-up lines, inside the window
             with contextlib.suppress(ImportError):
                 import tensorflow_transform  # noqa: F401
         finally:

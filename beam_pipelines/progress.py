@@ -111,8 +111,10 @@ def read_count(folder: str) -> int:
 def describe(label: str, count: int, total: int | None, seconds: float) -> str:
     """One progress line: ``label: 1200/4000 (30%), 85.0/s, ETA 33 s`` (no total: no percentage or ETA)."""
     rate = count / seconds if seconds > 0 else 0.0
+    if total and count >= total:
+        return f"{label}: all {total} read ({rate:.1f}/s), writing outputs, {seconds:.0f} s"
     if total:
-        eta = f", ETA {(total - count) / rate:.0f} s" if rate > 0 and count < total else ""
+        eta = f", ETA {(total - count) / rate:.0f} s" if rate > 0 else ""
         return f"{label}: {count}/{total} ({100.0 * count / total:.0f}%), {rate:.1f}/s{eta}, {seconds:.0f} s"
     return f"{label}: {count} elements, {rate:.1f}/s, {seconds:.0f} s"
 

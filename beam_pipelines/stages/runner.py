@@ -108,7 +108,7 @@ def run_stage(
 
 
 def _one_line(summary: dict[str, Any]) -> str:
-    parts = [f"{key}={summary[key]}" for key in ("seen", "written", "rejected") if key in summary]
+    parts = [f"{key}={summary[key]}" for key in ("seen", "written", "rejected", "train_examples") if key in summary]
     if summary.get("rejected_by_reason"):
         parts.append(f"rejected_by_reason={summary['rejected_by_reason']}")
     if "splits" in summary:

@@ -52,9 +52,14 @@ def _number(text: str) -> float:
         return math.nan
 
 
-def numeric_columns(tables: dict[str, list[dict[str, str]]]) -> dict[str, dict[str, np.ndarray]]:
+def numeric_columns(
+    tables: dict[str, list[dict[str, str]]], per_target: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
     """column -> split -> float64 values (empty cells dropped) of every column that is numeric in every row that
-    has a value; the contract's id columns (uid, target_id, shard) are left out, ``label`` is kept."""
+    has a value; the contract's id columns (uid, target_id, shard) are left out, ``label`` is kept.
+
+    ``per_target``: one value per target (the mean of its examples' values), the unit the split randomizes; the
+    examples of one target (e.g. every transit of one star) are not independent draws."""
     columns: list[str] = []
     for rows in tables.values():
         for name in rows[0] if rows else []:
@@ -64,15 +69,23 @@ def numeric_columns(tables: dict[str, list[dict[str, str]]]) -> dict[str, dict[s
     for name in columns:
         per_split, numeric = {}, True
         for split, rows in tables.items():
-            texts = [row.get(name, "") for row in rows]
-            values = np.array([_number(t) for t in texts if t not in ("", None)], dtype=np.float64)
+            pairs = [(row.get("target_id", ""), row.get(name, "")) for row in rows]
+            pairs = [(target, _number(text)) for target, text in pairs if text not in ("", None)]
+            values = np.array([value for _, value in pairs], dtype=np.float64)
             if np.isnan(values).any():
                 numeric = False
                 break
-            per_split[split] = values
+            per_split[split] = _target_means(pairs) if per_target else values
         if numeric and any(v.size for v in per_split.values()):
             result[name] = per_split
     return result
+
+
+def _target_means(pairs: list[tuple[str, float]]) -> np.ndarray:
+    sums: dict[str, list[float]] = {}
+    for target, value in pairs:
+        sums.setdefault(target, []).append(value)
+    return np.array([np.mean(values) for _, values in sorted(sums.items())], dtype=np.float64)
 
 
 def shard_rows(fs: FileAccess, folder: str) -> dict[str, dict[str, str]]:

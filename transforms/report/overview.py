@@ -122,5 +122,8 @@ def skew_figure(columns: dict[str, dict[str, np.ndarray]], results: list[SkewRes
     for ax in flat[len(names) :]:
         ax.set_visible(False)
     flat[0].legend(fontsize=7)
-    caption = "Empirical CDF per split of every numeric data-table column; D is the two-sample KS statistic vs train."
+    caption = (
+        "Empirical CDF per split of every numeric data-table column, one value per target (its examples' mean); "
+        "D is the two-sample KS statistic vs train."
+    )
     return make("split_cdfs", SKEW, "Distributions per split", caption, figure)

@@ -87,7 +87,8 @@ def _skew_table(results: list[SkewResult], threshold: float, alpha: float) -> st
         else f'<p class="ok">no skew: 0 of {len(results)} comparisons flagged</p>'
     )
     rule = (
-        f'<p class="meta">Flagged when KS D &gt; {threshold} and p &lt; {alpha} / {len(results)} (Bonferroni). '
+        '<p class="meta">One value per target (the mean over its examples): targets are what the split draws. '
+        f"Flagged when KS D &gt; {threshold} and p &lt; {alpha} / {len(results)} (Bonferroni). "
         "Also checked by <code>sigforge audit --skew</code>.</p>"
     )
     return summary + rule + f"<table>{head}{''.join(rows)}</table>"
@@ -133,7 +134,7 @@ def write_report(
 ) -> Report:
     """Writes ``OUT/report/index.html`` and one PNG per figure; returns what it wrote."""
     manifest = json.loads(fs.read_text(fs.join(out, MANIFEST)))
-    columns = numeric_columns(split_tables(fs, out))
+    columns = numeric_columns(split_tables(fs, out), per_target=True)
     skew = compare_splits(columns, threshold, alpha)
     figures = [
         figure

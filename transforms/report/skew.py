@@ -76,3 +76,10 @@ def compare_splits(
 
 def flagged(results: list[SkewResult]) -> list[SkewResult]:
     return [result for result in results if result.flagged]
+
+
+def dataset_skew(out: str, fs, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> list[SkewResult]:
+    """Every comparison of the split stage's data tables of dataset ``out`` (``fs``: a ``ReportFiles``)."""
+    from transforms.report.data import numeric_columns, split_tables
+
+    return compare_splits(numeric_columns(split_tables(fs, out), per_target=True), threshold, alpha)

@@ -141,6 +141,8 @@ def truth_figure(out: str, fs: data.ReportFiles) -> Figure | None:
         both = np.concatenate([v for v in per_split.values() if v.size])
         bins = np.linspace(both.min(), both.max(), 30) if both.size else 10
         for split, values in per_split.items():
+            if not values.size:
+                continue
             ax.hist(
                 values,
                 bins=bins,
