@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from transforms.contract import SPLITS
+from transforms.contract import SPLITS, STAGES
 from transforms.report.figures import Figure, make, new_figure
 from transforms.report.skew import SkewResult
 
@@ -19,7 +19,8 @@ _SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 def stage_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per recorded stage: seen, written, rejected, seconds, examples/s (blank where a stage has none)."""
     rows = []
-    for name, entry in manifest.get("stages", {}).items():
+    recorded = manifest.get("stages", {})
+    for name, entry in sorted(recorded.items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else 99):
         seconds = entry.get("seconds")
         written = entry.get("written")
         rate = written / seconds if written and seconds else None

@@ -123,6 +123,7 @@ def value_histogram(config: Any, out: str, fs: data.ReportFiles) -> Figure | Non
         return None
     ax.plot(bins, np.exp(-0.5 * bins**2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=1e-5)
     ax.set_xlabel("normalized strain (clipped to +-6)")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)

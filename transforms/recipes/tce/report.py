@@ -182,6 +182,7 @@ def value_histogram(config: Any, out: str, fs: data.ReportFiles) -> Figure | Non
                 drawn = True
         ax.plot(bins, np.exp(-0.5 * bins**2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
         ax.set_yscale("log")
+        ax.set_ylim(bottom=1e-5)
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=7)
     if not drawn:
