@@ -119,10 +119,19 @@ def describe(label: str, count: int, total: int | None, seconds: float) -> str:
     return f"{label}: {count} elements, {rate:.1f}/s, {seconds:.0f} s"
 
 
+def _sized_terminal() -> bool:
+    """True when stderr is a terminal with a width (a bar on a zero-width pseudo-terminal would print nothing)."""
+    try:
+        return sys.stderr.isatty() and os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class ProgressMonitor:
     """Driver thread: sums ``folder``'s heartbeats and reports every ``interval`` seconds until stopped.
 
-    Use as a context manager around the pipeline's run. ``bar=None`` draws a tqdm bar when stderr is a terminal.
+    Use as a context manager around the pipeline's run. ``bar=None`` draws a tqdm bar when stderr is a terminal
+    (with a width), else logs lines.
     """
 
     def __init__(self, folder: str, label: str, total: int | None = None, interval: float | None = None, bar=None):
@@ -130,7 +139,7 @@ class ProgressMonitor:
         self._label = label
         self._total = total
         self._interval = interval if interval is not None else interval_s()
-        self._bar = sys.stderr.isatty() if bar is None else bar
+        self._bar = _sized_terminal() if bar is None else bar
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"progress-{label}", daemon=True)
         self._started = 0.0
