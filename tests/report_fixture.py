@@ -17,7 +17,8 @@ _CACHE: dict[str, Built] = {}
 class Built:
     raw: Path
     out: Path
-    stderr: str
+    stderr: str  # of `sigforge run`
+    report_stderr: str = ""  # of `sigforge report`, when the run had --no-report
 
 
 def sigforge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -33,24 +34,32 @@ def sigforge(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 def build(name: str, root: Path, sample: list[str], run: list[str]) -> Built:
-    """``sigforge make-sample ...`` then ``sigforge run ...`` into ``root/name``, once per session and name."""
+    """``sigforge make-sample ...`` then ``sigforge run ...`` into ``root/name``, once per session and name; with
+    ``--no-report`` in ``run``, then ``sigforge report OUT``."""
     if name not in _CACHE:
         raw, out = root / f"{name}_raw", root / f"{name}_out"
         made = sigforge("make-sample", *sample, str(raw))
         assert made.returncode == 0, made.stderr
         ran = sigforge("run", *run, "--input", str(raw), "--output", str(out))
         assert ran.returncode == 0, ran.stderr
-        _CACHE[name] = Built(raw, out, ran.stderr)
+        report = ""
+        if "--no-report" in run:
+            assert not (out / "report").exists(), "--no-report writes no report"
+            reported = sigforge("report", str(out))
+            assert reported.returncode == 0, reported.stderr
+            report = reported.stderr
+        _CACHE[name] = Built(raw, out, ran.stderr, report)
     return _CACHE[name]
 
 
 def g2net(root: Path) -> Built:
-    """48 G2Net samples, 2 per source, with the injection truth in the data tables (run_configs/demo.yaml)."""
+    """48 G2Net samples, 2 per source, with the injection truth in the data tables (run_configs/demo.yaml); run
+    with ``--no-report``, the report written by ``sigforge report``."""
     return build(
         "g2net",
         root,
         ["g2net", "--n", "48", "--seed", "3", "--signals-per-source", "2"],
-        ["--config", "run_configs/demo.yaml"],
+        ["--config", "run_configs/demo.yaml", "--no-report"],
     )
 
 

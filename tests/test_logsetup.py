@@ -60,11 +60,12 @@ def test_native_info_lines_and_their_continuations_are_dropped():
 
 
 def test_default_run_prints_only_sigforge_lines(tmp_path_factory):
-    built = report_fixture.g2net(tmp_path_factory.mktemp("quiet"))
+    built = report_fixture.tce(tmp_path_factory.mktemp("quiet"))  # a default run: stages, report, paths
     lines = built.stderr.splitlines()
     assert len(lines) <= 30, built.stderr
     noise = [line for line in lines if not OWN_LINE.match(line)]
     assert not noise, "\n".join(noise)
-    assert sum("] build ..." in line or "[1/4] build" in line for line in lines) == 1
-    assert any("examples/s" in line for line in lines)
+    assert sum("[1/4] build ..." in line for line in lines) == 1
+    assert sum("examples/s" in line for line in lines) == 3  # build, split, normalize summaries
+    assert any("rejected_by_reason=" in line for line in lines)
     assert "report/index.html" in lines[-1]
