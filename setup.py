@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "pyyaml>=6.0,<7",
     "pydantic>=2.5,<3",
     "tensorboard>=2.21,<2.22",
+    "tqdm>=4.66,<5",
 ]
 
 setup(

@@ -4,7 +4,8 @@
     sigforge make-sample RECIPE OUT --n N --seed S [--signals-per-source K]
     sigforge run --config run_configs/g2net.yaml --input RAW --output OUT [--set k=v ...] [-- BEAM OPTIONS]
     sigforge build | split | analyze | normalize | filter ...   (one stage on an existing OUT)
-    sigforge audit OUT [--group-column source_id]
+    sigforge audit OUT [--group-column source_id] [--skew [--skew-threshold D] [--skew-alpha A]]
+    sigforge report OUT                                  (OUT/report/index.html + PNGs; `run` writes it too)
     sigforge train --data OUT --config run_configs/train_g2net.yaml --out RUNS
     sigforge predict --run RUNS/<run> --input RAW_NPY_OR_DIR [--out scores.csv]
     sigforge baseline matched-filter --data RAW --psd design|estimated --out SCORES_DIR
@@ -82,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, including Beam's and TensorFlow's own lines"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sample = commands.add_parser("make-sample", help="write realistic sample raw data (no download needed)")
@@ -130,7 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_stage_args(run, needs_input=True)
+    run.add_argument("--no-report", action="store_true", help="do not write OUT/report/ (see `sigforge report`)")
     run.set_defaults(handler=_cmd_run)
+
+    report = commands.add_parser(
+        "report",
+        help="write OUT/report/index.html: stages, rejections, splits, the recipe's figures, split skew",
+    )
+    report.add_argument("out", help="dataset folder OUT")
+    _add_skew_args(report)
+    report.set_defaults(handler=_cmd_report)
 
     audit = commands.add_parser("audit", help="check a dataset folder for leakage, losses and bad statistics")
     audit.add_argument("out", help="dataset folder OUT")
@@ -139,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also require this data-table column (e.g. source_id) to be confined to one split",
     )
+    audit.add_argument(
+        "--skew",
+        action="store_true",
+        help="also compare every numeric data-table column of train with val and test (two-sample KS test); "
+        "a flagged skew fails the audit",
+    )
+    _add_skew_args(audit)
     audit.set_defaults(handler=_cmd_audit)
 
     train = commands.add_parser(
@@ -162,6 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
             module.add_arguments(parser_)
             parser_.set_defaults(handler=_cmd_baseline, baseline_main=module.main)
     return parser
+
+
+def _add_skew_args(parser: argparse.ArgumentParser) -> None:
+    from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+
+    parser.add_argument(
+        "--skew-threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"flag a column when its KS statistic D (0..1) exceeds this (default {DEFAULT_THRESHOLD}) ...",
+    )
+    parser.add_argument(
+        "--skew-alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        help=f"... and its p-value is below this divided by the number of comparisons (default {DEFAULT_ALPHA})",
+    )
 
 
 STAGE_HELP = {
@@ -203,13 +239,29 @@ def _cmd_run(args, beam_args: list[str]) -> int:
 
     config = _load_dataset_config(args)
     run_all(config, args.input, args.output, beam_args, overwrite=args.overwrite)
+    if not args.no_report:
+        from beam_pipelines.report import run_report
+
+        run_report(args.output)
+    return 0
+
+
+def _cmd_report(args, beam_args: list[str]) -> int:
+    from beam_pipelines.report import run_report
+
+    run_report(args.out, args.skew_threshold, args.skew_alpha)
     return 0
 
 
 def _cmd_audit(args, beam_args: list[str]) -> int:
     from beam_pipelines.audit import run_audit
 
-    return run_audit(args.out, group_column=args.group_column)
+    code = run_audit(args.out, group_column=args.group_column)
+    if args.skew:
+        from beam_pipelines.report import run_skew_check
+
+        code = max(code, run_skew_check(args.out, args.skew_threshold, args.skew_alpha))
+    return code
 
 
 def _cmd_train(args, beam_args: list[str]) -> int:
@@ -266,6 +318,10 @@ def _cmd_build(args, beam_args: list[str]) -> int:
     return 0
 
 
+# Commands that load TensorFlow anyway: imported up front, without its C++ start-up lines (logsetup).
+_TF_COMMANDS = frozenset(("run", "build", "report", *STAGE_HELP))
+
+
 class _UsageError(ValueError):
     pass
 
@@ -279,11 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         (own_args, beam_args), delegated = _split_beam_args(argv), []
     args = build_parser().parse_args(own_args)
     args.delegated_args = delegated
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    from beam_pipelines.logsetup import configure_logging, import_tensorflow_quietly
+
+    configure_logging(args.verbose)
+    if not args.verbose and args.command in _TF_COMMANDS:
+        import_tensorflow_quietly()
     from beam_pipelines.manifest import StageError
     from transforms.config import ConfigError
 

@@ -20,8 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1200, help="number of generated G2Net samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3, help="training epochs of the short demo run")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, libraries included")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%X")
+    from beam_pipelines.logsetup import configure_logging, import_tensorflow_quietly
+
+    configure_logging(args.verbose)
+    if not args.verbose:
+        import_tensorflow_quietly()
 
     from beam_pipelines import fs
     from beam_pipelines.pipeline import run_all
@@ -38,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     _LOG.info("2/4 sigforge run (build, split, analyze, normalize) -> %s", dataset)
     config = load_config(DatasetConfig, "run_configs/demo.yaml")
     run_all(config, raw, dataset)
+
+    from beam_pipelines.report import run_report
+
+    report = run_report(dataset)
 
     _LOG.info("3/4 sigforge audit %s", dataset)
     problems = audit_dataset(dataset, group_column="source_id", fs=fs)
@@ -82,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         f"model run:        {run_dir}",
         f"metrics:          {run_dirs[-1] if run_dirs else 'missing'}",
         f"plots:            {os.path.join(run_dir, 'plots')}",
+        f"dataset report:   {report}  (open it in a browser)",
     ]
     sys.stdout.write("\n".join(["", "sigforge demo outputs:", *summary, ""]))
     return 0

@@ -120,7 +120,7 @@ def finish_stage(run: StageRun, summary: dict[str, Any], config: dict[str, Any] 
     manifest.setdefault("created", _now())
     manifest.setdefault("stages", {})[run.stage] = {**summary, "completed_at": _now()}
     write_manifest(run.out, manifest)
-    _LOG.info("stage %s published to %s: %s", run.stage, run.out, _short(summary))
+    _LOG.debug("stage %s published to %s: %s", run.stage, run.out, _short(summary))
     return manifest
 
 

@@ -131,7 +131,7 @@ def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions
     name = runner.rsplit(".", 1)[-1].lower() if isinstance(runner, str) else runner
     if name in _LOCAL_ALIASES:
         standard.runner = FN_API_RUNNER
-        _LOG.info("local run: using the FnApiRunner (no Prism download); requested runner=%r", runner)
+        _LOG.debug("local run: using the FnApiRunner (no Prism download); requested runner=%r", runner)
     # Workers on remote runners need the main session's imports only through setup.py, never pickled state.
     options.view_as(SetupOptions).save_main_session = False
     return options

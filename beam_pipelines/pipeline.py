@@ -40,6 +40,6 @@ def run_all(
         _LOG.info("[%d/%d] %s ...", index, len(stages), name)
         result = stage()
         entry = result["stages"][name]
-        _LOG.info("[%d/%d] %s done in %.1f s", index, len(stages), name, entry.get("seconds", 0.0))
+        _LOG.debug("[%d/%d] %s done in %.1f s", index, len(stages), name, entry.get("seconds", 0.0))
     _LOG.info("run: dataset ready in %s (%.1f s)", out, time.monotonic() - started)
     return result

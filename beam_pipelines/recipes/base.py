@@ -35,12 +35,13 @@ class RecipeBuild(beam.PTransform):
 
     STAGE = "build"
 
-    def __init__(self, config: Any, input_dir: str, plan: Any, tmp: str):
+    def __init__(self, config: Any, input_dir: str, plan: Any, tmp: str, progress: beam.PTransform | None = None):
         super().__init__()
         self._config = config
         self._input_dir = input_dir
         self._plan = plan
         self._tmp = tmp
+        self._progress = progress  # counts decided inputs (written or rejected) while the pipeline runs
 
     @classmethod
     def plan(cls, config: Any, input_dir: str) -> Any:
@@ -69,6 +70,9 @@ class RecipeBuild(beam.PTransform):
             self.table_columns(self._plan),
             self.STAGE,
         )
+        if self._progress is not None:
+            built.records | "Progress[written]" >> self._progress
+            built.rejected | "Progress[rejected]" >> self._progress
         built.rejected | "WriteRejected" >> WriteRejected(fs.join(self._tmp, REJECTED_DIR, f"{self.STAGE}.csv"))
         pairs = (
             built.seen | "SeenPairs" >> Tally("seen"),

@@ -158,23 +158,25 @@ def run_analyze(
     group_column = config.analyze.cap_group_column
 
     def work(ctx: StageContext) -> dict[str, Any]:
-        _LOG.info("analyze: tf.Transform statistics on %s (cap per %s: %s)", pattern, group_column, cap)
+        _LOG.debug("analyze: tf.Transform statistics on %s (cap per %s: %s)", pattern, group_column, cap)
         stats_dir = ctx.tmp_path(STATS_DIR)
         passes = recipe.analysis_passes(config)
         stats: dict[str, np.ndarray] = {}
         for index, analysis in enumerate(passes):
             last = index == len(passes) - 1
             pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
-            with ctx.pipeline(tft=True) as pipeline:
+            label = f"analyze pass {index + 1}/{len(passes)} ({analysis.name})"
+            with ctx.pipeline(tft=True, total=train_split.get("examples"), label=label) as pipeline:
                 _ = (
                     pipeline
                     | "ReadTrain" >> source.RawRecordBeamSource()
+                    | "Progress" >> ctx.progress()
                     | "AnalyzeTrain" >> AnalyzeTrain(source, analysis.make_fn(stats), pass_dir, cap, group_column)
                 )
             stats = read_stats(pass_dir, analysis.stat_names)
             if not last:
                 fs.delete_tree(pass_dir)
-            _LOG.info("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
+            _LOG.debug("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
         for name, arrays in recipe.stats_files(config, stats).items():
             write_npz(fs.join(stats_dir, name), **arrays)
         return {

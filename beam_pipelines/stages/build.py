@@ -34,7 +34,7 @@ def run_build(
 
     def work(ctx: StageContext) -> dict[str, Any]:
         with ctx.pipeline() as pipeline:
-            _ = pipeline | f"Build[{recipe.name}]" >> build(config, input_dir, plan, ctx.tmp)
+            _ = pipeline | f"Build[{recipe.name}]" >> build(config, input_dir, plan, ctx.tmp, progress=ctx.progress())
         counts = ctx.counts()
         return {
             "seen": counts["seen"],

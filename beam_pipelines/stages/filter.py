@@ -127,8 +127,17 @@ def _count_pairs(split: str, examples, outputs):
 class FilterNorm(beam.PTransform):
     """Pipeline -> filtered shards, data tables, rejected CSV and a count summary under ``tmp``."""
 
-    def __init__(self, norm_dir: str, tmp: str, plan: FilterPlan, conditions: list[FilterCondition], per_shard: int):
+    def __init__(
+        self,
+        norm_dir: str,
+        tmp: str,
+        plan: FilterPlan,
+        conditions: list[FilterCondition],
+        per_shard: int,
+        progress: beam.PTransform | None = None,
+    ):
         super().__init__()
+        self._progress = progress
         self._norm_dir = norm_dir
         self._tmp = tmp
         self._plan = plan
@@ -143,6 +152,8 @@ class FilterNorm(beam.PTransform):
             examples = pipeline | f"ReadNorm[{split}]" >> beam.io.ReadFromTFRecord(
                 shard_glob(folder, norm_prefix(split))
             )
+            if self._progress is not None:
+                examples = examples | f"Progress[{split}]" >> self._progress
             rows = (
                 pipeline
                 | f"ReadDataTables[{split}]" >> beam.io.ReadFromText(table_glob(folder), skip_header_lines=1)
@@ -254,10 +265,16 @@ def run_filter(
     conditions = list(config.filter.conditions)
 
     def work(ctx: StageContext) -> dict[str, Any]:
-        _LOG.info("filter: %s with conditions %s", fs.join(out, INPUT_DIR), [c.name for c in conditions])
-        with ctx.pipeline() as pipeline:
+        _LOG.debug("filter: %s with conditions %s", fs.join(out, INPUT_DIR), [c.name for c in conditions])
+        total = manifest.read_manifest(out).get("stages", {}).get("normalize", {}).get("written")
+        with ctx.pipeline(total=total) as pipeline:
             _ = pipeline | "FilterNorm" >> FilterNorm(
-                fs.join(out, INPUT_DIR), ctx.tmp, plan, conditions, config.filter.examples_per_shard
+                fs.join(out, INPUT_DIR),
+                ctx.tmp,
+                plan,
+                conditions,
+                config.filter.examples_per_shard,
+                progress=ctx.progress(),
             )
         summary = summarize_counts(ctx.counts(), conditions, plan.splits)
         if summary["orphan_table_rows"]:

@@ -17,7 +17,7 @@ from apache_beam.metrics import Metrics
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 
-from beam_pipelines import fs
+from beam_pipelines import fs, manifest
 from beam_pipelines.counting import Tally
 from beam_pipelines.shards import (
     EnrichTables,
@@ -93,8 +93,10 @@ class NormalizeSplits(beam.PTransform):
         raw_spec: dict[str, Any],
         schema_bytes: bytes,
         per_shard: int,
+        progress: beam.PTransform | None = None,
     ):
         super().__init__()
+        self._progress = progress
         self._transform_fn = transform_fn
         self._split_root = split_root
         self._folder = folder
@@ -111,6 +113,8 @@ class NormalizeSplits(beam.PTransform):
             source = raw_tfxio(shard_glob(split_dir, split), self._raw_spec)
             header = table_columns(split_dir)
             records = pipeline | f"ReadSplit[{split}]" >> source.RawRecordBeamSource()
+            if self._progress is not None:
+                records = records | f"Progress[{split}]" >> self._progress
             examples = records | f"TransformSplit[{split}]" >> TransformSplit(source, transform_fn, self._schema_bytes)
             rows = (
                 pipeline
@@ -136,7 +140,8 @@ def run_normalize(
 
     def work(ctx: StageContext) -> dict[str, Any]:
         schema_bytes = tft.TFTransformOutput(stats_dir).transformed_metadata.schema.SerializeToString()
-        with ctx.pipeline(tft=True) as pipeline:
+        total = manifest.read_manifest(out).get("stages", {}).get("split", {}).get("written")
+        with ctx.pipeline(tft=True, total=total) as pipeline:
             transform_fn = pipeline | "ReadTransformFn" >> tft_beam.ReadTransformFn(stats_dir)
             _ = (
                 pipeline
@@ -148,6 +153,7 @@ def run_normalize(
                     raw_spec,
                     schema_bytes,
                     config.split.examples_per_shard,
+                    progress=ctx.progress(),
                 )
                 | "WriteSummary" >> ctx.summary()
             )

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import StandardOptions
 
-from beam_pipelines import fs, manifest
+from beam_pipelines import fs, manifest, progress
 from beam_pipelines.counting import SUMMARY_FILE, Counts, WriteSummary
-from beam_pipelines.options import make_pipeline_options
+from beam_pipelines.options import FN_API_RUNNER, make_pipeline_options
 
 _LOG = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class StageContext:
     def __init__(self, run: manifest.StageRun, beam_args: list[str] | None):
         self.run = run
         self.beam_args = beam_args
+        self._runner: str | None = None
 
     @property
     def tmp(self) -> str:
@@ -37,11 +39,32 @@ class StageContext:
     def tmp_path(self, relative: str) -> str:
         return self.run.tmp_path(relative)
 
+    @property
+    def local(self) -> bool:
+        """True when the pipelines run on the local FnApiRunner (in memory or multi-processing)."""
+        if self._runner is None:
+            self._runner = str(make_pipeline_options(self.beam_args).view_as(StandardOptions).runner)
+        return self._runner == FN_API_RUNNER
+
+    def progress(self) -> beam.PTransform:
+        """The pass-through step a stage applies to its main input so that its progress is reported (a
+        heartbeat on local runners; nothing on remote ones, whose UI shows progress)."""
+        if self.local:
+            return progress.Heartbeat(progress.heartbeat_dir(self.tmp))
+        progress.log_remote_once(self._runner or "")
+        return progress.PassThrough()
+
     @contextlib.contextmanager
-    def pipeline(self, tft: bool = False) -> Iterator[beam.Pipeline]:
+    def pipeline(self, tft: bool = False, total: int | None = None, label: str = "") -> Iterator[beam.Pipeline]:
         """A pipeline that runs when the block exits; ``tft=True`` also enters tf.Transform's context (TF1
-        graphs so named analyzer results read back exactly, temp files under the stage's folder)."""
-        with beam.Pipeline(options=make_pipeline_options(self.beam_args)) as pipeline:
+        graphs so named analyzer results read back exactly, temp files under the stage's folder). While it runs,
+        the elements counted by ``ctx.progress()`` steps are reported (of ``total`` when known)."""
+        monitor = (
+            progress.ProgressMonitor(progress.heartbeat_dir(self.tmp), label or self.run.stage, total)
+            if self.local
+            else contextlib.nullcontext()
+        )
+        with monitor, beam.Pipeline(options=make_pipeline_options(self.beam_args)) as pipeline:
             if not tft:
                 yield pipeline
                 return
@@ -85,10 +108,12 @@ def run_stage(
 
 
 def _one_line(summary: dict[str, Any]) -> str:
-    parts = [f"{key}={summary[key]}" for key in ("seen", "written", "rejected") if key in summary]
+    parts = [f"{key}={summary[key]}" for key in ("seen", "written", "rejected", "train_examples") if key in summary]
     if summary.get("rejected_by_reason"):
         parts.append(f"rejected_by_reason={summary['rejected_by_reason']}")
     if "splits" in summary:
         parts.append("examples=" + str({s: v.get("examples") for s, v in summary["splits"].items()}))
     parts.append(f"{summary['seconds']:.1f} s")
+    if summary.get("written") and summary["seconds"] > 0:
+        parts.append(f"{summary['written'] / summary['seconds']:.1f} examples/s")
     return ", ".join(parts)

@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 
-from beam_pipelines import fs
+from beam_pipelines import fs, manifest
 from beam_pipelines.counting import Counts, Tally
 from beam_pipelines.shards import ShardRecord, WriteShards, read_table, shard_glob, table_columns, table_for_shard
 from beam_pipelines.stages.runner import StageContext, run_stage
@@ -133,10 +133,12 @@ def run_split(
 
     def work(ctx: StageContext) -> dict[str, Any]:
         header = table_columns(raw_dir)
-        with ctx.pipeline() as pipeline:
+        total = manifest.read_manifest(out).get("stages", {}).get("build", {}).get("written")
+        with ctx.pipeline(total=total) as pipeline:
             _ = (
                 pipeline
                 | "ReadRaw" >> ReadShards(shard_glob(raw_dir, RAW_PREFIX))
+                | "Progress" >> ctx.progress()
                 | "SplitByTarget"
                 >> SplitByTarget(
                     ctx.tmp_path(SPLIT_DIR),

@@ -54,7 +54,11 @@ class Serving(Protocol):
 
 @runtime_checkable
 class Recipe(Protocol):
-    """What a data domain supplies to the stages, the CLI and the trainer."""
+    """What a data domain supplies to the stages, the CLI and the trainer.
+
+    Optional (not required by ``isinstance``): ``report_figures`` as in ``ReportFigures``, the recipe's own
+    figures of ``sigforge report``.
+    """
 
     name: str  # registry key; also the key of the recipe's config section (``g2net:``)
     summary: str  # one line for ``sigforge recipes``
@@ -82,6 +86,14 @@ class Recipe(Protocol):
 
     def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
         """Writes realistic raw sample data to ``out``; returns a summary (counts, paths)."""
+
+
+class ReportFigures(Protocol):
+    """The optional report hook of a recipe (``transforms/report/page.py`` calls it when a recipe has it)."""
+
+    def report_figures(self, config: Any, out: str, manifest: Mapping[str, Any], fs: Any) -> list[Any]:
+        """The recipe's figures (``transforms.report.figures.Figure``) of dataset ``out``; ``fs`` is the report's
+        file API (``transforms.report.data.ReportFiles``). Draw only what the folder has the inputs for."""
 
 
 def resolve(path: str) -> Any:

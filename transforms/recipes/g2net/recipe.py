@@ -115,6 +115,11 @@ class G2NetRecipe:
             "channel_std": stats["channel_std"].tolist(),
         }
 
+    def report_figures(self, config: Any, out: str, manifest: dict[str, Any], fs: Any) -> list[Any]:
+        from transforms.recipes.g2net.report import report_figures
+
+        return report_figures(config, out, manifest, fs)
+
     def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
         from transforms.recipes.g2net.sample import write_g2net_sample
 

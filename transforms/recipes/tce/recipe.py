@@ -66,6 +66,11 @@ class TceRecipe:
             "view_std": {name: float(stats[f"{name}_std"]) for name in views},
         }
 
+    def report_figures(self, config: Any, out: str, manifest: dict[str, Any], fs: Any) -> list[Any]:
+        from transforms.recipes.tce.report import report_figures
+
+        return report_figures(config, out, manifest, fs)
+
     def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
         from transforms.recipes.tce.sample import write_tce_sample
 

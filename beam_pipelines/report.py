@@ -1,0 +1,34 @@
+"""``sigforge report OUT`` and ``sigforge audit --skew``: the dataset report and split-skew check over Beam
+``FileSystems`` (``transforms.report`` does the work; this module only logs)."""
+
+from __future__ import annotations
+
+import logging
+
+from beam_pipelines import fs
+from transforms.report.page import write_report
+from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD, dataset_skew
+
+_LOG = logging.getLogger("sigforge.report")
+
+
+def run_report(out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> str:
+    """Writes ``OUT/report/`` and returns the page's path; logs every flagged split skew as a warning."""
+    report = write_report(out, fs, threshold, alpha)
+    for result in report.flagged:
+        _LOG.warning("split skew: %s", result.describe())
+    _LOG.info("report: %s (%d figures, %d skew flags)", report.path, len(report.figures), len(report.flagged))
+    return report.path
+
+
+def run_skew_check(out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> int:
+    """Logs every flagged train-vs-split comparison as an error; 1 when any, else 0."""
+    results = dataset_skew(out, fs, threshold, alpha)
+    flagged = [result for result in results if result.flagged]
+    for result in flagged:
+        _LOG.error("split skew: %s", result.describe())
+    if flagged:
+        _LOG.error("split skew: %d of %d comparisons flagged in %s", len(flagged), len(results), out)
+        return 1
+    _LOG.info("split skew: none in %d comparisons (KS D > %s and p < %s / n)", len(results), threshold, alpha)
+    return 0
