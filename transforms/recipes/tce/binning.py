@@ -15,12 +15,16 @@ import numpy as np
 def ragged_medians(values: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """(m,) medians of ``values[left[i]:right[i]]`` (0 for an empty range); ranges may overlap.
 
-    The ranges are gathered into one array, sorted once by (range, value), and each median is read at the middle
-    of its segment. Cost O(G log G) for G gathered values, no Python loop.
+    Ranges of one or two values are read directly; the longer ones are gathered into one array, sorted once by
+    (range, value), and each median is read at the middle of its segment. O(G log G) for G gathered values, no
+    Python loop.
     """
     counts = np.maximum(right - left, 0)
     out = np.zeros(len(counts))
-    full = np.flatnonzero(counts)
+    one, two = counts == 1, counts == 2
+    out[one] = values[left[one]]
+    out[two] = (values[left[two]] + values[left[two] + 1]) / 2.0
+    full = np.flatnonzero(counts > 2)
     if len(full) == 0:
         return out
     sizes = counts[full]
@@ -68,6 +72,8 @@ def bin_rows(
     Row i is ``bin_median`` of the samples with lo[i] <= time <= hi[i], all rows in one pass.
     """
     lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    order = np.argsort(lo, kind="stable")  # rows in time order: every search below has sorted keys
+    lo, hi = lo[order], hi[order]
     first = np.searchsorted(time, lo, side="left")[:, None]
     stop = np.searchsorted(time, hi, side="right")[:, None]
     spacing = ((hi - lo) / n_bins)[:, None]
@@ -76,8 +82,10 @@ def bin_rows(
     left = np.clip(np.searchsorted(time, centres - 0.5 * width, side="left"), first, stop)
     right = np.clip(np.searchsorted(time, centres + 0.5 * width, side="right"), first, stop)
     counts = right - left
-    values = ragged_medians(y, left.ravel(), right.ravel()).reshape(counts.shape)
-    return fill_empty_bins(values, counts, centres), counts
+    values = fill_empty_bins(ragged_medians(y, left.ravel(), right.ravel()).reshape(counts.shape), counts, centres)
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return values[back], counts[back]
 
 
 def bin_median(
@@ -109,6 +117,10 @@ def coverage(time: np.ndarray, start, end, cadence: float):
     """
     start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
     expected = np.maximum((end - start) / cadence, 1.0)
-    present = np.searchsorted(time, end, side="right") - np.searchsorted(time, start, side="left")
+    order = np.argsort(start, axis=None, kind="stable")  # sorted keys search faster
+    present = np.empty(start.shape, dtype=np.int64)
+    present.flat[order] = np.searchsorted(time, end.flat[order], side="right") - np.searchsorted(
+        time, start.flat[order], side="left"
+    )
     fraction = np.minimum(present / expected, 1.0)
     return float(fraction) if fraction.ndim == 0 else fraction

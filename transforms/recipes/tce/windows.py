@@ -42,7 +42,7 @@ OOT_DRAWS_PER_WINDOW = 200  # draws per out-of-transit slot before it is given u
 
 
 def _fmt_time(t: float) -> str:
-    return f"{t:.4f}"
+    return f"{float(t):.4f}"
 
 
 def _windows(curve: Detrended, mids: np.ndarray, width: float, cfg: TceConfig) -> np.ndarray:
