@@ -120,3 +120,35 @@ def test_columns_read_from_bytes_equal_astropys_table(tmp_path):
                 np.testing.assert_array_equal(direct[name], np.array(hdu.data[name]), strict=True)
     with fits.open(io.BytesIO(buffer.getvalue())) as hdul, pytest.raises(LookupError):
         fits_io._columns_from_bytes(hdul[1].header, buffer.getvalue(), hdul[1].fileinfo()["datLoc"], ["SCALED"])
+
+
+def test_target_id_from_the_headers_alone_matches_the_full_read(tmp_path):
+    from astropy.io import fits
+
+    data, path = _fits_bytes(tmp_path)
+    table_only = fits.HDUList(
+        [fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("TIME", "D", array=[1.0])])]
+    )
+    table_only[1].header["TICID"] = 25155310  # the id only in the table header
+    buffer = io.BytesIO()
+    table_only.writeto(buffer)
+    cfg = make_cfg()
+    for payload, expected in ((data, "42"), (buffer.getvalue(), "25155310")):
+        reads = []
+
+        def read(n, payload=payload, reads=reads):
+            reads.append(n)
+            return payload[sum(reads[:-1]) : sum(reads)]
+
+        assert fits_io.read_target_id(read, path, cfg) == expected
+    assert fits_io.read_light_curve(data, path, cfg).target_id == "42"
+    real = next((Path(__file__).resolve().parent / "data" / "kepler90").glob("*.fits"))
+    with open(real, "rb") as handle:
+        assert fits_io.read_target_id(handle.read, str(real), cfg) == "11442793"
+        assert handle.tell() < real.stat().st_size / 4  # the headers only, not the table
+    no_id, named = _fits_bytes(tmp_path, "kplr000000077-q02_llc.fits", header_id=False)
+    assert fits_io.read_target_id(io.BytesIO(no_id).read, named, make_cfg(target_id_source="filename")) == "77"
+    for payload, reason in ((no_id, schema.NO_TARGET_ID), (b"garbage" * 100, schema.UNREADABLE_FITS)):
+        with pytest.raises(RejectedInput) as info:
+            fits_io.read_target_id(io.BytesIO(payload).read, named, cfg)
+        assert info.value.reason == reason

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -120,6 +121,63 @@ def _open_table(data: bytes, path: str, wanted: list[str]) -> tuple[list[fits.He
         raise RejectedInput(UNREADABLE_FITS, f"not a readable FITS light curve: {error}") from None
 
 
+def _target_id(headers: list[fits.Header], path: str, cfg: TceConfig) -> str:
+    """The star's id from the headers (``cfg.header_keys``) or the file name; RejectedInput(no_target_id)."""
+    if cfg.target_id_source == "header":
+        found = (h[k] for k in cfg.header_keys for h in headers if k in h and str(h[k]).strip())
+        target_id = normalize_id(next(found, ""))
+    else:
+        target_id = target_id_from_filename(path, cfg.filename_regex) or ""
+    if not target_id:
+        raise RejectedInput(
+            NO_TARGET_ID, f"no target id (source {cfg.target_id_source}: keys {cfg.header_keys} / {cfg.filename_regex})"
+        )
+    return target_id
+
+
+def _header_end(data: bytes, start: int) -> int | None:
+    """Byte offset just past the header block holding the END card of the header starting at ``start``."""
+    for card in range(start, len(data) - 79, 80):
+        if data[card : card + 8] == b"END     ":
+            return start + -(-(card + 80 - start) // FITS_BLOCK) * FITS_BLOCK
+    return None
+
+
+def read_target_id(read: Callable[[int], bytes], path: str, cfg: TceConfig) -> str:
+    """The star's id of a light-curve file from its first header(s) only, without its table.
+
+    ``read(n)`` returns the next ``n`` bytes of the file (a file handle's ``read``). Reads the primary header
+    and, when the key is not there and the primary HDU has no data (Kepler, TESS), the next header. Raises
+    RejectedInput (unreadable_fits, no_target_id) as ``read_light_curve`` would for these files.
+    """
+    if cfg.target_id_source == "filename":
+        return _target_id([], path, cfg)
+    data = b""
+    headers: list[fits.Header] = []
+    start = 0
+    while len(headers) < 2:
+        end = _header_end(data, start)
+        while end is None:
+            chunk = read(8 * FITS_BLOCK)
+            if not chunk:
+                if headers:
+                    return _target_id(headers, path, cfg)
+                raise RejectedInput(UNREADABLE_FITS, "no END card in the primary header (not a FITS file?)")
+            data += chunk
+            end = _header_end(data, start)
+        try:
+            headers.append(fits.Header.fromstring(data[start:end].decode("ascii")))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RejectedInput(UNREADABLE_FITS, f"not a readable FITS header: {error}") from None
+        if (
+            any(k in headers[0] and str(headers[0][k]).strip() for k in cfg.header_keys)
+            or int(headers[0].get("NAXIS", 0)) != 0
+        ):
+            break
+        start = end
+    return _target_id(headers, path, cfg)
+
+
 def read_light_curve(data: bytes, path: str, cfg: TceConfig) -> LightCurve:
     """FITS bytes -> cleaned ``LightCurve``; raises RejectedInput (unreadable_fits, missing_columns, ...).
 
@@ -131,15 +189,7 @@ def read_light_curve(data: bytes, path: str, cfg: TceConfig) -> LightCurve:
     missing = [c for c in wanted if c is not None and c not in columns]
     if missing:
         raise RejectedInput(MISSING_COLUMNS, f"light-curve table lacks {missing} (has {columns})")
-    if cfg.target_id_source == "header":
-        found = (h[k] for k in cfg.header_keys for h in headers if k in h and str(h[k]).strip())
-        target_id = normalize_id(next(found, ""))
-    else:
-        target_id = target_id_from_filename(path, cfg.filename_regex) or ""
-    if not target_id:
-        raise RejectedInput(
-            NO_TARGET_ID, f"no target id (source {cfg.target_id_source}: keys {cfg.header_keys} / {cfg.filename_regex})"
-        )
+    target_id = _target_id(headers, path, cfg)
     time = np.asarray(table[cfg.time_column], dtype=np.float64)
     flux = np.asarray(table[cfg.flux_column], dtype=np.float64)
     good = np.isfinite(time) & np.isfinite(flux)
