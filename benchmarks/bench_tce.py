@@ -12,8 +12,10 @@ cycling multi (a 0.5-1.5 d planet plus 2-3 more planets and a false alarm), plan
   CPU seconds (user + sys of the process tree) per star, wall time, peak RSS; the in-stage seconds from the
   manifest.
 
-Prints, per size, examples per star, the CPU-s per star and peak RSS, and the RSS ratio of the largest size to
-the smallest; writes ``benchmarks/results_tce.json``.
+Prints, per size, examples per star, the CPU-s per star and peak RSS; then the RSS ratio of the largest size to
+the smallest and the CPU-s per additional star of sigforge (the difference of the two runs' CPU over the
+difference of their stars, so the fixed start-up of ~8-10 CPU-s, TensorFlow and Beam imports, cancels); writes
+``benchmarks/results_tce.json``.
 """
 
 from __future__ import annotations
@@ -124,8 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         small, large = sizes[0], sizes[-1]
         factor = args.stars[-1] / args.stars[0]
         ratio = large["max_rss_mib"] / small["max_rss_mib"]
+        cpu = [s["cpu_user_s"] + s["cpu_sys_s"] for s in (small, large)]
+        marginal = (cpu[1] - cpu[0]) / (args.stars[-1] - args.stars[0])
         report["rss_ratio"] = round(ratio, 3)
+        report["marginal_cpu_s_per_star"] = round(marginal, 3)
         print(f"peak RSS at {factor:.0f}x the stars = {ratio:.2f}x that at 1x (max RSS of one process)")
+        print(
+            f"sigforge {args.stage}: {marginal:.3f} CPU-s per additional star (CPU of the {args.stars[-1]}-star run "
+            f"minus the {args.stars[0]}-star run, over the extra stars: start-up and imports cancel)"
+        )
     with open(args.results, "w") as handle:
         json.dump(report, handle, indent=2)
     print(f"results written to {args.results}")

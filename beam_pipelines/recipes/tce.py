@@ -169,7 +169,11 @@ class BuildTce(RecipeBuild):
         )
         rejected = (keyed[REJECTED], tces[REJECTED], targets[REJECTED]) | "AllRejected" >> beam.Flatten()
         # Every file, TCE row, transit and out-of-transit slot is one decision: written or rejected.
-        seen = (targets.records, rejected) | "AllSeen" >> beam.Flatten()
+        # Only the uid / path of each decision crosses the flatten (the records would be held by the runner).
+        seen = (
+            targets.records | "SeenWritten" >> beam.Map(lambda record: record.uid),
+            rejected | "SeenRejected" >> beam.Map(lambda rejection: rejection.uid_or_path),
+        ) | "AllSeen" >> beam.Flatten()
         extra = (
             paths | "FilePairs" >> Tally("files_matched"),
             lines | "TceRowPairs" >> Tally("tce_rows"),
