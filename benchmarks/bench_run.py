@@ -1,14 +1,16 @@
 """Throughput and peak memory of ``sigforge run`` against the plain-script baseline, on generated G2Net data.
 
-    python benchmarks/bench_run.py --n 4000 16000 [--multiproc] [--repeat 1] [--keep] [--results PATH]
+    python benchmarks/bench_run.py --n 4000 16000 [--workers] [--multiproc] [--repeat 1] [--keep] [--results PATH]
 
 For each size N the sample (``transforms.recipes.g2net.sample.write_g2net_sample``, ``signals_per_source=3``) is
 generated once into a temporary folder (not timed). Then, one after another, each variant runs as its own subprocess:
 
 - ``sigforge``: ``python -m beam_pipelines.cli run --config run_configs/demo.yaml`` (in-memory FnApiRunner);
 - ``plain``: ``python benchmarks/plain_script.py`` (same config, same numeric functions, one process);
+- ``sigforge-2w`` (with ``--workers``): sigforge with ``--profile run_configs/local_multiprocess.yaml --
+  --direct_num_workers=2`` (the multi-threaded FnApiRunner, 2 worker threads);
 - ``sigforge-mp2`` (with ``--multiproc``): sigforge with ``-- --direct_running_mode=multi_processing
-  --direct_num_workers=2``.
+  --direct_num_workers=2`` (2 worker processes; the profile's mode before issue #13).
 
 Measured per variant: wall time of the whole subprocess (interpreter start and TensorFlow/Beam imports
 included), the time inside the stages (``OUT/manifest.json`` ``stages.*.seconds`` for sigforge,
@@ -40,6 +42,7 @@ CONFIG = "run_configs/demo.yaml"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STAGE_ORDER = ("build", "split", "analyze", "normalize", "filter")
 MP_ARGS = ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+WORKER_ARGS = ["--profile", "run_configs/local_multiprocess.yaml", "--", "--direct_num_workers=2"]
 
 
 # Process-tree memory sampling -----------------------------------------------------------------------------
@@ -109,9 +112,9 @@ def measure(cmd: list[str], log_path: str, env: dict[str, str]) -> dict:
 # Variants -------------------------------------------------------------------------------------------------
 
 
-def sigforge_cmd(raw: str, out: str, multiproc: bool) -> list[str]:
+def sigforge_cmd(raw: str, out: str, variant: str) -> list[str]:
     cmd = [sys.executable, "-m", "beam_pipelines.cli", "run", "--config", CONFIG, "--input", raw, "--output", out]
-    return cmd + (MP_ARGS if multiproc else [])
+    return cmd + {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mp2": MP_ARGS}[variant]
 
 
 def plain_cmd(raw: str, out: str) -> list[str]:
@@ -155,7 +158,7 @@ def run_variant(name: str, raw: str, work: str, env: dict[str, str], keep: bool)
     if name == "plain":
         cmd, figures = plain_cmd(raw, out), plain_figures
     else:
-        cmd, figures = sigforge_cmd(raw, out, multiproc=name.endswith("mp2")), sigforge_figures
+        cmd, figures = sigforge_cmd(raw, out, name), sigforge_figures
     log = os.path.join(work, f"{name}.log")
     load_before = os.getloadavg()[0]
     result = {"variant": name, "cmd": " ".join(cmd), **measure(cmd, log, env)}
@@ -210,14 +213,26 @@ def print_size(n: int, runs: list[dict]) -> None:
             f"{plain['stage_total_s'] / r['stage_total_s']:.2f} (stages); "
             f"i.e. {r['wall_s'] / plain['wall_s']:.1f}x the plain script's wall time; {agreement(r, plain)}"
         )
+    default = next((r for r in ok if r["variant"] == "sigforge"), None)
     for r in ok:
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages_s"].items() if v is not None)
-        print(f"  {r['variant']:<13} stages s: {stages}  (startup/other {r['wall_s'] - r['stage_total_s']:.1f})")
+        if default is not None and r["variant"] in ("sigforge-2w", "sigforge-mp2"):
+            print(
+                f"{r['variant']}/sigforge (default) throughput: {default['wall_s'] / r['wall_s']:.2f} (wall), "
+                f"{default['stage_total_s'] / r['stage_total_s']:.2f} (stages); {agreement(r, default)}"
+            )
+    for r in ok:
+        stages = ", ".join(f"{k} {v:.1f} ({v / r['wall_s']:.0%})" for k, v in r["stages_s"].items() if v is not None)
+        other = r["wall_s"] - r["stage_total_s"]
+        print(
+            f"  {r['variant']:<13} stages s (share of wall): {stages}; "
+            f"startup/other {other:.1f} ({other / r['wall_s']:.0%})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, nargs="+", default=[4000, 16000], help="sample sizes (default 4000 16000)")
+    parser.add_argument("--workers", action="store_true", help="also run sigforge with the 2-worker local profile")
     parser.add_argument("--multiproc", action="store_true", help="also run sigforge with 2 multi-processing workers")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-script baseline")
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant (each is reported)")
@@ -231,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     from transforms.recipes.g2net import sample as gw_sample
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
-    variants = (["plain"] if not args.no_plain else []) + ["sigforge"] + (["sigforge-mp2"] if args.multiproc else [])
+    variants = (["plain"] if not args.no_plain else []) + ["sigforge"]
+    variants += (["sigforge-2w"] if args.workers else []) + (["sigforge-mp2"] if args.multiproc else [])
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {

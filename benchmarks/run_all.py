@@ -1,8 +1,9 @@
-"""``make bench``: the pipeline benchmark (plain script vs sigforge, in memory and with 2 worker processes, at
-N = 4000 and 16000: throughput ratio, multi-processing speed-up, peak RSS, per-stage times), then the trainer's
-input pipeline vs training step. About 12 minutes on a 2-core machine.
+"""``make bench``: the pipeline benchmark (plain script vs sigforge, in memory and with 2 workers of the
+``local_multiprocess`` profile, at N = 4000 and 16000: throughput ratios, 2-worker speed-up, peak RSS, the share
+of each stage), the light-curve benchmark (CPU-s per 17-quarter star and peak RSS at 8 and 32 stars), then the
+trainer's input pipeline vs training step. About 15 minutes on an idle 2-core machine.
 
-    python benchmarks/run_all.py                 # what make bench runs (N = 4000 and 16000, --multiproc)
+    python benchmarks/run_all.py                 # what make bench runs (N = 4000 and 16000, --workers)
     python benchmarks/run_all.py --quick         # N = 2000 and 4000, in memory only, no trainer benchmark
     python benchmarks/run_all.py --n 1000        # any sizes
 
@@ -34,10 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.n or (QUICK_SIZES if args.quick else FULL_SIZES)
     forwarded = ["--n", *map(str, chosen), "--repeat", str(args.repeat)]
     if not args.quick:
-        forwarded.append("--multiproc")
+        forwarded.append("--workers")
     print(f"bench_run.py {' '.join(forwarded)}", flush=True)
     code = bench_run.main(forwarded)
     if code != 0 or args.quick:
+        return code
+    import bench_tce
+
+    print("bench_tce.py --stars 8 32", flush=True)
+    code = bench_tce.main(["--stars", "8", "32"])
+    if code != 0:
         return code
     import bench_trainer
 

@@ -3,6 +3,7 @@ their reasons, and a TESS SPOC file through the TESS recipe."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,69 @@ def test_tess_spoc_light_curve_with_the_tess_recipe(tmp_path):
     assert [e.row["midtime"] for e in transits] == [1401.0, 1403.0, 1405.0] and drops == []
     for e in transits:
         assert e.label == 1 and np.median(e.arrays[schema.FLUX_WINDOW][46:54]) == pytest.approx(-2e-3, rel=0.02)
+
+
+def test_columns_read_from_bytes_equal_astropys_table(tmp_path):
+    """The direct column read gives astropy's arrays bit for bit (generated Kepler file, real Kepler-90, a table
+    with strings and vectors around the columns); a scaled column is left to astropy."""
+    from astropy.io import fits
+
+    data, _ = _fits_bytes(tmp_path)
+    n = 50
+    mixed = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="NAME", format="7A", array=np.array(["a"] * n)),
+            fits.Column(name="TIME", format="D", array=np.arange(n) * 0.5),
+            fits.Column(name="VEC", format="3E", array=np.ones((n, 3))),
+            fits.Column(name="FLAGS", format="11X", array=np.zeros((n, 11), bool)),
+            fits.Column(name="PDCSAP_FLUX", format="E", array=np.linspace(1, 2, n)),
+            fits.Column(name="SAP_QUALITY", format="I", array=np.arange(n) % 3),
+            fits.Column(name="SCALED", format="J", array=np.arange(n, dtype=np.uint32), bzero=2**31),
+        ],
+        name="LIGHTCURVE",
+    )
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), mixed]).writeto(buffer)
+    kepler90 = next((Path(__file__).resolve().parent / "data" / "kepler90").glob("*.fits")).read_bytes()
+    for payload in (data, buffer.getvalue(), kepler90):
+        with fits.open(io.BytesIO(payload)) as hdul:
+            hdu = hdul["LIGHTCURVE"]
+            wanted = [c for c in ("TIME", "PDCSAP_FLUX", "SAP_QUALITY") if c in hdu.columns.names]
+            direct = fits_io._columns_from_bytes(hdu.header, payload, hdu.fileinfo()["datLoc"], wanted)
+            assert sorted(direct) == sorted(wanted)
+            for name in wanted:
+                np.testing.assert_array_equal(direct[name], np.array(hdu.data[name]), strict=True)
+    with fits.open(io.BytesIO(buffer.getvalue())) as hdul, pytest.raises(LookupError):
+        fits_io._columns_from_bytes(hdul[1].header, buffer.getvalue(), hdul[1].fileinfo()["datLoc"], ["SCALED"])
+
+
+def test_target_id_from_the_headers_alone_matches_the_full_read(tmp_path):
+    from astropy.io import fits
+
+    data, path = _fits_bytes(tmp_path)
+    table_only = fits.HDUList(
+        [fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("TIME", "D", array=[1.0])])]
+    )
+    table_only[1].header["TICID"] = 25155310  # the id only in the table header
+    buffer = io.BytesIO()
+    table_only.writeto(buffer)
+    cfg = make_cfg()
+    for payload, expected in ((data, "42"), (buffer.getvalue(), "25155310")):
+        reads = []
+
+        def read(n, payload=payload, reads=reads):
+            reads.append(n)
+            return payload[sum(reads[:-1]) : sum(reads)]
+
+        assert fits_io.read_target_id(read, path, cfg) == expected
+    assert fits_io.read_light_curve(data, path, cfg).target_id == "42"
+    real = next((Path(__file__).resolve().parent / "data" / "kepler90").glob("*.fits"))
+    with open(real, "rb") as handle:
+        assert fits_io.read_target_id(handle.read, str(real), cfg) == "11442793"
+        assert handle.tell() < real.stat().st_size / 4  # the headers only, not the table
+    no_id, named = _fits_bytes(tmp_path, "kplr000000077-q02_llc.fits", header_id=False)
+    assert fits_io.read_target_id(io.BytesIO(no_id).read, named, make_cfg(target_id_source="filename")) == "77"
+    for payload, reason in ((no_id, schema.NO_TARGET_ID), (b"garbage" * 100, schema.UNREADABLE_FITS)):
+        with pytest.raises(RejectedInput) as info:
+            fits_io.read_target_id(io.BytesIO(payload).read, named, cfg)
+        assert info.value.reason == reason

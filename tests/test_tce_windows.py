@@ -7,25 +7,25 @@ import numpy as np
 import pytest
 from tce_fixture import box_centre_offset, load_kepler90, make_cfg, make_curve, make_row
 
-from transforms.recipes.tce import detrend, ephemeris, schema, target, tce_table, windows
+from transforms.recipes.tce import binning, detrend, ephemeris, schema, target, tce_table
 
 
 def test_bin_median_by_hand_and_empty_bins_interpolated():
     x = np.array([0.1, 0.2, 0.6, 2.5, 3.5, 3.6])
     y = np.array([1.0, 3.0, 5.0, 7.0, 9.0, 11.0])
-    values, counts = windows.bin_median(x, y, 0.0, 4.0, 4)
+    values, counts = binning.bin_median(x, y, 0.0, 4.0, 4)
     np.testing.assert_array_equal(counts, [3, 0, 1, 2])
     np.testing.assert_allclose(values, [3.0, 5.0, 7.0, 10.0])  # bin 1 interpolated between 0.5 and 2.5
-    wide, wide_counts = windows.bin_median(x, y, 0.0, 4.0, 4, bin_width=2.0)  # overlapping bins
+    wide, wide_counts = binning.bin_median(x, y, 0.0, 4.0, 4, bin_width=2.0)  # overlapping bins
     np.testing.assert_array_equal(wide_counts, [3, 2, 2, 3])  # [-0.5, 1.5], [0.5, 2.5], [1.5, 3.5], [2.5, 4.5]
     np.testing.assert_allclose(wide, [3.0, 6.0, 8.0, 9.0])
 
 
 def test_coverage_counts_present_cadences():
     time = np.arange(0, 10, 0.1)
-    assert windows.coverage(time, 2.0, 3.0, 0.1) == pytest.approx(1.0)
+    assert binning.coverage(time, 2.0, 3.0, 0.1) == pytest.approx(1.0)
     gappy = time[(time < 2.0) | (time > 2.6)]
-    assert windows.coverage(gappy, 2.0, 3.0, 0.1) == pytest.approx(0.4, abs=0.05)
+    assert binning.coverage(gappy, 2.0, 3.0, 0.1) == pytest.approx(0.4, abs=0.05)
 
 
 # ---- mode "transits": placement, depth, masks, out-of-transit draws -----------------------------------------------

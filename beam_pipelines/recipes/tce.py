@@ -1,10 +1,13 @@
 """Build of the light-curve recipe: FITS files + TCE table -> raw ShardRecords (RecipeBuild subclass, ``tce``).
 
 Flow (``BuildTce.examples``; the base class writes shards, rejections and counts):
-    MatchFits -> ReadLightCurve (read, clean, key by star)      ┐
-    ReadTceTable -> ParseTce (validate, key by star)            ┼-> JoinByTarget (CoGroupByKey: one element per
-                                                                ┘   star with all its files and TCEs)
-    -> ProcessTarget (detrend with every TCE masked, windows or views, target-level masks)
+    MatchFits -> KeyLightCurve (read the headers only, key the path by star) ┐
+    ReadTceTable -> ParseTce (validate, key by star)                          ┼-> JoinByTarget (CoGroupByKey: one
+                                                                              ┘   element per star: paths + TCEs)
+    -> ProcessTarget (read and clean the star's files, detrend with every TCE masked, windows or views,
+       target-level masks)
+Only paths and TCE rows cross the shuffle; a star's light curves are read inside its ProcessTarget call and
+dropped after it, so peak memory is one star's work, whatever the number of stars.
     -> WriteShards[raw] (bounded by examples per shard); every drop -> WriteRejected; counts -> WriteSummary
 
 Units: times in days of the light curve's system (BKJD / BTJD), periods days, durations hours; stored arrays
@@ -45,27 +48,39 @@ def encode_tce_example(example: schema.TceExample) -> bytes:
     )
 
 
-class _ReadLightCurveFn(beam.DoFn):
-    """One FITS path -> (star id, cleaned LightCurve), or a rejection (unreadable, missing columns, ...)."""
+class _KeyLightCurveFn(beam.DoFn):
+    """One FITS path -> (star id, path) from the file's first header(s), or a rejection (unreadable, no id)."""
 
     def __init__(self, cfg: TceConfig):
         self._cfg = cfg
-        self._bytes = Metrics.counter(STAGE, "bytes_read")
-        self._read = Metrics.counter(STAGE, "light_curves_read")
 
     def process(self, path: str):
         try:
-            data = fs.read_bytes(path)
-            self._bytes.inc(len(data))
-            curve = fits_io.read_light_curve(data, path, self._cfg)
+            with fs.open_read(path) as handle:
+                target_id = fits_io.read_target_id(handle.read, path, self._cfg)
         except RejectedInput as error:
             yield reject(STAGE, path, error.reason, error.detail)
             return
         except OSError as error:
             yield reject(STAGE, path, schema.UNREADABLE_FITS, f"cannot read file: {error}")
             return
-        self._read.inc()
-        yield curve.target_id, curve
+        yield target_id, path
+
+
+def read_curves(paths, cfg: TceConfig, bytes_read, curves_read):
+    """(cleaned LightCurves, rejections) of one star's FITS ``paths``."""
+    curves, rejected = [], []
+    for path in sorted(paths):
+        try:
+            data = fs.read_bytes(path)
+            bytes_read.inc(len(data))
+            curves.append(fits_io.read_light_curve(data, path, cfg))
+            curves_read.inc()
+        except RejectedInput as error:
+            rejected.append(reject(STAGE, path, error.reason, error.detail))
+        except OSError as error:
+            rejected.append(reject(STAGE, path, schema.UNREADABLE_FITS, f"cannot read file: {error}"))
+    return curves, rejected
 
 
 class _ParseTceFn(beam.DoFn):
@@ -91,11 +106,16 @@ class _ProcessTargetFn(beam.DoFn):
         self._cfg = cfg
         self._written = Metrics.counter(STAGE, "written")
         self._targets = Metrics.counter(STAGE, "targets")
+        self._bytes = Metrics.counter(STAGE, "bytes_read")
+        self._read = Metrics.counter(STAGE, "light_curves_read")
 
     def process(self, element):
         target_id, grouped = element
         self._targets.inc()
-        examples, drops = target.process_target(target_id, list(grouped["curves"]), list(grouped["tces"]), self._cfg)
+        curves, rejected = read_curves(grouped["paths"], self._cfg, self._bytes, self._read)
+        yield from rejected
+        examples, drops = target.process_target(target_id, curves, list(grouped["tces"]), self._cfg)
+        del curves
         for drop in drops:
             yield reject(STAGE, drop.what, drop.reason, drop.detail)
         for example in examples:
@@ -139,17 +159,21 @@ class BuildTce(RecipeBuild):
             | "MatchFits" >> fileio.MatchFiles(fs.join(self._input_dir, cfg.fits_glob))
             | "Paths" >> beam.Map(lambda meta: meta.path)
         )
-        curves = paths | "ReadLightCurve" >> beam.ParDo(_ReadLightCurveFn(cfg)).with_outputs(REJECTED, main="curves")
+        keyed = paths | "KeyLightCurve" >> beam.ParDo(_KeyLightCurveFn(cfg)).with_outputs(REJECTED, main="paths")
         lines = pipeline | "ReadTceTable" >> beam.io.ReadFromText(plan.tces.path, skip_header_lines=1)
         tces = lines | "ParseTce" >> beam.ParDo(_ParseTceFn(plan.tces.header, cfg)).with_outputs(REJECTED, main="tces")
         targets = (
-            {"curves": curves.curves, "tces": tces.tces}
+            {"paths": keyed.paths, "tces": tces.tces}
             | "JoinByTarget" >> beam.CoGroupByKey()
             | "ProcessTarget" >> beam.ParDo(_ProcessTargetFn(cfg)).with_outputs(REJECTED, main="records")
         )
-        rejected = (curves[REJECTED], tces[REJECTED], targets[REJECTED]) | "AllRejected" >> beam.Flatten()
+        rejected = (keyed[REJECTED], tces[REJECTED], targets[REJECTED]) | "AllRejected" >> beam.Flatten()
         # Every file, TCE row, transit and out-of-transit slot is one decision: written or rejected.
-        seen = (targets.records, rejected) | "AllSeen" >> beam.Flatten()
+        # Only the uid / path of each decision crosses the flatten (the records would be held by the runner).
+        seen = (
+            targets.records | "SeenWritten" >> beam.Map(lambda record: record.uid),
+            rejected | "SeenRejected" >> beam.Map(lambda rejection: rejection.uid_or_path),
+        ) | "AllSeen" >> beam.Flatten()
         extra = (
             paths | "FilePairs" >> Tally("files_matched"),
             lines | "TceRowPairs" >> Tally("tce_rows"),

@@ -46,8 +46,7 @@ def _knots(t_fit: np.ndarray, spacing: float, min_points: int) -> np.ndarray:
     t0, t1 = t_fit[0], t_fit[-1]
     candidates = np.arange(t0 + spacing, t1 - 0.5 * spacing, spacing)
     knots, last_index = [], 0
-    for knot in candidates:
-        index = int(np.searchsorted(t_fit, knot))
+    for knot, index in zip(candidates.tolist(), np.searchsorted(t_fit, candidates).tolist(), strict=True):
         if index - last_index >= min_points and len(t_fit) - index >= min_points:
             knots.append(knot)
             last_index = index

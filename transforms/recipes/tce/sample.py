@@ -20,7 +20,12 @@ exposure. Targets are:
 * ``eb``: an eclipsing binary TCE (label AFP) with either a secondary eclipse at phase 0.5 or an odd / even
   primary depth difference (the TCE found at half the binary period);
 * ``noise``: a noise-only false alarm (label NTP) at a random ephemeris, on a star without any eclipse;
-* ``mixed``: a planet plus a noise false alarm on the same star (the target-level masks matter).
+* ``mixed``: a planet plus a noise false alarm on the same star (the target-level masks matter);
+* ``multi`` (not in the default cycle; ``kinds=("multi",)``): a short-period planet (0.5-1.5 d) plus 2-3 more
+  planet candidates and a noise false alarm, the load of a busy catalogue star (benchmarks).
+
+Quarters past the eighth continue every 92 days after the last entry of ``QUARTER_START`` (17 quarters of 88 days
+are a Kepler-like 4-year star).
 
 Randomness is ``numpy.random.default_rng(SeedSequence(seed, spawn_key=(index,)))`` per target, so the same seed
 gives byte-identical files.
@@ -42,7 +47,7 @@ logger = logging.getLogger(__name__)
 CADENCE_DAYS = 29.4243814 / (24 * 60)  # Kepler long cadence
 BKJD_REF = 2454833.0
 QUARTER_START = (131.5, 169.8, 260.2, 352.4, 443.5, 539.5, 630.2, 720.0)  # BKJD of the first cadences (Q0-Q7-like)
-KINDS = ("planet", "eb", "noise", "mixed")
+KINDS = ("planet", "eb", "noise", "mixed")  # the default cycle; "multi" is opt-in (``kinds=``)
 TCE_COLUMNS = (
     "target_id",
     "tce_plnt_num",
@@ -171,7 +176,8 @@ def write_kepler_fits(
 
 def quarter_time(quarter: int, days: float) -> np.ndarray:
     """(n,) BKJD cadence times of a quarter of ``days`` starting at ``QUARTER_START[quarter]``."""
-    start = QUARTER_START[quarter % len(QUARTER_START)] + 92.0 * (quarter // len(QUARTER_START))
+    last = len(QUARTER_START) - 1
+    start = QUARTER_START[quarter] if quarter <= last else QUARTER_START[last] + 92.0 * (quarter - last)
     return start + np.arange(int(days / CADENCE_DAYS)) * CADENCE_DAYS
 
 
@@ -187,6 +193,14 @@ def _draw_tces(rng: np.random.Generator, target_id: str, kind: str, t0: float) -
 
     if kind == "planet":
         return [planet(i + 1) for i in range(int(rng.integers(1, 4)))]
+    if kind == "multi":
+        period = float(rng.uniform(0.5, 1.5))
+        duration = float(max(1.0, min(rng.uniform(1.0, 3.0), 24 * 0.08 * period)))
+        depth = float(np.exp(rng.uniform(np.log(100.0), np.log(3000.0))))
+        short = InjectedTce(target_id, 1, period, t0 + 0.5 * period, duration, depth, "PC", "planet")
+        tces = [short] + [planet(i + 2) for i in range(int(rng.integers(2, 4)))]
+        noise = planet(len(tces) + 1, "NTP")
+        return tces + [InjectedTce(**{**noise.__dict__, "kind": "noise", "depth_ppm": 0.0})]
     if kind == "mixed":
         tces = [planet(1)]
         noise = planet(2, "NTP")

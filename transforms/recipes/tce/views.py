@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from transforms.recipes.tce.binning import bin_median
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.detrend import Detrended
 from transforms.recipes.tce.ephemeris import in_intervals, transit_intervals
@@ -26,7 +27,6 @@ from transforms.recipes.tce.schema import (
     TceExample,
     tce_row,
 )
-from transforms.recipes.tce.windows import bin_median
 
 
 def phase_fold(time: np.ndarray, period: float, epoch: float) -> np.ndarray:

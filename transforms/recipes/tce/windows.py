@@ -1,22 +1,26 @@
-"""Mode "transits": binning, coverage, and the transit / out-of-transit window examples of one target.
+"""Mode "transits": the transit / out-of-transit window examples of one target.
 
 Times are days, flux is relative flux minus one (``Detrended.delta``). A window is ``cfg.window_durations`` x
 the TCE's duration wide, centred on a predicted mid-time, and binned by median to ``flux_window``
-(``cfg.n_bins``,). Target-level masks: a negative TCE's window may not overlap a positive TCE's transit; an
-out-of-transit window (placed by ``oot_rng``, sha256(salt:tce_uid)) may not overlap any TCE's transit.
-Rejected transits and empty out-of-transit slots come back as ``Drop`` s with their reason.
+(``cfg.n_bins``,) (``binning.bin_rows``: all windows of a TCE in one pass). Target-level masks: a negative TCE's
+window may not overlap a positive TCE's transit; an out-of-transit window (placed by ``oot_rng``,
+sha256(salt:tce_uid)) may not overlap any TCE's transit, including transits predicted just past the ends of the
+data that the window reaches. Rejected transits and empty out-of-transit slots come back as ``Drop`` s with
+their reason.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 
+from transforms.recipes.tce.binning import bin_rows, coverage
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.detrend import Detrended
-from transforms.recipes.tce.ephemeris import count_overlaps, overlaps_any, transit_intervals, transit_times
+from transforms.recipes.tce.ephemeris import count_overlaps_many, transit_intervals, transit_times
 from transforms.recipes.tce.schema import (
     FLUX_WINDOW,
     KIND_OOT,
@@ -32,63 +36,19 @@ from transforms.recipes.tce.schema import (
     tce_row,
 )
 
-# ---- binning -----------------------------------------------------------------------------------------------------
-
-
-def bin_median(
-    x: np.ndarray, y: np.ndarray, lo: float, hi: float, n_bins: int, bin_width: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Median of ``y`` in ``n_bins`` bins with centres evenly spaced over [lo, hi].
-
-    ``bin_width`` (same unit as ``x``) defaults to the spacing ``(hi - lo) / n_bins``; a wider bin overlaps its
-    neighbours (used when bins are narrower than the cadence). Returns ``(values (n_bins,), counts (n_bins,))``;
-    empty bins are filled by linear interpolation between the nearest non-empty bins (0 if all are empty).
-    """
-    spacing = (hi - lo) / n_bins
-    width = max(spacing, bin_width or 0.0)
-    centres = lo + (np.arange(n_bins) + 0.5) * spacing
-    order = np.argsort(x, kind="stable")
-    xs, ys = x[order], y[order]
-    left = np.searchsorted(xs, centres - 0.5 * width, side="left")
-    right = np.searchsorted(xs, centres + 0.5 * width, side="right")
-    counts = right - left
-    values = np.zeros(n_bins)
-    filled = counts > 0
-    for i in np.flatnonzero(filled):
-        values[i] = np.median(ys[left[i] : right[i]])
-    if filled.any() and not filled.all():
-        values[~filled] = np.interp(centres[~filled], centres[filled], values[filled])
-    return values, counts
-
-
-def coverage(time: np.ndarray, start: float, end: float, cadence: float) -> float:
-    """Fraction of the cadences expected in [start, end] (days) that are present in sorted ``time``."""
-    expected = max((end - start) / cadence, 1.0)
-    present = np.searchsorted(time, end, side="right") - np.searchsorted(time, start, side="left")
-    return float(min(present / expected, 1.0))
-
+OOT_DRAWS_PER_WINDOW = 200  # draws per out-of-transit slot before it is given up as no_room_for_out_of_transit
 
 # ---- examples: mode "transits" -----------------------------------------------------------------------------------
 
 
 def _fmt_time(t: float) -> str:
-    return f"{t:.4f}"
+    return f"{float(t):.4f}"
 
 
-def _window(curve: Detrended, mid: float, width: float, cfg: TceConfig) -> np.ndarray:
-    inside = slice(
-        np.searchsorted(curve.time, mid - 0.5 * width, side="left"),
-        np.searchsorted(curve.time, mid + 0.5 * width, side="right"),
-    )
-    values, _ = bin_median(
-        curve.time[inside],
-        curve.delta[inside],
-        mid - 0.5 * width,
-        mid + 0.5 * width,
-        cfg.n_bins,
-        bin_width=curve.cadence,
-    )
-    return values
+def _windows(curve: Detrended, mids: np.ndarray, width: float, cfg: TceConfig) -> np.ndarray:
+    """(m, n_bins) binned windows of ``width`` days centred on ``mids`` (m,)."""
+    lo, hi = mids - 0.5 * width, mids + 0.5 * width
+    return bin_rows(curve.time, curve.delta, lo, hi, cfg.n_bins, bin_width=curve.cadence)[0]
 
 
 def oot_rng(tce_uid: str, salt: str) -> np.random.Generator:
@@ -118,12 +78,14 @@ def transit_windows(
     ``cfg.window_durations`` x duration wide, centred on the predicted mid-time, binned to ``cfg.n_bins`` values
     of relative flux minus one: ``flux_window`` (n_bins,). A negative TCE's window may not overlap a positive
     TCE's transit; a positive TCE's window may, and ``n_overlapping_transits`` in its row counts the other TCEs'
-    transits (1 x duration) inside it.
+    transits (1 x duration) inside it. Out-of-transit windows avoid every transit that reaches into
+    [first - w/2, last + w/2] for the widest window w, so also those predicted just past the data.
     """
     examples: list[TceExample] = []
     drops: list[Drop] = []
     t_lo, t_hi = float(spans[:, 0].min()), float(spans[:, 1].max())
-    all_transits = transit_intervals(tces, t_lo, t_hi, cfg.mask_width_factor)
+    reach = 0.5 * cfg.window_durations * max(t.duration_days for t in tces) if tces else 0.0
+    all_transits = transit_intervals(tces, t_lo - reach, t_hi + reach, cfg.mask_width_factor)
     positive_transits = transit_intervals([t for t in tces if t.label == 1], t_lo, t_hi, cfg.mask_width_factor)
     for tce in tces:
         width = cfg.window_durations * tce.duration_days
@@ -133,38 +95,90 @@ def transit_windows(
             drops.append(Drop(tce.tce_uid, NO_TRANSIT_OBSERVED, "no predicted transit within a light curve's span"))
             continue
         others = transit_intervals([t for t in tces if t.tce_uid != tce.tce_uid], t_lo, t_hi, 1.0)
-        base = tce_row(tce, cfg)
-        written = 0
-        for mid in mids:
-            uid = f"{tce.tce_uid}_t_{_fmt_time(mid)}"
-            start, end = mid - 0.5 * width, mid + 0.5 * width
-            in_cov = coverage(curve.time, mid - half, mid + half, curve.cadence)
-            win_cov = coverage(curve.time, start, end, curve.cadence)
-            if in_cov < cfg.min_transit_coverage:
-                detail = f"{in_cov:.0%} of the in-transit cadences present (< {cfg.min_transit_coverage:.0%})"
+        starts, ends = mids - 0.5 * width, mids + 0.5 * width
+        in_cov = coverage(curve.time, mids - half, mids + half, curve.cadence)
+        win_cov = coverage(curve.time, starts, ends, curve.cadence)
+        in_gap = in_cov < cfg.min_transit_coverage
+        low = ~in_gap & (win_cov < cfg.min_window_coverage)
+        on_positive = ~in_gap & ~low & (tce.label == 0) & (count_overlaps_many(starts, ends, positive_transits) > 0)
+        keep = ~(in_gap | low | on_positive)
+        for i in np.flatnonzero(~keep):
+            uid = f"{tce.tce_uid}_t_{_fmt_time(mids[i])}"
+            if in_gap[i]:
+                detail = f"{in_cov[i]:.0%} of the in-transit cadences present (< {cfg.min_transit_coverage:.0%})"
                 drops.append(Drop(uid, TRANSIT_IN_GAP, detail))
-            elif win_cov < cfg.min_window_coverage:
-                detail = f"{win_cov:.0%} of the window's cadences present (< {cfg.min_window_coverage:.0%})"
+            elif low[i]:
+                detail = f"{win_cov[i]:.0%} of the window's cadences present (< {cfg.min_window_coverage:.0%})"
                 drops.append(Drop(uid, WINDOW_LOW_COVERAGE, detail))
-            elif tce.label == 0 and overlaps_any(start, end, positive_transits):
-                drops.append(Drop(uid, OVERLAPS_POSITIVE, "the window of a negative TCE overlaps a positive transit"))
             else:
-                row = {
-                    **base,
-                    "kind": KIND_TRANSIT,
-                    "midtime": round(float(mid), 6),
-                    "window_coverage": round(win_cov, 4),
-                    "transit_coverage": round(in_cov, 4),
-                    "n_overlapping_transits": count_overlaps(start, end, others),
-                }
-                window = {FLUX_WINDOW: _window(curve, mid, width, cfg)}
-                examples.append(TceExample(uid, tce.target_id, tce.tce_uid, tce.label, window, row))
-                written += 1
-        count = round(cfg.oot_per_transit * written)
+                drops.append(Drop(uid, OVERLAPS_POSITIVE, "the window of a negative TCE overlaps a positive transit"))
+        kept = np.flatnonzero(keep)
+        flux = _windows(curve, mids[kept], width, cfg)
+        overlapping = count_overlaps_many(starts[kept], ends[kept], others)
+        base = tce_row(tce, cfg)
+        for row_index, i in enumerate(kept):
+            row = {
+                **base,
+                "kind": KIND_TRANSIT,
+                "midtime": round(float(mids[i]), 6),
+                "window_coverage": round(float(win_cov[i]), 4),
+                "transit_coverage": round(float(in_cov[i]), 4),
+                "n_overlapping_transits": int(overlapping[row_index]),
+            }
+            uid = f"{tce.tce_uid}_t_{_fmt_time(mids[i])}"
+            window = {FLUX_WINDOW: flux[row_index]}
+            examples.append(TceExample(uid, tce.target_id, tce.tce_uid, tce.label, window, row))
+        count = round(cfg.oot_per_transit * len(kept))
         oot, missing = out_of_transit_windows(curve, tce, count, all_transits, cfg, spans)
         examples += oot
         drops += missing
     return examples, drops
+
+
+def _place_oot(
+    curve: Detrended, tce: Tce, count: int, transits: np.ndarray, cfg: TceConfig, spans: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mid-times (k,), coverages (k,) and the number of draws of ``tce``'s out-of-transit windows, k <= count.
+
+    Draws come from ``oot_rng`` in blocks (the same sequence as one draw at a time); the tests against the
+    transits and the coverage run on a whole block, and only the draws that pass both are checked, in draw
+    order, against the windows already kept (a sorted list: one bisect each).
+    """
+    width = cfg.window_durations * tce.duration_days
+    lengths = spans[:, 1] - spans[:, 0]
+    cumulative = np.concatenate([[0.0], np.cumsum(lengths)])
+    rng = oot_rng(tce.tce_uid, cfg.oot_salt)
+    budget = OOT_DRAWS_PER_WINDOW * count if cumulative[-1] > 0 else 0
+    kept_mids: list[float] = []
+    kept_cov: list[float] = []
+    starts: list[float] = []  # sorted starts and ends of the kept windows (same width: same order)
+    ends: list[float] = []
+    attempts = 0
+    block = max(4 * count, 64)
+    while len(kept_mids) < count and attempts < budget:
+        size = min(block, budget - attempts)
+        u = rng.uniform(0.0, cumulative[-1], size=size)
+        index = np.minimum(np.searchsorted(cumulative, u, side="right") - 1, len(spans) - 1)
+        mid = spans[index, 0] + (u - cumulative[index])
+        lo, hi = mid - 0.5 * width, mid + 0.5 * width
+        cov = coverage(curve.time, lo, hi, curve.cadence)
+        passed = np.flatnonzero((count_overlaps_many(lo, hi, transits) == 0) & (cov >= cfg.min_window_coverage))
+        used = size
+        for j in passed:
+            start, end = float(lo[j]), float(hi[j])
+            at = bisect.bisect_right(starts, end)  # kept windows starting at or before this one's end
+            if at and ends[at - 1] >= start:
+                continue
+            starts.insert(at, start)
+            ends.insert(at, end)
+            kept_mids.append(float(mid[j]))
+            kept_cov.append(float(cov[j]))
+            if len(kept_mids) == count:
+                used = int(j) + 1
+                break
+        attempts += used
+        block *= 2
+    return np.asarray(kept_mids), np.asarray(kept_cov), attempts
 
 
 def out_of_transit_windows(
@@ -178,28 +192,14 @@ def out_of_transit_windows(
     after 200 draws per window are returned as drops (no_room_for_out_of_transit).
     """
     width = cfg.window_durations * tce.duration_days
-    lengths = spans[:, 1] - spans[:, 0]
-    cumulative = np.concatenate([[0.0], np.cumsum(lengths)])
-    rng = oot_rng(tce.tce_uid, cfg.oot_salt)
-    examples: list[TceExample] = []
-    taken = np.zeros((0, 2))
+    mids, covs, attempts = _place_oot(curve, tce, count, transits, cfg, spans)
+    flux = _windows(curve, mids, width, cfg)
     base = tce_row(tce, cfg)
-    attempts = 0
-    while len(examples) < count and attempts < 200 * count and cumulative[-1] > 0:
-        attempts += 1
-        u = float(rng.uniform(0.0, cumulative[-1]))
-        index = min(int(np.searchsorted(cumulative, u, side="right")) - 1, len(spans) - 1)
-        mid = float(spans[index, 0] + (u - cumulative[index]))
-        start, end = mid - 0.5 * width, mid + 0.5 * width
-        if overlaps_any(start, end, transits) or overlaps_any(start, end, taken):
-            continue
-        win_cov = coverage(curve.time, start, end, curve.cadence)
-        if win_cov < cfg.min_window_coverage:
-            continue
-        taken = np.vstack([taken, [start, end]])
-        row = {**base, "kind": KIND_OOT, "midtime": round(mid, 6), "window_coverage": round(win_cov, 4)}
-        window = {FLUX_WINDOW: _window(curve, mid, width, cfg)}
-        examples.append(TceExample(f"{tce.tce_uid}_oot_{_fmt_time(mid)}", tce.target_id, tce.tce_uid, 0, window, row))
+    examples = []
+    for k, mid in enumerate(mids):
+        row = {**base, "kind": KIND_OOT, "midtime": round(float(mid), 6), "window_coverage": round(float(covs[k]), 4)}
+        uid = f"{tce.tce_uid}_oot_{_fmt_time(mid)}"
+        examples.append(TceExample(uid, tce.target_id, tce.tce_uid, 0, {FLUX_WINDOW: flux[k]}, row))
     detail = f"no {width:.3f}-d window clear of every transit with enough coverage in {attempts} draws"
     drops = [Drop(f"{tce.tce_uid}_oot_slot{k}", NO_ROOM_FOR_OOT, detail) for k in range(len(examples), count)]
     return examples, drops
