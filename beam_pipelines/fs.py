@@ -106,6 +106,19 @@ def match_entries(pattern: str) -> list[tuple[str, bool]]:
     return sorted(found)
 
 
+def check_writable(folder: str) -> None:
+    """Writes and deletes a probe file in ``folder`` and (locally) in every folder below it; raises OSError when
+    one cannot be written, so that a caller can refuse before it deletes anything."""
+    folders = [folder]
+    if is_local(folder):
+        local = folder.removeprefix("file://")
+        folders = [path for path, _, _ in os.walk(local)] or [local]
+    for path in folders:
+        probe = join(path, ".sigforge_write_probe")
+        write_bytes(probe, b"")
+        delete_files([probe])
+
+
 def list_tree(folder: str) -> list[str]:
     """Every file under ``folder`` (recursively), sorted; empty if the folder does not exist."""
     if not exists(folder):

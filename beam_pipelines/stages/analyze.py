@@ -31,6 +31,9 @@ from transforms.recipes import get_recipe
 
 _LOG = logging.getLogger(__name__)
 STAGE = "analyze"
+# Fixed Arrow record-batch size: tfx_bsl's default adapts batch sizes to timing, which changes the order in which
+# analyzers sum floats and so the last bits of the statistics between two identical runs.
+RECORD_BATCH_SIZE = 64
 
 
 def raw_tfxio(file_pattern: str, feature_spec: dict[str, Any]) -> tfxio.TFExampleRecord:
@@ -97,7 +100,7 @@ class AnalyzeTrain(beam.PTransform):
     def expand(self, records):
         if self._cap is not None:
             records = records | "CapPerGroup" >> CapPerGroup(self._cap, self._cap_group_column)
-        batches = records | "ToRecordBatches" >> self._source.RawRecordToRecordBatch()
+        batches = records | "ToRecordBatches" >> self._source.RawRecordToRecordBatch(batch_size=RECORD_BATCH_SIZE)
         transform_fn = (
             batches,
             self._source.TensorAdapterConfig(),
@@ -184,4 +187,17 @@ def run_analyze(
             "finite": bool(all(np.isfinite(v).all() for v in stats.values())),
         }
 
-    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="split")
+    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="split", check=check_stats)
+
+
+def check_stats(summary: dict[str, Any]) -> None:
+    """The analyze stage's own output check: statistics finite, and every standard deviation it reports
+    (a summary key ending in ``std``) strictly positive; StageError before anything is published."""
+    if not summary.get("finite", False):
+        raise manifest.StageError("analyze: the train statistics are not finite (NaN/inf); nothing was published")
+    for key, value in summary.items():
+        numbers = list(value.values()) if isinstance(value, dict) else value
+        if key.endswith("std") and not (np.asarray(numbers, dtype=np.float64) > 0).all():
+            raise manifest.StageError(
+                f"analyze: statistic '{key}' = {value} is not positive (degenerate train data); nothing was published"
+            )
