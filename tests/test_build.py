@@ -127,7 +127,11 @@ def test_resolve_join_dofn_under_test_pipeline():
     grouped = [
         (
             "a",
-            {"files": [("/r/a.npy", True)], "labels": [{"id": "a", "target": "1", "source_id": "s"}], "truth": [{"snr": "9"}]},
+            {
+                "files": [("/r/a.npy", True)],
+                "labels": [{"id": "a", "target": "1", "source_id": "s"}],
+                "truth": [{"snr": "9"}],
+            },
         ),
         ("b", {"files": [], "labels": [{"id": "b", "target": "0", "source_id": "b"}], "truth": []}),
         ("t", {"files": [], "labels": [], "truth": [{"snr": "1"}]}),
