@@ -295,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             beam_args = with_profile(args.profile, beam_args)
         return handler(args, beam_args)
     except (ConfigError, StageError, _UsageError) as error:
-        _LOG.error("%s", error)
+        _LOG.error("%s", " ".join(line.strip() for line in str(error).splitlines()))  # one line, never a traceback
         return 2
 
 
