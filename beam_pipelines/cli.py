@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also require this data-table column (e.g. source_id) to be confined to one split",
     )
+    audit.add_argument(
+        "--beam", action="store_true", help="read the shards' records in a Beam pipeline (large datasets)"
+    )
     audit.set_defaults(handler=_cmd_audit)
 
     train = commands.add_parser(
@@ -209,7 +212,7 @@ def _cmd_run(args, beam_args: list[str]) -> int:
 def _cmd_audit(args, beam_args: list[str]) -> int:
     from beam_pipelines.audit import run_audit
 
-    return run_audit(args.out, group_column=args.group_column)
+    return run_audit(args.out, group_column=args.group_column, beam=args.beam, beam_args=beam_args)
 
 
 def _cmd_train(args, beam_args: list[str]) -> int:
