@@ -24,10 +24,12 @@ from tfx_bsl.public import tfxio
 
 from beam_pipelines import fs, manifest
 from beam_pipelines.shards import shard_glob
+from beam_pipelines.stages.outliers import DropScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import SPLIT_DIR, STATS_DIR, bytes_feature, example_keys
 from transforms.recipes import get_recipe
+from transforms.recipes.base import example_scale_fn
 
 _LOG = logging.getLogger(__name__)
 STAGE = "analyze"
@@ -159,6 +161,7 @@ def run_analyze(
     source = raw_tfxio(pattern, recipe.raw_feature_spec(config))
     cap = config.analyze.max_examples_per_group
     group_column = config.analyze.cap_group_column
+    scale_fn = example_scale_fn(recipe, config)
 
     def work(ctx: StageContext) -> dict[str, Any]:
         _LOG.info("analyze: tf.Transform statistics on %s (cap per %s: %s)", pattern, group_column, cap)
@@ -169,10 +172,13 @@ def run_analyze(
             last = index == len(passes) - 1
             pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
             with ctx.pipeline(tft=True) as pipeline:
-                _ = (
-                    pipeline
-                    | "ReadTrain" >> source.RawRecordBeamSource()
-                    | "AnalyzeTrain" >> AnalyzeTrain(source, analysis.make_fn(stats), pass_dir, cap, group_column)
+                records = pipeline | "ReadTrain" >> source.RawRecordBeamSource()
+                if scale_fn is not None:  # the same deterministic exclusion in every pass
+                    records, outliers = records | "DropScaleOutliers" >> DropScaleOutliers(scale_fn)
+                    tally = outliers | "OutlierPairs" >> outlier_tally()
+                    _ = tally | "WriteSummary" >> ctx.summary()
+                _ = records | "AnalyzeTrain" >> AnalyzeTrain(
+                    source, analysis.make_fn(stats), pass_dir, cap, group_column
                 )
             stats = read_stats(pass_dir, analysis.stat_names)
             if not last:
@@ -180,8 +186,15 @@ def run_analyze(
             _LOG.info("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
         for name, arrays in recipe.stats_files(config, stats).items():
             write_npz(fs.join(stats_dir, name), **arrays)
+        counts = ctx.counts() if scale_fn is not None else None
+        excluded = sorted(counts.under("stats_outlier/")) if counts is not None else []
+        if excluded:
+            _LOG.warning("analyze: %d train examples excluded from the statistics as outliers: %s", len(excluded),
+                         excluded[:20])  # fmt: skip
         return {
             "train_examples": train_split.get("examples", 0),
+            "stats_outliers_excluded": len(excluded),
+            "stats_outlier_uids": excluded[:100],
             "max_examples_per_group": cap,
             **recipe.stats_summary(config, stats),
             "finite": bool(all(np.isfinite(v).all() for v in stats.values())),

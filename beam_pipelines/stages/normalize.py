@@ -196,7 +196,7 @@ class NormalizeSplits(beam.PTransform):
             (shards, rows) | f"EnrichTables[{split}]" >> EnrichTables(out_dir, columns)
             pairs.append(records | f"SeenPairs[{split}]" >> Tally(f"{split}/seen"))
             pairs.append(examples | f"WrittenPairs[{split}]" >> Tally(f"{split}/written"))
-            pairs.append(encoded[QUALITY] | f"QualityPairs[{split}]" >> Tally(lambda flag, s=split: f"{s}/{flag}"))
+            pairs.append(encoded[QUALITY] | f"QualityPairs[{split}]" >> Tally(lambda flag, s=split: [f"{s}/{flag}"]))
         return pairs | "FlattenCounts" >> beam.Flatten()
 
 

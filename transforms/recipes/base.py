@@ -8,6 +8,7 @@ path (``module:attribute``) that the build stage resolves, so ``transforms/`` st
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -82,6 +83,13 @@ class Recipe(Protocol):
 
     def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
         """Writes realistic raw sample data to ``out``; returns a summary (counts, paths)."""
+
+
+def example_scale_fn(recipe: Any, config: Any) -> Callable[[bytes], float | None] | None:
+    """The recipe's optional ``example_scale(config, serialized) -> float | None`` (the amplitude of one raw
+    example, for the analyze stage's outlier guard) bound to ``config``, or None when the recipe has none."""
+    method = getattr(recipe, "example_scale", None)
+    return None if method is None else functools.partial(method, config)
 
 
 def resolve(path: str) -> Any:
