@@ -4,8 +4,8 @@ The lock is the file ``OUT/.sigforge.lock``, a small JSON naming the holder (hos
 and a random token). It is created with create-if-absent semantics as far as the filesystem allows: locally
 ``O_CREAT | O_EXCL`` (atomic); on object stores, which have no such primitive through Beam's ``FileSystems``, the
 holder checks that no lock exists, writes its own and reads it back to confirm its token (two writers racing
-inside that window are not excluded; the window is one round trip). Within one process the lock is re-entrant,
-so ``sigforge run`` holds it across its stages and each stage re-takes it.
+inside that window are not excluded; the window is one round trip). Within one thread the lock is re-entrant,
+so ``sigforge run`` holds it across its stages and each stage re-takes it; another thread or process is refused.
 
 A run that is killed leaves its lock behind; the refusal names the holder and says how to clear a stale one.
 """
@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -25,7 +26,7 @@ from beam_pipelines import fs
 from beam_pipelines.manifest import StageError
 
 LOCK_FILE = ".sigforge.lock"
-_HELD: dict[str, tuple[str, int]] = {}  # lock path -> (token, depth), in this process
+_HELD: dict[tuple[str, int], tuple[str, int]] = {}  # (lock path, thread id) -> (token, depth)
 
 
 class DatasetLocked(StageError):
@@ -89,28 +90,30 @@ def _create_remote(path: str, payload: bytes, token: str) -> bool:
 
 
 def acquire(out: str, what: str = "") -> None:
-    """Takes the lock on ``out`` (re-entrant in this process); raises DatasetLocked naming the holder."""
+    """Takes the lock on ``out`` (re-entrant in this thread); raises DatasetLocked naming the holder."""
     path = lock_path(out)
-    if path in _HELD:
-        token, depth = _HELD[path]
-        _HELD[path] = (token, depth + 1)
+    key = (path, threading.get_ident())
+    if key in _HELD:
+        token, depth = _HELD[key]
+        _HELD[key] = (token, depth + 1)
         return
     record = _holder_record(what)
     payload = (json.dumps(record, indent=2) + "\n").encode("utf-8")
     created = _create_local(path, payload) if fs.is_local(path) else _create_remote(path, payload, record["token"])
     if not created:
         raise _refuse(out)
-    _HELD[path] = (str(record["token"]), 1)
+    _HELD[key] = (str(record["token"]), 1)
 
 
 def release(out: str) -> None:
     """Releases one level of this process's lock; the file is removed when the outermost holder releases."""
     path = lock_path(out)
-    token, depth = _HELD[path]
+    key = (path, threading.get_ident())
+    token, depth = _HELD[key]
     if depth > 1:
-        _HELD[path] = (token, depth - 1)
+        _HELD[key] = (token, depth - 1)
         return
-    del _HELD[path]
+    del _HELD[key]
     current = read_holder(out)
     if current is not None and current.get("token") == token:
         fs.delete_files([path])
