@@ -189,8 +189,8 @@ def run_analyze(
         counts = ctx.counts() if scale_fn is not None else None
         excluded = sorted(counts.under("stats_outlier/")) if counts is not None else []
         if excluded:
-            _LOG.warning("analyze: %d train examples excluded from the statistics as outliers: %s", len(excluded),
-                         excluded[:20])  # fmt: skip
+            shown = excluded[:20]
+            _LOG.warning("analyze: %d train examples left out of the statistics as outliers: %s", len(excluded), shown)
         return {
             "train_examples": train_split.get("examples", 0),
             "stats_outliers_excluded": len(excluded),

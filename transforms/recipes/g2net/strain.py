@@ -185,8 +185,8 @@ def preprocess_npy_batch(
             decoded.append(decode_npy(data, n_channels, n_samples))
         except RejectedInput as error:
             decoded.append(error)
-    return preprocess_arrays(decoded, n_channels, n_samples, fs, (low_hz, high_hz), order, std_range,
-                             min_distinct_fraction)  # fmt: skip
+    band = (low_hz, high_hz)
+    return preprocess_arrays(decoded, n_channels, n_samples, fs, band, order, std_range, min_distinct_fraction)
 
 
 def preprocess_arrays(
