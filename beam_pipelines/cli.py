@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         "a flagged skew fails the audit",
     )
     _add_skew_args(audit)
+    audit.add_argument(
+        "--beam", action="store_true", help="read the shards' records in a Beam pipeline (large datasets)"
+    )
     audit.set_defaults(handler=_cmd_audit)
 
     train = commands.add_parser(
@@ -256,7 +259,7 @@ def _cmd_report(args, beam_args: list[str]) -> int:
 def _cmd_audit(args, beam_args: list[str]) -> int:
     from beam_pipelines.audit import run_audit
 
-    code = run_audit(args.out, group_column=args.group_column)
+    code = run_audit(args.out, group_column=args.group_column, beam=args.beam, beam_args=beam_args)
     if args.skew:
         from beam_pipelines.report import run_skew_check
 
@@ -351,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             beam_args = with_profile(args.profile, beam_args)
         return handler(args, beam_args)
     except (ConfigError, StageError, _UsageError) as error:
-        _LOG.error("%s", error)
+        _LOG.error("%s", " ".join(line.strip() for line in str(error).splitlines()))  # one line, never a traceback
         return 2
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
+import stat
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -68,6 +70,53 @@ def glob(pattern: str) -> list[str]:
     """Sorted paths matching ``pattern`` (``**`` is supported by Beam's matchers)."""
     result = FileSystems.match([pattern])[0]
     return sorted(meta.path for meta in result.metadata_list)
+
+
+def is_regular_file(path: str) -> bool:
+    """True for a regular file (a symlink to one included). Locally a FIFO, a socket, a device, a folder or a
+    dangling symlink is not; on object stores every listed object is a regular file. Never opens ``path``."""
+    if not is_local(path):
+        return True
+    try:
+        return stat.S_ISREG(os.stat(path.removeprefix("file://")).st_mode)
+    except OSError:
+        return False
+
+
+def match_entries(pattern: str) -> list[tuple[str, bool]]:
+    """Every entry matching ``pattern`` (Beam's glob syntax, ``**`` included) as ``(path, is_regular_file)``.
+
+    ``FileSystems.match`` lists only what it can size, so locally a folder named ``x.npy`` or a dangling symlink
+    would vanish without a trace; here they are listed (not regular) so that a stage can reject them.
+    """
+    if not is_local(pattern):
+        return [(path, True) for path in glob(pattern)]
+    local = pattern.removeprefix("file://")
+    root = re.match(r"^[^[*?]*", local).group(0)
+    root = root if root.endswith("/") or root == local else os.path.dirname(root) or "."
+    if root == local:
+        return [(local, is_regular_file(local))] if os.path.lexists(local) else []
+    regex = re.compile(FileSystems.get_filesystem(local).translate_pattern(local))
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if regex.match(path):
+                found.append((path, is_regular_file(path)))
+    return sorted(found)
+
+
+def check_writable(folder: str) -> None:
+    """Writes and deletes a probe file in ``folder`` and (locally) in every folder below it; raises OSError when
+    one cannot be written, so that a caller can refuse before it deletes anything."""
+    folders = [folder]
+    if is_local(folder):
+        local = folder.removeprefix("file://")
+        folders = [path for path, _, _ in os.walk(local)] or [local]
+    for path in folders:
+        probe = join(path, ".sigforge_write_probe")
+        write_bytes(probe, b"")
+        delete_files([probe])
 
 
 def list_tree(folder: str) -> list[str]:

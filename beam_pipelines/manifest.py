@@ -88,16 +88,30 @@ def begin_stage(out: str, stage: str, overwrite: bool, requires: str | None = No
         shown = ", ".join(existing) or f"manifest entry '{stage}'"
         raise StageError(f"{out} already has the '{stage}' output ({shown}); pass --overwrite to replace it")
     if overwrite:
-        for name in later:
-            for rel in STAGE_OUTPUTS[name]:
-                fs.delete_tree(fs.join(out, rel.rstrip("/")))
+        doomed = [fs.join(out, rel.rstrip("/")) for name in later for rel in STAGE_OUTPUTS[name]]
+        _check_can_replace(out, [path for path in doomed if fs.exists(path)])
+        for name in later:  # the manifest stops claiming these stages before any of their files go
             manifest.get("stages", {}).pop(name, None)
         if fs.exists(fs.join(out, MANIFEST)):
             write_manifest(out, manifest)
+        for path in doomed:
+            fs.delete_tree(path)
     run = StageRun(out, stage)
     fs.delete_tree(run.tmp)
     fs.makedirs(run.tmp)
     return run
+
+
+def _check_can_replace(out: str, paths: list[str]) -> None:
+    """``--overwrite`` deletes only after a write probe into ``out`` and every folder it will replace succeeded."""
+    for path in [out, *paths]:
+        folder = path if not path.endswith(".csv") else path.rsplit("/", 1)[0]
+        try:
+            fs.check_writable(folder)
+        except OSError as error:
+            raise StageError(
+                f"--overwrite: cannot write in {folder} ({error}); nothing was deleted. Fix the permissions and rerun"
+            ) from None
 
 
 def finish_stage(run: StageRun, summary: dict[str, Any], config: dict[str, Any] | None = None) -> dict[str, Any]:

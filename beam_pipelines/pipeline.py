@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 from beam_pipelines import fs, manifest
+from beam_pipelines.lock import dataset_lock
 from beam_pipelines.stages.analyze import check_analyze_config, run_analyze
-from beam_pipelines.stages.build import run_build
+from beam_pipelines.stages.build import plan_build, run_build
 from beam_pipelines.stages.normalize import run_normalize
 from beam_pipelines.stages.split import run_split
 from transforms.config import DatasetConfig
@@ -21,9 +22,17 @@ def run_all(
     config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
     """build -> split -> analyze -> normalize (-> filter when ``config.filter`` has conditions)."""
-    if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
-        raise manifest.StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
     check_analyze_config(config)  # cross-key checks of later stages fail before any work
+    plan_build(config, input_dir)  # and those decidable from a cheap look at the inputs, before the lock's file
+    with dataset_lock(out, "sigforge run"):  # the stages re-take it: one holder for the whole run
+        if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
+            raise manifest.StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
+        return _run_stages(config, input_dir, out, beam_args, overwrite)
+
+
+def _run_stages(
+    config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None, overwrite: bool
+) -> dict[str, Any]:
     stages = [
         ("build", lambda: run_build(config, input_dir, out, beam_args, overwrite=overwrite)),
         ("split", lambda: run_split(config, out, beam_args, overwrite=overwrite)),

@@ -27,12 +27,13 @@ from beam_pipelines import fs
 from transforms.contract import (
     BASE_COLUMNS,
     TABLE_PATTERN,
+    example_keys,
     shard_name,
     shard_pattern,
     table_name,
     table_name_for_shard,
 )
-from transforms.tfrecord import write_record
+from transforms.tfrecord import iter_records, write_record
 
 
 class ShardRecord(NamedTuple):
@@ -160,12 +161,26 @@ class _FinalizePartFn(beam.DoFn):
             yield {"shard": name, "examples": 0}
             return
         rows = list(csv.DictReader(io.StringIO(fs.read_text(part["part"] + ".csv"))))
+        rows.sort(key=lambda row: row["uid"])
         fs.write_text(table, format_table([{**row, "shard": name} for row in rows], self._columns))
-        if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it renamed already
-            fs.rename_file(part["part"] + ".tfrecord", final)
+        if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it written and deleted already
+            write_sorted_by_uid(part["part"] + ".tfrecord", final)
         self._shards.inc()
         self._examples.inc(part["examples"])
         yield {"shard": name, "examples": part["examples"]}
+
+
+def write_sorted_by_uid(part: str, final: str) -> None:
+    """Rewrites the part file ``part`` as ``final`` with its records in uid order, then deletes the part: the
+    order in which a bundle delivered them (which varies between runs) never reaches the shard's bytes. One part
+    holds at most ``examples_per_shard`` records, so this holds one shard in memory."""
+    with fs.open_read(part) as handle:
+        records = list(iter_records(handle))
+    records.sort(key=lambda record: example_keys(record)[0])
+    with fs.create(final) as handle:
+        for record in records:
+            write_record(handle, record)
+    fs.delete_files([part])
 
 
 def _delete_parts(_, folder: str) -> None:

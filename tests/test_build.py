@@ -51,7 +51,7 @@ def test_preprocess_npy_is_the_scipy_bandpass_in_float32():
         (b"not a numpy file at all", strain_lib.UNREADABLE_NPY),
         (_npy_bytes(np.zeros((3, 4096)))[:100], strain_lib.UNREADABLE_NPY),
         (_npy_bytes(np.zeros((2, 4096))), strain_lib.WRONG_SHAPE),
-        (_npy_bytes(np.array([["a"] * 4096] * 3)), strain_lib.WRONG_SHAPE),
+        (_npy_bytes(np.array([["a"] * 4096] * 3)), strain_lib.UNSUPPORTED_DTYPE),
         (_npy_bytes(np.where(np.arange(3 * 4096).reshape(3, 4096) == 7, np.nan, 1e-22)), strain_lib.NON_FINITE),
         (_npy_bytes(np.full((3, 4096), np.inf)), strain_lib.NON_FINITE),
     ],
@@ -127,7 +127,11 @@ def test_resolve_join_dofn_under_test_pipeline():
     grouped = [
         (
             "a",
-            {"files": ["/r/a.npy"], "labels": [{"id": "a", "target": "1", "source_id": "s"}], "truth": [{"snr": "9"}]},
+            {
+                "files": [("/r/a.npy", True)],
+                "labels": [{"id": "a", "target": "1", "source_id": "s"}],
+                "truth": [{"snr": "9"}],
+            },
         ),
         ("b", {"files": [], "labels": [{"id": "b", "target": "0", "source_id": "b"}], "truth": []}),
         ("t", {"files": [], "labels": [], "truth": [{"snr": "1"}]}),
@@ -206,7 +210,8 @@ def built(g2net_raw, tmp_path_factory):
 
 
 EXPECTED_REJECTS = {
-    strain_lib.UNREADABLE_NPY: 2,
+    strain_lib.UNREADABLE_NPY: 1,
+    strain_lib.TRUNCATED_NPY: 1,
     strain_lib.WRONG_SHAPE: 1,
     strain_lib.NON_FINITE: 1,
     strain_lib.FILE_WITHOUT_LABEL: 1,

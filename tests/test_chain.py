@@ -220,26 +220,24 @@ def test_chain_passes_audit_with_source_groups(chain):
 
 
 def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
-    """A stage that dies mid-run leaves only its .tmp_ folder: no output folder, no manifest entry."""
-    from transforms.recipes.g2net import strain as strain_lib
+    """A stage that dies mid-run (here: the shard writer, which no per-element guard covers) leaves only its .tmp_
+    folder: no output folder, no manifest entry, and no lock left behind."""
+    from beam_pipelines import shards
 
-    calls = {"n": 0}
-    original = strain_lib.preprocess_npy_batch
+    original = shards.name_parts
 
     def dying(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("worker killed")
-        return original(*args, **kwargs)
+        raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(strain_lib, "preprocess_npy_batch", dying)
+    monkeypatch.setattr(shards, "name_parts", dying)
     config = load_config(DatasetConfig, "run_configs/g2net.yaml")
     out = tmp_path / "ds"
     with pytest.raises(Exception, match="worker killed"):
         run_build(config, str(g2net_raw), str(out))
     assert not (out / "tfrecords").exists()
     assert manifest.read_manifest(str(out))["stages"] == {}
-    monkeypatch.setattr(strain_lib, "preprocess_npy_batch", original)
+    assert not (out / ".sigforge.lock").exists()
+    monkeypatch.setattr(shards, "name_parts", original)
     run_build(config, str(g2net_raw), str(out))  # a rerun cleans the stale .tmp_ and succeeds
     assert (out / "tfrecords").is_dir() and not list(out.glob(".tmp_*"))
 

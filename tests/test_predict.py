@@ -131,7 +131,7 @@ def test_predict_cli_scores_a_folder_and_reports_bad_files(chain, tmp_path, capl
     for uid in good:
         assert rows[uid]["error"] == "" and abs(float(rows[uid]["score"]) - expected[uid]) <= TOLERANCE
     reasons = {
-        "truncated": "unreadable_npy",
+        "truncated": "truncated_npy",
         "two_channels": "wrong_shape",
         "with_nan": "non_finite",
         "missing": "missing",
@@ -140,7 +140,7 @@ def test_predict_cli_scores_a_folder_and_reports_bad_files(chain, tmp_path, capl
     for uid, reason in reasons.items():
         assert rows[uid]["score"] == "" and rows[uid]["error"].startswith(f"{reason}: "), rows[uid]
         assert reason in caplog.text
-    assert "expected shape (3, 4096), got (2, 4096)" in rows["two_channels"]["error"]
+    assert "declares shape (2, 4096), expected (3, 4096)" in rows["two_channels"]["error"]
     # Exit code 0 and no error rows when every input is good.
     assert cli.main(["predict", "--run", str(chain["run"]), "--input", str(inputs / "nested"), "--out", str(out)]) == 0
     assert all(row["error"] == "" for row in csv.DictReader(io.StringIO(out.read_text())))
@@ -161,7 +161,7 @@ def test_predict_refuses_an_unusable_dataset(chain, tmp_path, caplog):
     assert predict_module.predict(str(chain["run"]), [npy], data_dir=str(copy)).scores == original
     # ... and the bandpass really comes from the dataset's manifest: another band, another score (and a warning).
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["config"]["g2net"]["bandpass"]["low_hz"] = 40.0
+    manifest["config"]["g2net"]["bandpass"]["low_hz"] = 100.0
     (copy / "manifest.json").write_text(json.dumps(manifest))
     caplog.clear()
     (changed,) = predict_module.predict(str(chain["run"]), [npy], data_dir=str(copy)).scores

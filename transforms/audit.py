@@ -14,10 +14,12 @@ manifest are audited; the others are skipped (logged at INFO). For each audited 
 - uniqueness: no uid appears twice within a stage (across all its splits);
 - leakage: no target_id (and, with ``group_column``, no value of that data-table column, e.g. ``source_id``)
   appears in two splits of the split, normalize or filter stage;
-- statistics (analyze): every array in ``OUT/stats/*.npz`` is finite.
+- statistics (analyze): every array in ``OUT/stats/*.npz`` is finite, every ``*std`` positive;
+- records (``transforms/audit_values.py``): every record of every shard is read and must carry the (uid,
+  target_id, label) its data table lists; normalized values are finite and the train split not collapsed.
 
 Uids, targets and groups come from the data tables (one small row per example), which are themselves checked
-against the records, so the audit never parses example payloads. All file access goes through an injected ``fs``
+against the records. All file access goes through an injected ``fs``
 (:class:`FileAccess`): ``sigforge audit`` passes ``beam_pipelines.fs`` (Beam), the trainer the default
 ``transforms.gfile_io`` (``tf.io.gfile``).
 """
@@ -35,8 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
-import numpy as np
-
+from transforms.audit_values import check_folder_records, check_stats, in_process
 from transforms.contract import (
     BASE_COLUMNS,
     FILTERED_DIR,
@@ -49,7 +50,6 @@ from transforms.contract import (
     SPLITS,
     STAGE_OUTPUTS,
     STAGES,
-    STATS_DIR,
     norm_prefix,
     split_prefix,
 )
@@ -300,29 +300,6 @@ def check_rejected_csv(fs: FileAccess, out: str, stage: str, entry: dict[str, An
     return []
 
 
-def check_stats(fs: FileAccess, out: str) -> list[str]:
-    """Every array in ``OUT/stats/*.npz`` must be finite (numeric arrays) and loadable without pickles."""
-    paths = fs.glob(fs.join(out, STATS_DIR, "*.npz"))
-    if not paths:
-        return [f"analyze: no statistics (*.npz) in {STATS_DIR}/"]
-    problems = []
-    for path in paths:
-        name = f"{STATS_DIR}/{fs.basename(path)}"
-        try:
-            with np.load(io.BytesIO(fs.read_bytes(path)), allow_pickle=False) as arrays:
-                loaded = {key: arrays[key] for key in arrays.files}
-        except (OSError, ValueError) as error:
-            problems.append(f"analyze: {name} cannot be read: {error}")
-            continue
-        for key, array in sorted(loaded.items()):
-            if not np.issubdtype(array.dtype, np.number):
-                continue
-            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-            if bad:
-                problems.append(f"analyze: {name} array '{key}' {array.shape} has {bad} non-finite values (NaN/inf)")
-    return problems
-
-
 def _split_names(entry: dict[str, Any]) -> list[str]:
     splits = entry.get("splits")
     return list(splits) if isinstance(splits, dict) and splits else list(SPLITS)
@@ -396,10 +373,13 @@ def read_manifest(fs: FileAccess, out: str) -> dict[str, Any]:
     return json.loads(fs.read_text(path))
 
 
-def audit_dataset(out: str, group_column: str | None = None, fs: FileAccess | None = None) -> list[str]:
+def audit_dataset(
+    out: str, group_column: str | None = None, fs: FileAccess | None = None, scanner=in_process
+) -> list[str]:
     """All contract problems of the dataset folder ``out`` (empty when clean); see the module docstring.
 
-    ``fs`` reads the files (default: ``transforms.gfile_io``, i.e. ``tf.io.gfile``).
+    ``fs`` reads the files (default: ``transforms.gfile_io``, i.e. ``tf.io.gfile``); ``scanner(paths, fs)`` reads
+    shards record by record (``audit_values.in_process``, or a Beam pipeline from ``sigforge audit --beam``).
     """
     fs = _default_fs(fs)
     data = read_manifest(fs, out)
@@ -420,6 +400,7 @@ def audit_dataset(out: str, group_column: str | None = None, fs: FileAccess | No
             continue
         if stage == "build":
             scans = {RAW_PREFIX: scan_folder(fs, out, RAW_DIR, RAW_PREFIX)}
+            problems += check_folder_records(fs, out, stage, RAW_DIR, RAW_PREFIX, "", scanner)
             if "written" in entry and entry["written"] != scans[RAW_PREFIX].records:
                 problems.append(
                     f"build: {RAW_DIR}/ has {scans[RAW_PREFIX].records} records but the manifest says "
@@ -431,6 +412,8 @@ def audit_dataset(out: str, group_column: str | None = None, fs: FileAccess | No
                 split: scan_folder(fs, out, f"{root}/{split}", prefix(split), group_column)
                 for split in _split_names(entry)
             }
+            for split in scans:
+                problems += check_folder_records(fs, out, stage, f"{root}/{split}", prefix(split), split, scanner)
             problems += _check_split_counts(stage, entry, scans)
             problems += _check_split_tables(stage, entry, scans)
             problems += split_leaks(stage, scans, "target_id")

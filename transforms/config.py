@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,7 +26,27 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys refused, NaN/inf refused for every float, and a YAML boolean never read as a number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if isinstance(value, bool) and not _accepts_bool(field.annotation):
+                    raise ValueError(f"'{name}' must be {_type_name(field.annotation)}, not the boolean {value}")
+        return data
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    return annotation is bool or annotation is Any or bool in getattr(annotation, "__args__", ())
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation)
 
 
 class BuildConfig(_Strict):
@@ -44,6 +65,8 @@ class SplitConfig(_Strict):
     @field_validator("fractions")
     @classmethod
     def _sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        if not all(math.isfinite(v) for v in value.values()):
+            raise ValueError(f"fractions must be finite numbers, got {value}")
         if any(v < 0 for v in value.values()):
             raise ValueError(f"fractions must be non-negative, got {value}")
         total = sum(value.values())
@@ -208,7 +231,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
         raise ConfigError(f"override {text!r} has an empty key")
-    return parts, yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        problem = str(error).splitlines()[0]
+        raise ConfigError(
+            f"override {text!r}: config key '{'.'.join(parts)}': value is not valid YAML ({problem})"
+        ) from None
+    return parts, value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -288,8 +318,15 @@ def read_yaml(path: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"config {path} is not valid YAML: {error}") from None
-    return data or {}
+        problem = " ".join(str(error).split())
+        raise ConfigError(f"config {path} is not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"invalid config {path}: config key '<root>': top level must be a mapping, got {type(data).__name__}"
+        )
+    return data
 
 
 def load_config(
@@ -308,12 +345,18 @@ def load_config(
     return validate(model, raw, source)
 
 
-def _read_with_base(path: str, extends_key: str) -> dict[str, Any]:
+def _read_with_base(path: str, extends_key: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    resolved = str(Path(path).resolve())
+    if resolved in chain:
+        loop = " -> ".join([*chain[chain.index(resolved) :], resolved])
+        raise ConfigError(f"config key '{extends_key}': extends loop {loop}")
     raw = read_yaml(path)
     base_name = raw.pop(extends_key, None)
     if base_name is None:
         return raw
-    base = _read_with_base(str(Path(path).parent / base_name), extends_key)
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"config {path}: config key '{extends_key}' must be a file name, got {base_name!r}")
+    base = _read_with_base(str(Path(path).parent / base_name), extends_key, (*chain, resolved))
     return _merge(base, raw)
 
 

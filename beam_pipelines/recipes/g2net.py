@@ -1,7 +1,7 @@
 """Build of the G2Net recipe: ``.npy`` strain files + labels CSV -> raw ShardRecords (RecipeBuild subclass).
 
 Flow (``BuildG2Net.examples``):
-    MatchNpy -> KeyById ┐
+    MatchNpy (every entry, regular or not) -> KeyById ┐
     ReadLabels -> Parse ┼-> JoinById (CoGroupByKey; also breaks fusion so reads spread over workers)
     ReadTruth  -> Parse ┘      -> ResolveJoin (file/label checks) -> Preprocess (read, validate, bandpass)
 The base class writes the raw shards, rejections and counts. Each sample id ends as exactly one written example
@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs
 from beam_pipelines.counting import Tally
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
-from beam_pipelines.recipes.inputs import SEEN, CsvSource, ParseCsvFn, csv_source
-from beam_pipelines.rejects import REJECTED, reject
+from beam_pipelines.recipes.inputs import SEEN, CsvSource, ParseCsvFn, csv_source, parse_csv_line, read_csv_lines
+from beam_pipelines.rejects import REJECTED, guarded, reject
 from beam_pipelines.shards import ShardRecord
 from transforms.config import ConfigError
 from transforms.contract import STRAIN, encode_example, sample_id
@@ -42,8 +41,17 @@ class Candidate:
     row: dict[str, Any]
 
 
-def resolve_join(uid: str, paths: list[str], label_rows: list[dict[str, str]], cfg: G2NetConfig) -> Candidate:
-    """Checks one sample id's matched files and label rows; raises RejectedInput with the reason otherwise."""
+def resolve_join(
+    uid: str, paths: list[str], label_rows: list[dict[str, str]], cfg: G2NetConfig, irregular: tuple[str, ...] = ()
+) -> Candidate:
+    """Checks one sample id's matched files and label rows; raises RejectedInput with the reason otherwise.
+
+    ``irregular`` are the matched paths that are not regular files (FIFO, folder, dangling symlink): never opened.
+    """
+    if irregular:
+        raise strain_lib.RejectedInput(
+            strain_lib.NOT_A_REGULAR_FILE, f"{sorted(irregular)} matched g2net.npy_glob but is not a regular file"
+        )
     if not paths:
         raise strain_lib.RejectedInput(strain_lib.LABEL_WITHOUT_FILE, "labels CSV lists this id but no .npy exists")
     if not label_rows:
@@ -54,7 +62,7 @@ def resolve_join(uid: str, paths: list[str], label_rows: list[dict[str, str]], c
             f"id appears in {len(paths)} files {sorted(paths)} and {len(label_rows)} label rows",
         )
     row = label_rows[0]
-    label = strain_lib.parse_label(row[cfg.label_column])
+    label = strain_lib.parse_label(row[cfg.label_column], tuple(cfg.labels))
     target_id = row[cfg.group_column].strip()
     if not target_id:
         raise strain_lib.RejectedInput(strain_lib.MISSING_GROUP, f"empty group column '{cfg.group_column}'")
@@ -67,18 +75,23 @@ class _ResolveJoinFn(beam.DoFn):
 
     def process(self, element):
         uid, grouped = element
-        paths, label_rows, truth_rows = (
+        entries, label_rows, truth_rows = (
             list(grouped["files"]),
             list(grouped["labels"]),
             list(grouped["truth"]),
         )
-        if paths or label_rows:  # a truth row without sample is auxiliary data, not an input of this stage
-            yield from self._resolve(uid, paths, label_rows, truth_rows)
+        if entries or label_rows:  # a truth row without sample is auxiliary data, not an input of this stage
+            paths = [path for path, _ in entries]
+            yield beam.pvalue.TaggedOutput(SEEN, uid)
+            yield from guarded(
+                STAGE, ";".join(sorted(paths)) or uid, self._resolve(uid, entries, label_rows, truth_rows)
+            )
 
-    def _resolve(self, uid, paths, label_rows, truth_rows):
-        yield beam.pvalue.TaggedOutput(SEEN, uid)
+    def _resolve(self, uid, entries, label_rows, truth_rows):
+        paths = [path for path, _ in entries]
+        irregular = tuple(path for path, regular in entries if not regular)
         try:
-            candidate = resolve_join(uid, paths, label_rows, self._cfg)
+            candidate = resolve_join(uid, paths, label_rows, self._cfg, irregular)
         except strain_lib.RejectedInput as error:
             yield reject(STAGE, ";".join(sorted(paths)) or uid, error.reason, error.detail)
             return
@@ -95,23 +108,60 @@ class _PreprocessFn(beam.DoFn):
         self._bytes = Metrics.counter(STAGE, "bytes_read")
 
     def process(self, batch: list[Candidate]):
-        readable, datas = [], []
-        for candidate in batch:
+        arrays = [self._read(candidate) for candidate in batch]
+        try:
+            results = strain_lib.preprocess_for_build(arrays, self._cfg)
+        except Exception:  # noqa: BLE001  (one sample broke the batch: redo each alone, so only it is rejected)
+            for candidate, array in zip(batch, arrays, strict=True):
+                yield from guarded(STAGE, candidate.path, self._pack(candidate, array, single=True))
+            return
+        for candidate, result in zip(batch, results, strict=True):
+            yield from guarded(STAGE, candidate.path, self._pack(candidate, result, single=False))
+
+    def _read(self, candidate: Candidate):
+        """The sample's array (header checked before any data is read), or its RejectedInput."""
+        if not fs.is_regular_file(candidate.path):
+            return strain_lib.RejectedInput(strain_lib.NOT_A_REGULAR_FILE, "not a regular file when opened")
+        try:
+            with fs.open_read(candidate.path) as handle:
+                array = strain_lib.read_npy(handle, self._cfg.n_channels, self._cfg.n_samples)
+        except strain_lib.RejectedInput as error:
+            return error
+        except OSError as error:
+            return strain_lib.RejectedInput(strain_lib.UNREADABLE_NPY, f"cannot read file: {error}")
+        self._bytes.inc(array.nbytes)
+        return array
+
+    def _pack(self, candidate: Candidate, result, single: bool):
+        if single:
+            (result,) = strain_lib.preprocess_for_build([result], self._cfg)
+        if isinstance(result, strain_lib.RejectedInput):
+            yield reject(STAGE, candidate.path, result.reason, result.detail)
+            return
+        example = encode_example(candidate.uid, candidate.target_id, candidate.label, {STRAIN: result})
+        row = {**candidate.row, "target_id": candidate.target_id, "label": candidate.label}
+        self._written.inc()
+        yield ShardRecord(candidate.uid, example, row)
+
+
+def check_psd_labels(labels: CsvSource, cfg: G2NetConfig) -> None:
+    """A cheap look at the labels CSV (streamed, stops at the first match): some row must carry a label in
+    ``g2net.psd_labels``, or the analyze stage could not form the noise PSD; ConfigError naming the key."""
+    wanted = {str(label) for label in cfg.psd_labels}
+    with fs.open_read(labels.path) as handle:
+        handle.readline()
+        for raw in handle:
             try:
-                datas.append(fs.read_bytes(candidate.path))
-                readable.append(candidate)
-            except OSError as error:
-                yield reject(STAGE, candidate.path, strain_lib.UNREADABLE_NPY, f"cannot read file: {error}")
-        self._bytes.inc(sum(len(d) for d in datas))
-        results = strain_lib.preprocess_for_build(datas, self._cfg)
-        for candidate, result in zip(readable, results, strict=True):
-            if isinstance(result, strain_lib.RejectedInput):
-                yield reject(STAGE, candidate.path, result.reason, result.detail)
-                continue
-            self._written.inc()
-            example = encode_example(candidate.uid, candidate.target_id, candidate.label, {STRAIN: result})
-            row = {**candidate.row, "target_id": candidate.target_id, "label": candidate.label}
-            yield ShardRecord(candidate.uid, example, row)
+                row = parse_csv_line(raw.decode("utf-8").rstrip("\r\n"), labels.header)
+                value = str(strain_lib.parse_label(row[cfg.label_column]))
+            except (UnicodeDecodeError, strain_lib.RejectedInput):
+                continue  # the build rejects that row with its reason
+            if value in wanted:
+                return
+    raise ConfigError(
+        f"config key 'g2net.psd_labels': no row of {labels.path} has a '{cfg.label_column}' in "
+        f"{sorted(cfg.psd_labels)}, so the analyze stage could not form the noise PSD"
+    )
 
 
 @dataclass(frozen=True)
@@ -135,6 +185,7 @@ class BuildG2Net(RecipeBuild):
             column = getattr(cfg, key)
             if column not in labels.header:
                 raise ConfigError(f"config key 'g2net.{key}': column '{column}' not in {labels.path} {labels.header}")
+        check_psd_labels(labels, cfg)
         truth = csv_source(input_dir, cfg.truth_csv, "g2net.truth_csv") if cfg.truth_csv else None
         if truth is not None and cfg.id_column not in truth.header:
             raise ConfigError(f"config key 'g2net.id_column': column '{cfg.id_column}' not in {truth.path}")
@@ -153,12 +204,13 @@ class BuildG2Net(RecipeBuild):
         plan: G2NetPlan = self._plan
         files = (
             pipeline
-            | "MatchNpy" >> fileio.MatchFiles(fs.join(self._input_dir, cfg.npy_glob))
-            | "KeyById" >> beam.Map(lambda meta: (sample_id(meta.path), meta.path))
+            | "NpyGlob" >> beam.Create([fs.join(self._input_dir, cfg.npy_glob)])
+            | "MatchNpy" >> beam.FlatMap(fs.match_entries)
+            | "KeyById" >> beam.Map(lambda entry: (sample_id(entry[0]), entry))
         )
         labels = (
             pipeline
-            | "ReadLabels" >> beam.io.ReadFromText(plan.labels.path, skip_header_lines=1)
+            | "ReadLabels" >> read_csv_lines(plan.labels.path)
             | "ParseLabels"
             >> beam.ParDo(ParseCsvFn(STAGE, plan.labels.header, cfg.id_column, "labels")).with_outputs(
                 REJECTED, SEEN, main="rows"
@@ -167,7 +219,7 @@ class BuildG2Net(RecipeBuild):
         if plan.truth is not None:
             truth = (
                 pipeline
-                | "ReadTruth" >> beam.io.ReadFromText(plan.truth.path, skip_header_lines=1)
+                | "ReadTruth" >> read_csv_lines(plan.truth.path)
                 | "ParseTruth"
                 >> beam.ParDo(ParseCsvFn(STAGE, plan.truth.header, cfg.id_column, "truth")).with_outputs(
                     REJECTED, SEEN, main="rows"

@@ -141,7 +141,7 @@ def list_samples(
 
 def load_strain(sample: RawSample, cfg: mf.MatchedFilterConfig) -> np.ndarray:
     """The validated strain (n_det, n_samples) float64 of one file; raises ``transforms.contract.RejectedInput``."""
-    strain = strain_lib.decode_npy(fs.read_bytes(sample.path))
+    strain = strain_lib.decode_npy(fs.read_bytes(sample.path), len(cfg.detectors), cfg.n_samples)
     return strain_lib.validate_strain(strain, len(cfg.detectors), cfg.n_samples)
 
 

@@ -1,6 +1,7 @@
 """CSV inputs of a build (labels, truth, TCE tables): headers read on the driver, rows parsed per line.
 
-A row with the wrong field count is rejected (``malformed_csv_row``) rather than failing the file.
+Lines are read as bytes and decoded one by one: a row that is not UTF-8 is rejected (``undecodable_csv_row``), a
+row with the wrong field count is rejected (``malformed_csv_row``); neither fails the file.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from beam_pipelines import fs
-from beam_pipelines.rejects import reject
+from beam_pipelines.rejects import guarded, reject
 from transforms.config import ConfigError
 from transforms.contract import MALFORMED_ROW, RejectedInput
 
 SEEN = "seen"
+UNDECODABLE_ROW = "undecodable_csv_row"
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,27 @@ class CsvSource:
 
 def read_csv_header(path: str) -> tuple[str, ...]:
     with fs.open_read(path) as handle:
-        first = handle.readline().decode("utf-8").strip()
+        raw = handle.readline()
+    try:
+        first = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"CSV {path}: the header line is not UTF-8 ({error})") from None
     return tuple(next(csv.reader([first]))) if first else ()
+
+
+def read_csv_lines(path: str) -> beam.PTransform:
+    """The data lines of a CSV (header skipped) as raw bytes, for ``ParseCsvFn`` to decode row by row."""
+    return beam.io.ReadFromText(path, skip_header_lines=1, coder=beam.coders.BytesCoder())
+
+
+def decode_csv_line(line: bytes | str) -> str:
+    """One CSV line as text; raises RejectedInput(UNDECODABLE_ROW) when it is not UTF-8."""
+    if isinstance(line, str):
+        return line
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RejectedInput(UNDECODABLE_ROW, f"not UTF-8 ({error}): {line[:200]!r}") from None
 
 
 def csv_source(input_dir: str, relative: str, key: str) -> CsvSource:
@@ -60,11 +81,15 @@ class ParseCsvFn(beam.DoFn):
         self._id_column = id_column
         self._what = what
 
-    def process(self, line: str):
+    def process(self, line: bytes | str):
+        shown = line[:80].decode("utf-8", "backslashreplace") if isinstance(line, bytes) else line[:80]
+        yield from guarded(self._stage, f"{self._what}:{shown}", self._parse(line, shown))
+
+    def _parse(self, line: bytes | str, shown: str):
         try:
-            row = parse_csv_line(line, self._header)
+            row = parse_csv_line(decode_csv_line(line), self._header)
         except RejectedInput as error:
-            yield beam.pvalue.TaggedOutput(SEEN, line)
-            yield reject(self._stage, f"{self._what}:{line[:80]}", error.reason, error.detail)
+            yield beam.pvalue.TaggedOutput(SEEN, shown)
+            yield reject(self._stage, f"{self._what}:{shown}", error.reason, error.detail)
         else:
             yield row[self._id_column].strip(), row

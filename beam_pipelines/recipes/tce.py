@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io import fileio
+import numpy as np
 from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs
 from beam_pipelines.counting import Tally
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
-from beam_pipelines.recipes.inputs import CsvSource, csv_source, parse_csv_line
-from beam_pipelines.rejects import REJECTED, reject
+from beam_pipelines.recipes.inputs import CsvSource, csv_source, decode_csv_line, parse_csv_line, read_csv_lines
+from beam_pipelines.rejects import REJECTED, guarded, reject
 from beam_pipelines.shards import ShardRecord
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput, encode_example
@@ -42,19 +42,37 @@ STAGE = "build"
 
 
 def encode_tce_example(example: schema.TceExample) -> bytes:
-    """The raw tf.Example: uid / target_id / label, float32-bytes arrays, and ``tce_uid`` (bytes)."""
+    """The raw tf.Example: uid / target_id / label, float32-bytes arrays, and ``tce_uid`` (bytes).
+
+    Raises RejectedInput(NON_FINITE_AFTER_CAST) when an array is not finite as float32 (e.g. 1e300 in float64).
+    """
+    for name, array in example.arrays.items():
+        with np.errstate(over="ignore"):
+            finite = np.isfinite(np.asarray(array, dtype=np.float32))
+        if not finite.all():
+            raise RejectedInput(
+                schema.NON_FINITE_AFTER_CAST, f"{int((~finite).sum())} values of '{name}' not finite as float32"
+            )
     return encode_example(
         example.uid, example.target_id, example.label, example.arrays, strings={TCE_UID: example.tce_uid}
     )
 
 
 class _KeyLightCurveFn(beam.DoFn):
-    """One FITS path -> (star id, path) from the file's first header(s), or a rejection (unreadable, no id)."""
+    """One matched ``(path, is regular file)`` -> (star id, path) from the file's first header(s), or a
+    rejection (not a regular file, unreadable, no id)."""
 
     def __init__(self, cfg: TceConfig):
         self._cfg = cfg
 
-    def process(self, path: str):
+    def process(self, entry: tuple[str, bool]):
+        path, regular = entry
+        yield from guarded(STAGE, path, self._key_one(path, regular))
+
+    def _key_one(self, path: str, regular: bool):
+        if not regular or not fs.is_regular_file(path):
+            yield reject(STAGE, path, schema.NOT_A_REGULAR_FILE, "matched tce.fits_glob but is not a regular file")
+            return
         try:
             with fs.open_read(path) as handle:
                 target_id = fits_io.read_target_id(handle.read, path, self._cfg)
@@ -90,11 +108,15 @@ class _ParseTceFn(beam.DoFn):
         self._header = header
         self._cfg = cfg
 
-    def process(self, line: str):
+    def process(self, line: bytes | str):
+        shown = line[:80].decode("utf-8", "backslashreplace") if isinstance(line, bytes) else line[:80]
+        yield from guarded(STAGE, f"tce_csv:{shown}", self._parse(line, shown))
+
+    def _parse(self, line: bytes | str, shown: str):
         try:
-            tce = tce_table.parse_tce(parse_csv_line(line, self._header), self._cfg)
+            tce = tce_table.parse_tce(parse_csv_line(decode_csv_line(line), self._header), self._cfg)
         except RejectedInput as error:
-            yield reject(STAGE, f"tce_csv:{line[:80]}", error.reason, error.detail)
+            yield reject(STAGE, f"tce_csv:{shown}", error.reason, error.detail)
             return
         yield tce.target_id, tce
 
@@ -112,16 +134,25 @@ class _ProcessTargetFn(beam.DoFn):
     def process(self, element):
         target_id, grouped = element
         self._targets.inc()
+        yield from guarded(STAGE, f"target:{target_id}", self._process(target_id, grouped))
+
+    def _process(self, target_id, grouped):
         curves, rejected = read_curves(grouped["paths"], self._cfg, self._bytes, self._read)
         yield from rejected
         examples, drops = target.process_target(target_id, curves, list(grouped["tces"]), self._cfg)
         del curves
+        encoded = []
+        for example in examples:
+            try:
+                encoded.append((example, encode_tce_example(example)))
+            except RejectedInput as error:
+                drops.append(schema.Drop(example.uid, error.reason, error.detail))
         for drop in drops:
             yield reject(STAGE, drop.what, drop.reason, drop.detail)
-        for example in examples:
+        for example, serialized in encoded:
             self._written.inc()
             row = {**example.row, "target_id": example.target_id, "label": example.label}
-            yield ShardRecord(example.uid, encode_tce_example(example), row)
+            yield ShardRecord(example.uid, serialized, row)
 
 
 @dataclass(frozen=True)
@@ -156,11 +187,11 @@ class BuildTce(RecipeBuild):
         plan: TcePlan = self._plan
         paths = (
             pipeline
-            | "MatchFits" >> fileio.MatchFiles(fs.join(self._input_dir, cfg.fits_glob))
-            | "Paths" >> beam.Map(lambda meta: meta.path)
+            | "FitsGlob" >> beam.Create([fs.join(self._input_dir, cfg.fits_glob)])
+            | "MatchFits" >> beam.FlatMap(fs.match_entries)
         )
         keyed = paths | "KeyLightCurve" >> beam.ParDo(_KeyLightCurveFn(cfg)).with_outputs(REJECTED, main="paths")
-        lines = pipeline | "ReadTceTable" >> beam.io.ReadFromText(plan.tces.path, skip_header_lines=1)
+        lines = pipeline | "ReadTceTable" >> read_csv_lines(plan.tces.path)
         tces = lines | "ParseTce" >> beam.ParDo(_ParseTceFn(plan.tces.header, cfg)).with_outputs(REJECTED, main="tces")
         targets = (
             {"paths": keyed.paths, "tces": tces.tces}

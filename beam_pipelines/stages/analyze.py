@@ -24,13 +24,18 @@ from tfx_bsl.public import tfxio
 
 from beam_pipelines import fs, manifest
 from beam_pipelines.shards import shard_glob
+from beam_pipelines.stages.outliers import DropScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import SPLIT_DIR, STATS_DIR, bytes_feature, example_keys
 from transforms.recipes import get_recipe
+from transforms.recipes.base import example_scale_fn
 
 _LOG = logging.getLogger(__name__)
 STAGE = "analyze"
+# Fixed Arrow record-batch size: tfx_bsl's default adapts batch sizes to timing, which changes the order in which
+# analyzers sum floats and so the last bits of the statistics between two identical runs.
+RECORD_BATCH_SIZE = 64
 
 
 def raw_tfxio(file_pattern: str, feature_spec: dict[str, Any]) -> tfxio.TFExampleRecord:
@@ -97,7 +102,7 @@ class AnalyzeTrain(beam.PTransform):
     def expand(self, records):
         if self._cap is not None:
             records = records | "CapPerGroup" >> CapPerGroup(self._cap, self._cap_group_column)
-        batches = records | "ToRecordBatches" >> self._source.RawRecordToRecordBatch()
+        batches = records | "ToRecordBatches" >> self._source.RawRecordToRecordBatch(batch_size=RECORD_BATCH_SIZE)
         transform_fn = (
             batches,
             self._source.TensorAdapterConfig(),
@@ -156,6 +161,7 @@ def run_analyze(
     source = raw_tfxio(pattern, recipe.raw_feature_spec(config))
     cap = config.analyze.max_examples_per_group
     group_column = config.analyze.cap_group_column
+    scale_fn = example_scale_fn(recipe, config)
 
     def work(ctx: StageContext) -> dict[str, Any]:
         _LOG.debug("analyze: tf.Transform statistics on %s (cap per %s: %s)", pattern, group_column, cap)
@@ -167,11 +173,13 @@ def run_analyze(
             pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
             label = f"analyze pass {index + 1}/{len(passes)} ({analysis.name})"
             with ctx.pipeline(tft=True, total=train_split.get("examples"), label=label) as pipeline:
-                _ = (
-                    pipeline
-                    | "ReadTrain" >> source.RawRecordBeamSource()
-                    | "Progress" >> ctx.progress()
-                    | "AnalyzeTrain" >> AnalyzeTrain(source, analysis.make_fn(stats), pass_dir, cap, group_column)
+                records = pipeline | "ReadTrain" >> source.RawRecordBeamSource() | "Progress" >> ctx.progress()
+                if scale_fn is not None:  # the same deterministic exclusion in every pass
+                    records, outliers = records | "DropScaleOutliers" >> DropScaleOutliers(scale_fn)
+                    tally = outliers | "OutlierPairs" >> outlier_tally()
+                    _ = tally | "WriteSummary" >> ctx.summary()
+                _ = records | "AnalyzeTrain" >> AnalyzeTrain(
+                    source, analysis.make_fn(stats), pass_dir, cap, group_column
                 )
             stats = read_stats(pass_dir, analysis.stat_names)
             if not last:
@@ -179,11 +187,31 @@ def run_analyze(
             _LOG.debug("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
         for name, arrays in recipe.stats_files(config, stats).items():
             write_npz(fs.join(stats_dir, name), **arrays)
+        counts = ctx.counts() if scale_fn is not None else None
+        excluded = sorted(counts.under("stats_outlier/")) if counts is not None else []
+        if excluded:
+            shown = excluded[:20]
+            _LOG.warning("analyze: %d train examples left out of the statistics as outliers: %s", len(excluded), shown)
         return {
             "train_examples": train_split.get("examples", 0),
+            "stats_outliers_excluded": len(excluded),
+            "stats_outlier_uids": excluded[:100],
             "max_examples_per_group": cap,
             **recipe.stats_summary(config, stats),
             "finite": bool(all(np.isfinite(v).all() for v in stats.values())),
         }
 
-    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="split")
+    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="split", check=check_stats)
+
+
+def check_stats(summary: dict[str, Any]) -> None:
+    """The analyze stage's own output check: statistics finite, and every standard deviation it reports
+    (a summary key ending in ``std``) strictly positive; StageError before anything is published."""
+    if not summary.get("finite", False):
+        raise manifest.StageError("analyze: the train statistics are not finite (NaN/inf); nothing was published")
+    for key, value in summary.items():
+        numbers = list(value.values()) if isinstance(value, dict) else value
+        if key.endswith("std") and not (np.asarray(numbers, dtype=np.float64) > 0).all():
+            raise manifest.StageError(
+                f"analyze: statistic '{key}' = {value} is not positive (degenerate train data); nothing was published"
+            )

@@ -18,6 +18,15 @@ from transforms.recipes import get_recipe, resolve
 STAGE = "build"
 
 
+def plan_build(config: DatasetConfig, input_dir: str) -> tuple[Any, Any]:
+    """The recipe's build class and its driver-side plan: config errors against the inputs (ConfigError naming
+    the key) surface here, before any output is touched."""
+    build = resolve(get_recipe(config.recipe).build_transform)
+    if not fs.exists(input_dir):
+        raise ConfigError(f"--input {input_dir} does not exist")
+    return build, build.plan(config, input_dir)
+
+
 def run_build(
     config: DatasetConfig,
     input_dir: str,
@@ -27,10 +36,7 @@ def run_build(
 ) -> dict[str, Any]:
     """Runs the build stage of ``config.recipe`` from ``input_dir`` into ``out``; returns the updated manifest."""
     recipe = get_recipe(config.recipe)
-    build = resolve(recipe.build_transform)
-    if not fs.exists(input_dir):
-        raise ConfigError(f"--input {input_dir} does not exist")
-    plan = build.plan(config, input_dir)
+    build, plan = plan_build(config, input_dir)
 
     def work(ctx: StageContext) -> dict[str, Any]:
         with ctx.pipeline() as pipeline:

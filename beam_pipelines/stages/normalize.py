@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from apache_beam.metrics import Metrics
@@ -19,6 +20,7 @@ from tfx_bsl.coders import example_coder
 
 from beam_pipelines import fs, manifest
 from beam_pipelines.counting import Tally
+from beam_pipelines.manifest import StageError
 from beam_pipelines.shards import (
     EnrichTables,
     ParseTableLineFn,
@@ -28,7 +30,7 @@ from beam_pipelines.shards import (
     table_columns,
     table_glob,
 )
-from beam_pipelines.stages.analyze import raw_tfxio
+from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE, raw_tfxio
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import DatasetConfig
 from transforms.contract import NORM_DIR, SPLIT_DIR, SPLITS, STATS_DIR, norm_prefix
@@ -55,11 +57,78 @@ class _EncodeExamplesFn(beam.DoFn):
             name: record_batch.column(record_batch.schema.get_field_index(name)).flatten().to_pylist()
             for name in ("uid", "target_id", "label")
         }
-        examples = self._encoder.encode(record_batch)
+        # tfx_bsl's encoder does not fix the order of the feature map: re-serialize deterministically so that a
+        # rerun writes the same bytes.
+        examples = [deterministic_bytes(example) for example in self._encoder.encode(record_batch)]
+        quality = example_quality(record_batch)
         self._examples.inc(len(examples))
-        for uid, target_id, label, example in zip(*columns.values(), examples, strict=True):
+        for uid, target_id, label, example, flag in zip(*columns.values(), examples, quality, strict=True):
             uid = uid.decode("utf-8")
-            yield ShardRecord(uid, example, {"uid": uid, "target_id": target_id.decode("utf-8"), "label": label})
+            row = {"uid": uid, "target_id": target_id.decode("utf-8"), "label": label}
+            if flag:
+                yield beam.pvalue.TaggedOutput(QUALITY, flag)
+            yield ShardRecord(uid, example, row)
+
+
+QUALITY = "quality"
+NON_FINITE, COLLAPSED = "non_finite", "collapsed"
+# A normalized example whose float values spread less than this (std) has collapsed to a constant: the mark of
+# statistics wrecked by an outlier (every other example divided by a huge std) or of a degenerate input.
+COLLAPSED_STD = 1e-3
+
+
+def deterministic_bytes(serialized: bytes) -> bytes:
+    """A serialized tf.Example re-serialized with a deterministic map order."""
+    from tensorflow.core.example import example_pb2
+
+    return example_pb2.Example.FromString(serialized).SerializeToString(deterministic=True)
+
+
+def example_quality(record_batch) -> list[str | None]:
+    """Per row of a transformed record batch: NON_FINITE if any float value is NaN/inf, COLLAPSED if all its float
+    values together have a std below COLLAPSED_STD, else None."""
+    import pyarrow as pa
+
+    values: list[list[np.ndarray]] = [[] for _ in range(record_batch.num_rows)]
+    for column in record_batch.columns:
+        if not pa.types.is_list(column.type) and not pa.types.is_large_list(column.type):
+            continue
+        if not pa.types.is_floating(column.type.value_type):
+            continue
+        flat = np.asarray(column.flatten(), dtype=np.float64)
+        offsets = np.asarray(column.offsets)
+        for row in range(record_batch.num_rows):
+            values[row].append(flat[offsets[row] : offsets[row + 1]])
+    flags: list[str | None] = []
+    for parts in values:
+        joined = np.concatenate(parts) if parts else np.zeros(0)
+        if not np.isfinite(joined).all():
+            flags.append(NON_FINITE)
+        elif joined.size > 1 and joined.std() < COLLAPSED_STD:
+            flags.append(COLLAPSED)
+        else:
+            flags.append(None)
+    return flags
+
+
+def check_normalized(summary: dict[str, Any]) -> None:
+    """The normalize stage's own output check: every split wrote what it read, no value is NaN/inf, and the
+    normalized train examples have not collapsed to constants (statistics wrecked by an outlier)."""
+    for split, counts in summary["splits"].items():
+        if counts["seen"] != counts["examples"]:
+            raise StageError(f"normalize: split {split} read {counts['seen']} examples but wrote {counts['examples']}")
+        if counts[NON_FINITE]:
+            raise StageError(
+                f"normalize: {counts[NON_FINITE]} {split} examples have NaN/inf values after normalization; "
+                "check OUT/stats (a zero or non-finite statistic) and the inputs"
+            )
+    train = summary["splits"]["train"]
+    if train["examples"] and train[COLLAPSED] * 2 > train["examples"]:
+        raise StageError(
+            f"normalize: {train[COLLAPSED]} of {train['examples']} normalized train examples have collapsed to a "
+            f"constant (std < {COLLAPSED_STD}): the train statistics are dominated by an outlier; run "
+            "`sigforge audit` and look for an example with a huge amplitude"
+        )
 
 
 class TransformSplit(beam.PTransform):
@@ -72,12 +141,14 @@ class TransformSplit(beam.PTransform):
         self._schema_bytes = schema_bytes
 
     def expand(self, records):
-        batches = records | "ToRecordBatches" >> self._source.RawRecordToRecordBatch()
+        batches = records | "ToRecordBatches" >> self._source.RawRecordToRecordBatch(batch_size=RECORD_BATCH_SIZE)
         transformed, _ = (
             (batches, self._source.TensorAdapterConfig()),
             self._transform_fn,
         ) | "TransformDataset" >> tft_beam.TransformDataset(output_record_batches=True)
-        return transformed | "EncodeExamples" >> beam.ParDo(_EncodeExamplesFn(self._schema_bytes))
+        return transformed | "EncodeExamples" >> beam.ParDo(_EncodeExamplesFn(self._schema_bytes)).with_outputs(
+            QUALITY, main="examples"
+        )
 
 
 class NormalizeSplits(beam.PTransform):
@@ -115,7 +186,8 @@ class NormalizeSplits(beam.PTransform):
             records = pipeline | f"ReadSplit[{split}]" >> source.RawRecordBeamSource()
             if self._progress is not None:
                 records = records | f"Progress[{split}]" >> self._progress
-            examples = records | f"TransformSplit[{split}]" >> TransformSplit(source, transform_fn, self._schema_bytes)
+            encoded = records | f"TransformSplit[{split}]" >> TransformSplit(source, transform_fn, self._schema_bytes)
+            examples = encoded.examples
             rows = (
                 pipeline
                 | f"ReadDataTables[{split}]" >> beam.io.ReadFromText(table_glob(split_dir), skip_header_lines=1)
@@ -128,6 +200,7 @@ class NormalizeSplits(beam.PTransform):
             (shards, rows) | f"EnrichTables[{split}]" >> EnrichTables(out_dir, columns)
             pairs.append(records | f"SeenPairs[{split}]" >> Tally(f"{split}/seen"))
             pairs.append(examples | f"WrittenPairs[{split}]" >> Tally(f"{split}/written"))
+            pairs.append(encoded[QUALITY] | f"QualityPairs[{split}]" >> Tally(lambda flag, s=split: [f"{s}/{flag}"]))
         return pairs | "FlattenCounts" >> beam.Flatten()
 
 
@@ -158,7 +231,15 @@ def run_normalize(
                 | "WriteSummary" >> ctx.summary()
             )
         counts = ctx.counts()
-        splits = {s: {"seen": counts[f"{s}/seen"], "examples": counts[f"{s}/written"]} for s in SPLITS}
+        splits = {
+            s: {
+                "seen": counts[f"{s}/seen"],
+                "examples": counts[f"{s}/written"],
+                NON_FINITE: counts[f"{s}/{NON_FINITE}"],
+                COLLAPSED: counts[f"{s}/{COLLAPSED}"],
+            }
+            for s in SPLITS
+        }
         return {
             "seen": sum(v["seen"] for v in splits.values()),
             "written": sum(v["examples"] for v in splits.values()),
@@ -166,4 +247,6 @@ def run_normalize(
             "splits": splits,
         }
 
-    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="analyze")
+    return run_stage(
+        STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="analyze", check=check_normalized
+    )

@@ -19,6 +19,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from beam_pipelines import fs, manifest, progress
 from beam_pipelines.counting import SUMMARY_FILE, Counts, WriteSummary
+from beam_pipelines.lock import dataset_lock
 from beam_pipelines.options import FN_API_RUNNER, make_pipeline_options
 
 _LOG = logging.getLogger(__name__)
@@ -91,20 +92,27 @@ def run_stage(
     overwrite: bool = False,
     requires: str | None = None,
     config: Any = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Runs ``work`` as stage ``stage`` on the dataset folder ``out`` and returns the updated manifest.
 
-    ``config`` (a DatasetConfig), when given, is recorded in the manifest as resolved. Nothing is published
-    unless ``work`` returns: a failed pipeline leaves at most the stage's ``.tmp_`` folder.
+    The stage holds the folder's exclusive lock (``beam_pipelines/lock.py``; re-entrant inside ``sigforge run``).
+    ``config`` (a DatasetConfig), when given, is recorded in the manifest as resolved. ``check(summary)``, when
+    given, inspects the stage's own output before it is published and raises StageError when it is wrong
+    (non-finite, degenerate, counts that do not add up). Nothing is published unless ``work`` returns and the
+    check passes: a failed pipeline or check leaves at most the stage's ``.tmp_`` folder.
     """
-    run = manifest.begin_stage(out, stage, overwrite, requires=requires)
-    started = time.monotonic()
-    summary = work(StageContext(run, beam_args))
-    fs.delete_tree(run.tmp_path("tft_tmp"))
-    summary["seconds"] = round(time.monotonic() - started, 2)
-    _LOG.info("%s: %s", stage, _one_line(summary))
-    recorded = config.model_dump(mode="json") if config is not None else None
-    return manifest.finish_stage(run, summary, config=recorded)
+    with dataset_lock(out, f"sigforge {stage}"):
+        run = manifest.begin_stage(out, stage, overwrite, requires=requires)
+        started = time.monotonic()
+        summary = work(StageContext(run, beam_args))
+        fs.delete_tree(run.tmp_path("tft_tmp"))
+        summary["seconds"] = round(time.monotonic() - started, 2)
+        _LOG.info("%s: %s", stage, _one_line(summary))
+        if check is not None:
+            check(summary)
+        recorded = config.model_dump(mode="json") if config is not None else None
+        return manifest.finish_stage(run, summary, config=recorded)
 
 
 def _one_line(summary: dict[str, Any]) -> str:

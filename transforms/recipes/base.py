@@ -8,6 +8,7 @@ path (``module:attribute``) that the build stage resolves, so ``transforms/`` st
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -94,6 +95,13 @@ class ReportFigures(Protocol):
     def report_figures(self, config: Any, out: str, manifest: Mapping[str, Any], fs: Any) -> list[Any]:
         """The recipe's figures (``transforms.report.figures.Figure``) of dataset ``out``; ``fs`` is the report's
         file API (``transforms.report.data.ReportFiles``). Draw only what the folder has the inputs for."""
+
+
+def example_scale_fn(recipe: Any, config: Any) -> Callable[[bytes], float | None] | None:
+    """The recipe's optional ``example_scale(config, serialized) -> float | None`` (the amplitude of one raw
+    example, for the analyze stage's outlier guard) bound to ``config``, or None when the recipe has none."""
+    method = getattr(recipe, "example_scale", None)
+    return None if method is None else functools.partial(method, config)
 
 
 def resolve(path: str) -> Any:

@@ -37,3 +37,26 @@ class G2NetConfig(_Strict):
     # Analyze: the average PSD is taken over train examples with these labels (noise only); Tukey window alpha.
     psd_labels: list[int] = [0]
     tukey_alpha: float = Field(0.1, ge=0.0, le=1.0)
+    # Validation (build): the declared label set, and the physical range of each channel's raw strain std.
+    # Generated and real detector strain has a per-channel std of ~1e-22 to 1e-19 before the bandpass (~1e-22
+    # after); the defaults leave two decades either side and refuse x1e30, all-zero and unit-scale (counts) data.
+    labels: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
+    min_channel_std: float = Field(1e-24, gt=0, allow_inf_nan=False)
+    max_channel_std: float = Field(1e-17, gt=0, allow_inf_nan=False)
+    # A channel with fewer distinct values than this fraction of its samples is quantized (8-bit-like data).
+    min_distinct_fraction: float = Field(0.25, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _cross_keys(self) -> G2NetConfig:
+        nyquist = self.sample_rate_hz / 2
+        if self.bandpass.high_hz >= nyquist:
+            raise ValueError(
+                f"config key 'g2net.bandpass.high_hz': {self.bandpass.high_hz} Hz is not below the Nyquist "
+                f"frequency {nyquist} Hz of g2net.sample_rate_hz={self.sample_rate_hz}"
+            )
+        if self.min_channel_std >= self.max_channel_std:
+            raise ValueError("config key 'g2net.min_channel_std' must be below g2net.max_channel_std")
+        missing = sorted(set(self.psd_labels) - set(self.labels))
+        if missing:
+            raise ValueError(f"config key 'g2net.psd_labels': {missing} not in the declared g2net.labels {self.labels}")
+        return self

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from transforms.contract import STRAIN, sample_id
+from transforms.contract import RAW_DTYPE, STRAIN, sample_id
 from transforms.recipes.base import AnalysisPass, default_check_train_split
 from transforms.recipes.g2net.config import G2NetConfig
 
@@ -119,6 +119,15 @@ class G2NetRecipe:
         from transforms.recipes.g2net.report import report_figures
 
         return report_figures(config, out, manifest, fs)
+
+    def example_scale(self, config: Any, serialized: bytes) -> float | None:
+        """The std of one raw example's bandpassed strain (all channels), for the analyze outlier guard."""
+        from transforms.contract import decode_example
+
+        data = decode_example(serialized).features.feature[STRAIN].bytes_list.value
+        if not data:
+            return None
+        return float(np.frombuffer(data[0], dtype=RAW_DTYPE).astype(np.float64).std())
 
     def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
         from transforms.recipes.g2net.sample import write_g2net_sample

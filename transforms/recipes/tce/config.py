@@ -39,6 +39,9 @@ class TceConfig(_Strict):
     columns: TceColumns = TceColumns()
     # Dispositions (or label values) that make label 1; everything else is 0. Compared case-insensitively.
     positive_labels: list[str] = ["PC", "CP", "KP", "1"]
+    # null: every non-empty disposition that is not positive is label 0. A list: the declared negatives; a
+    # disposition in neither list is rejected (unknown_disposition). An empty disposition is always rejected.
+    negative_labels: list[str] | None = None
     # "light_curve": epochs are in the light curve's time system (BKJD / BTJD); "bjd": full BJD, converted
     # with the FITS header's BJDREFI + BJDREFF.
     epoch_reference: Literal["light_curve", "bjd"] = "light_curve"
@@ -52,6 +55,8 @@ class TceConfig(_Strict):
     quality_column: str | None = "SAP_QUALITY"
     # null: drop every cadence with a nonzero quality flag; an int: drop cadences with (flag & mask) != 0.
     quality_bitmask: int | None = None
+    # Validation: a light curve needs this many valid cadences (finite, unflagged); its kept flux must be positive.
+    min_valid_cadences: int = Field(20, ge=3)
     # Detrending: a robust (sigma-clipped) cubic spline per continuous segment, all TCEs' transits masked.
     gap_days: float = Field(0.5, gt=0)
     knot_spacing_days: float = Field(1.5, gt=0)

@@ -25,6 +25,9 @@ from transforms.recipes.tce.schema import (
     EMPTY_LIGHT_CURVE,
     MISSING_COLUMNS,
     NO_TARGET_ID,
+    NON_POSITIVE_FLUX,
+    NON_SCALAR_COLUMN,
+    TOO_FEW_CADENCES,
     UNREADABLE_FITS,
     LightCurve,
 )
@@ -121,6 +124,19 @@ def _open_table(data: bytes, path: str, wanted: list[str]) -> tuple[list[fits.He
         raise RejectedInput(UNREADABLE_FITS, f"not a readable FITS light curve: {error}") from None
 
 
+def _column(table: dict[str, np.ndarray], name: str, dtype: type) -> np.ndarray:
+    """One scalar-per-cadence column as ``dtype``; a vector column (shape (n, k)) is NON_SCALAR_COLUMN."""
+    value = np.asarray(table[name])
+    if value.ndim != 1:
+        raise RejectedInput(
+            NON_SCALAR_COLUMN, f"column '{name}' has shape {value.shape}; expected one value per cadence"
+        )
+    try:
+        return value.astype(dtype)
+    except (TypeError, ValueError) as error:
+        raise RejectedInput(UNREADABLE_FITS, f"column '{name}' ({value.dtype}) is not numeric: {error}") from None
+
+
 def _target_id(headers: list[fits.Header], path: str, cfg: TceConfig) -> str:
     """The star's id from the headers (``cfg.header_keys``) or the file name; RejectedInput(no_target_id)."""
     if cfg.target_id_source == "header":
@@ -190,19 +206,28 @@ def read_light_curve(data: bytes, path: str, cfg: TceConfig) -> LightCurve:
     if missing:
         raise RejectedInput(MISSING_COLUMNS, f"light-curve table lacks {missing} (has {columns})")
     target_id = _target_id(headers, path, cfg)
-    time = np.asarray(table[cfg.time_column], dtype=np.float64)
-    flux = np.asarray(table[cfg.flux_column], dtype=np.float64)
+    time = _column(table, cfg.time_column, np.float64)
+    flux = _column(table, cfg.flux_column, np.float64)
     good = np.isfinite(time) & np.isfinite(flux)
     if cfg.flux_err_column is not None:
-        good &= np.isfinite(np.asarray(table[cfg.flux_err_column], dtype=np.float64))
+        good &= np.isfinite(_column(table, cfg.flux_err_column, np.float64))
     if cfg.quality_column is not None:
-        quality = np.asarray(table[cfg.quality_column]).astype(np.int64)
+        quality = _column(table, cfg.quality_column, np.int64)
         good &= (quality == 0) if cfg.quality_bitmask is None else (quality & cfg.quality_bitmask) == 0
-    if good.sum() < 3:
-        raise RejectedInput(EMPTY_LIGHT_CURVE, f"{int(good.sum())} valid cadences out of {len(time)}")
+    if not good.any():
+        raise RejectedInput(EMPTY_LIGHT_CURVE, f"0 valid cadences out of {len(time)}")
+    if good.sum() < cfg.min_valid_cadences:
+        raise RejectedInput(
+            TOO_FEW_CADENCES,
+            f"{int(good.sum())} valid cadences out of {len(time)}, fewer than tce.min_valid_cadences="
+            f"{cfg.min_valid_cadences}",
+        )
+    non_positive = int((flux[good] <= 0).sum())
+    if non_positive:
+        raise RejectedInput(NON_POSITIVE_FLUX, f"{non_positive} of {int(good.sum())} valid cadences have flux <= 0")
     median = np.median(flux[good])
-    if not median > 0:
-        raise RejectedInput(EMPTY_LIGHT_CURVE, f"median flux {median} is not positive")
+    if not np.isfinite(1.0 / median) or not np.isfinite(flux[good] / median).all():
+        raise RejectedInput(NON_POSITIVE_FLUX, f"median flux {median} cannot normalize the light curve")
     order = np.argsort(time[good], kind="stable")
     bjd_ref = sum(float(h.get(k, 0.0)) for k in ("BJDREFI", "BJDREFF") for h in headers[1:])
     return LightCurve(

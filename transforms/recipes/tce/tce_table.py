@@ -15,7 +15,14 @@ import numpy as np
 
 from transforms.contract import RejectedInput
 from transforms.recipes.tce.config import TceConfig
-from transforms.recipes.tce.schema import BAD_PERIOD, BAD_TCE, HOURS_PER_DAY, Tce
+from transforms.recipes.tce.schema import (
+    BAD_PERIOD,
+    BAD_TCE,
+    HOURS_PER_DAY,
+    MISSING_DISPOSITION,
+    UNKNOWN_DISPOSITION,
+    Tce,
+)
 
 
 def normalize_id(text: Any) -> str:
@@ -60,7 +67,7 @@ def parse_tce(row: Mapping[str, str], cfg: TceConfig) -> Tce:
             BAD_TCE, f"duration column '{cols.duration}' must be in (0, period) hours, got {row.get(cols.duration)!r}"
         )
     disposition = str(row.get(cols.label, "")).strip()
-    positives = {p.strip().upper() for p in cfg.positive_labels}
+    label = disposition_label(disposition, cfg)
     return Tce(
         target_id=target_id,
         tce_id=tce_id,
@@ -68,7 +75,25 @@ def parse_tce(row: Mapping[str, str], cfg: TceConfig) -> Tce:
         epoch=epoch,
         duration_hours=duration,
         disposition=disposition,
-        label=int(disposition.upper() in positives or normalize_id(disposition).upper() in positives),
+        label=label,
         row=dict(row),
         epoch_is_bjd=cfg.epoch_reference == "bjd",
+    )
+
+
+def disposition_label(disposition: str, cfg: TceConfig) -> int:
+    """1 for a disposition in ``positive_labels``, 0 for a declared negative (or any other when
+    ``negative_labels`` is null); an empty disposition is MISSING_DISPOSITION, an undeclared one UNKNOWN_DISPOSITION.
+    """
+    if not disposition:
+        raise RejectedInput(MISSING_DISPOSITION, f"empty disposition column '{cfg.columns.label}' (never read as 0)")
+    forms = {disposition.upper(), normalize_id(disposition).upper()}
+    if forms & {p.strip().upper() for p in cfg.positive_labels}:
+        return 1
+    if cfg.negative_labels is None or forms & {n.strip().upper() for n in cfg.negative_labels}:
+        return 0
+    raise RejectedInput(
+        UNKNOWN_DISPOSITION,
+        f"disposition {disposition!r} is in neither tce.positive_labels {cfg.positive_labels} nor "
+        f"tce.negative_labels {cfg.negative_labels}",
     )

@@ -1,0 +1,129 @@
+"""An exclusive lock on a dataset folder for the duration of a run or a stage (docs/ARCHITECTURE.md section 5).
+
+The lock is the file ``OUT/.sigforge.lock``, a small JSON naming the holder (host, pid, start time, command
+and a random token). It is created with create-if-absent semantics as far as the filesystem allows: locally
+``O_CREAT | O_EXCL`` (atomic); on object stores, which have no such primitive through Beam's ``FileSystems``, the
+holder checks that no lock exists, writes its own and reads it back to confirm its token (two writers racing
+inside that window are not excluded; the window is one round trip). Within one thread the lock is re-entrant,
+so ``sigforge run`` holds it across its stages and each stage re-takes it; another thread or process is refused.
+
+A run that is killed leaves its lock behind; the refusal names the holder and says how to clear a stale one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+
+from beam_pipelines import fs
+from beam_pipelines.manifest import StageError
+
+LOCK_FILE = ".sigforge.lock"
+_HELD: dict[tuple[str, int], tuple[str, int]] = {}  # (lock path, thread id) -> (token, depth)
+
+
+class DatasetLocked(StageError):
+    """Another run holds the dataset folder's lock."""
+
+
+def lock_path(out: str) -> str:
+    return fs.join(out, LOCK_FILE)
+
+
+def _holder_record(what: str) -> dict[str, object]:
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": what or " ".join(sys.argv[:3]),
+        "token": uuid.uuid4().hex,
+    }
+
+
+def read_holder(out: str) -> dict[str, object] | None:
+    """The current holder's record, or None when the folder is not locked."""
+    path = lock_path(out)
+    if not fs.exists(path):
+        return None
+    try:
+        return json.loads(fs.read_text(path))
+    except (OSError, ValueError):
+        return {"host": "?", "pid": "?", "started": "?", "command": "unreadable lock file"}
+
+
+def _refuse(out: str) -> DatasetLocked:
+    holder = read_holder(out) or {}
+    return DatasetLocked(
+        f"{out} is locked by another run: host {holder.get('host')} pid {holder.get('pid')} started "
+        f"{holder.get('started')} ({holder.get('command')}). Wait for it to finish; if that process no longer "
+        f"exists, the lock is stale: delete {lock_path(out)} and run again"
+    )
+
+
+def _create_local(path: str, payload: bytes) -> bool:
+    local = path.removeprefix("file://")
+    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+    try:
+        fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(payload)
+    return True
+
+
+def _create_remote(path: str, payload: bytes, token: str) -> bool:
+    if fs.exists(path):
+        return False
+    fs.write_bytes(path, payload)
+    try:
+        return json.loads(fs.read_text(path)).get("token") == token
+    except (OSError, ValueError):
+        return False
+
+
+def acquire(out: str, what: str = "") -> None:
+    """Takes the lock on ``out`` (re-entrant in this thread); raises DatasetLocked naming the holder."""
+    path = lock_path(out)
+    key = (path, threading.get_ident())
+    if key in _HELD:
+        token, depth = _HELD[key]
+        _HELD[key] = (token, depth + 1)
+        return
+    record = _holder_record(what)
+    payload = (json.dumps(record, indent=2) + "\n").encode("utf-8")
+    created = _create_local(path, payload) if fs.is_local(path) else _create_remote(path, payload, record["token"])
+    if not created:
+        raise _refuse(out)
+    _HELD[key] = (str(record["token"]), 1)
+
+
+def release(out: str) -> None:
+    """Releases one level of this process's lock; the file is removed when the outermost holder releases."""
+    path = lock_path(out)
+    key = (path, threading.get_ident())
+    token, depth = _HELD[key]
+    if depth > 1:
+        _HELD[key] = (token, depth - 1)
+        return
+    del _HELD[key]
+    current = read_holder(out)
+    if current is not None and current.get("token") == token:
+        fs.delete_files([path])
+
+
+@contextlib.contextmanager
+def dataset_lock(out: str, what: str = "") -> Iterator[None]:
+    """``with dataset_lock(out):`` holds the exclusive lock on the dataset folder ``out``."""
+    acquire(out, what)
+    try:
+        yield
+    finally:
+        release(out)

@@ -1,0 +1,98 @@
+"""A corpus of bad light-curve inputs for the TCE recipe, added to a clean generated sample in one raw folder.
+
+``add_tce_corpus(raw)`` writes every case and returns ``(files, rows)``: ``{file name: reason}`` for the light
+curves and ``{tce row text prefix: reason}`` for TCE-table rows. Each bad file belongs to its own star without
+a TCE row, so the file's own rejection is its only outcome.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from beam_pipelines.recipes.inputs import UNDECODABLE_ROW
+from transforms.recipes.tce import sample as tce_sample
+from transforms.recipes.tce import schema
+
+
+def write_fits(path: Path, kepler_id: int | None, columns: dict[str, tuple[str, np.ndarray]]) -> None:
+    """A minimal Kepler-like light curve with the given ``{name: (FITS format, array)}`` columns."""
+    primary = fits.PrimaryHDU()
+    if kepler_id is not None:
+        primary.header["KEPLERID"] = kepler_id
+    table = fits.BinTableHDU.from_columns(
+        [fits.Column(name=name, format=fmt, array=array) for name, (fmt, array) in columns.items()],
+        name="LIGHTCURVE",
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList([primary, table]).writeto(path)
+
+
+def add_tce_corpus(raw: Path, tce_rows: list[dict[str, str]]) -> tuple[dict[str, str], dict[str, str]]:
+    n = 900
+    time = 300.0 + np.arange(n) * tce_sample.CADENCE_DAYS
+    flux = 1000.0 + np.random.default_rng(1).normal(0, 0.1, n)
+    ones, zeros = np.ones(n), np.zeros(n, np.int32)
+    bad = raw / "corpus"
+    files: dict[str, str] = {}
+
+    def lc(name, kepler_id, **overrides):
+        columns = {"TIME": ("D", time), "PDCSAP_FLUX": ("D", flux), "PDCSAP_FLUX_ERR": ("D", ones),
+                   "SAP_QUALITY": ("J", zeros)}  # fmt: skip
+        columns.update(overrides)
+        write_fits(bad / name, kepler_id, columns)
+
+    lc("kplr006000001-vector_llc.fits", 6000001, PDCSAP_FLUX=("2D", np.stack([flux, flux], axis=1)))
+    files["kplr006000001-vector_llc.fits"] = schema.NON_SCALAR_COLUMN
+    lc("kplr006000002-negflux_llc.fits", 6000002, PDCSAP_FLUX=("D", flux - 1000.5))
+    files["kplr006000002-negflux_llc.fits"] = schema.NON_POSITIVE_FLUX
+    lc("kplr006000003-zeroflux_llc.fits", 6000003, PDCSAP_FLUX=("D", flux * 0))
+    files["kplr006000003-zeroflux_llc.fits"] = schema.NON_POSITIVE_FLUX
+    few = np.where(np.arange(n) < 10, 0, 1).astype(np.int32)
+    lc("kplr006000004-few_llc.fits", 6000004, SAP_QUALITY=("J", few))
+    files["kplr006000004-few_llc.fits"] = schema.TOO_FEW_CADENCES
+    lc("kplr006000005-flagged_llc.fits", 6000005, SAP_QUALITY=("J", zeros + 1))
+    files["kplr006000005-flagged_llc.fits"] = schema.EMPTY_LIGHT_CURVE
+    lc("kplr006000006-allnan_llc.fits", 6000006, PDCSAP_FLUX=("D", flux * np.nan))
+    files["kplr006000006-allnan_llc.fits"] = schema.EMPTY_LIGHT_CURVE
+    lc("kplr006000007-text_llc.fits", 6000007, PDCSAP_FLUX=("8A", np.array(["abc"] * n)))
+    files["kplr006000007-text_llc.fits"] = schema.UNREADABLE_FITS
+    lc("noid-star_llc.fits", None)
+    files["noid-star_llc.fits"] = schema.NO_TARGET_ID
+    lc("kplr006000009-nocol_llc.fits", 6000009)
+    files["kplr006000009-nocol_llc.fits"] = schema.MISSING_COLUMNS
+    os.remove(bad / "kplr006000009-nocol_llc.fits")
+    write_fits(bad / "kplr006000009-nocol_llc.fits", 6000009, {"TIME": ("D", time)})
+    (bad / "kplr006000010-empty_llc.fits").write_bytes(b"")
+    files["kplr006000010-empty_llc.fits"] = schema.UNREADABLE_FITS
+    (bad / "kplr006000011-npy_llc.fits").write_bytes(b"\x93NUMPY" + b"\0" * 2874)
+    files["kplr006000011-npy_llc.fits"] = schema.UNREADABLE_FITS
+    os.mkfifo(bad / "kplr006000012-fifo_llc.fits")
+    files["kplr006000012-fifo_llc.fits"] = schema.NOT_A_REGULAR_FILE
+    (bad / "kplr006000013-folder_llc.fits").mkdir()
+    files["kplr006000013-folder_llc.fits"] = schema.NOT_A_REGULAR_FILE
+    os.symlink(bad / "missing.fits", bad / "kplr006000014-dangling_llc.fits")
+    files["kplr006000014-dangling_llc.fits"] = schema.NOT_A_REGULAR_FILE
+
+    # TCE-table rows on the first sample star (its light curves are good), each with one defect.
+    base = tce_rows[0]
+    rows = {
+        "empty disposition": ({**base, "tce_plnt_num": "21", "label": ""}, schema.MISSING_DISPOSITION),
+        "blank disposition": ({**base, "tce_plnt_num": "22", "label": "  "}, schema.MISSING_DISPOSITION),
+        "negative duration": ({**base, "tce_plnt_num": "23", "tce_duration": "-2"}, schema.BAD_TCE),
+        "infinite epoch": ({**base, "tce_plnt_num": "24", "tce_time0bk": "inf"}, schema.BAD_TCE),
+        "huge period": ({**base, "tce_plnt_num": "25", "tce_period": "1e400"}, schema.BAD_PERIOD),
+        "empty target": ({**base, "tce_plnt_num": "26", "target_id": ""}, schema.BAD_TCE),
+    }
+    header = list(base)
+    lines = [",".join(str(row[c]) for c in header) for row, _ in rows.values()]
+    expected_rows = {line[:60]: reason for line, (_, reason) in zip(lines, rows.values(), strict=True)}
+    undecodable = ",".join(str(base[c]) for c in header).replace(str(base["tce_plnt_num"]), "2\xff7", 1)
+    data = "\n".join(lines).encode() + b"\n" + undecodable.encode("latin-1") + b"\n"
+    expected_rows[undecodable[:20].encode("latin-1").decode("utf-8", "backslashreplace")] = UNDECODABLE_ROW
+    with open(raw / "tces.csv", "ab") as handle:
+        handle.write(data)
+    return files, expected_rows

@@ -1,0 +1,127 @@
+"""The exclusive dataset lock and --overwrite that never deletes before it can write."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dataset_fixture import clean_dataset
+
+from beam_pipelines import cli, fs, lock, manifest
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, g2net_raw):
+    return clean_dataset(tmp_path_factory, g2net_raw)
+
+
+def test_lock_names_its_holder_and_is_reentrant(tmp_path):
+    out = str(tmp_path / "ds")
+    with lock.dataset_lock(out, "sigforge run"):
+        holder = lock.read_holder(out)
+        assert holder["pid"] > 0 and holder["host"] and holder["started"] and holder["command"] == "sigforge run"
+        with lock.dataset_lock(out):  # a stage inside the run re-takes it
+            assert lock.read_holder(out)["token"] == holder["token"]
+        assert lock.read_holder(out) is not None  # still held by the outer run
+    assert lock.read_holder(out) is None
+
+
+def test_a_lock_held_by_another_process_refuses_with_the_holder(tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / lock.LOCK_FILE).write_text(
+        json.dumps({"host": "worker-7", "pid": 4242, "started": "2026-01-01T00:00:00+00:00", "command": "sigforge run"})
+    )
+    with pytest.raises(lock.DatasetLocked) as info:
+        lock.acquire(str(out))
+    message = str(info.value)
+    assert "worker-7" in message and "4242" in message and "2026-01-01" in message and "stale" in message
+
+
+def test_second_run_into_a_locked_folder_is_refused_and_touches_nothing(clean, tmp_path, g2net_raw, caplog):
+    """A first run (another process, holding the lock) is in progress; a second `sigforge run --overwrite` and a
+    single stage are refused naming it, and not one file changes."""
+    out = tmp_path / "ds"
+    shutil.copytree(clean, out)
+    before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(out), str(ready)], cwd=str(Path(__file__).parent.parent)
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists(), "the first run never took the lock"
+        args = ["run", "--config", "run_configs/demo.yaml", "--input", str(g2net_raw), "--output", str(out)]
+        with caplog.at_level(logging.ERROR):
+            assert cli.main([*args, "--overwrite"]) == 2
+            assert cli.main(["split", "--config", "run_configs/demo.yaml", "--output", str(out), "--overwrite"]) == 2
+        assert "locked by another run" in caplog.text and f"pid {holder.pid}" in caplog.text
+    finally:
+        holder.kill()
+        holder.wait()
+    after = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*") if p.name != lock.LOCK_FILE}
+    assert after == {k: v for k, v in before.items() if k.name != lock.LOCK_FILE}
+
+
+_HOLD_LOCK = """
+import pathlib, sys, time
+from beam_pipelines import lock
+lock.acquire(sys.argv[1], "sigforge run (the first run)")
+pathlib.Path(sys.argv[2]).write_text("held")
+time.sleep(120)
+"""
+
+
+def test_a_stale_lock_is_cleared_by_deleting_it(tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / lock.LOCK_FILE).write_text("{}")
+    with pytest.raises(lock.DatasetLocked):
+        lock.acquire(str(out))
+    (out / lock.LOCK_FILE).unlink()  # what the message tells the user to do
+    with lock.dataset_lock(str(out)):
+        assert lock.read_holder(str(out))["pid"] == os.getpid()
+
+
+def test_overwrite_into_an_unwritable_norm_deletes_nothing(clean, tmp_path, monkeypatch):
+    """A read-only norm/ (simulated: root ignores chmod) refuses --overwrite of normalize before any delete."""
+    out = tmp_path / "ds"
+    shutil.copytree(clean, out)
+    files_before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    manifest_before = (out / "manifest.json").read_text()
+    real_write = fs.write_bytes
+
+    def write_bytes(path, data):
+        if "/norm/" in path:
+            raise PermissionError(13, "Permission denied", path)
+        real_write(path, data)
+
+    monkeypatch.setattr(fs, "write_bytes", write_bytes)
+    with pytest.raises(manifest.StageError, match="nothing was deleted"):
+        manifest.begin_stage(str(out), "normalize", overwrite=True, requires="analyze")
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files_before
+    assert (out / "manifest.json").read_text() == manifest_before  # still true: normalize's files are all there
+
+
+def test_overwrite_drops_manifest_entries_before_deleting(clean, tmp_path, monkeypatch):
+    """If deleting fails half-way, the manifest no longer claims the stages whose files may be gone."""
+    out = tmp_path / "ds"
+    shutil.copytree(clean, out)
+
+    def failing_delete(folder):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(fs, "delete_tree", failing_delete)
+    with pytest.raises(OSError):
+        manifest.begin_stage(str(out), "analyze", overwrite=True, requires="split")
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    assert "analyze" not in stages and "normalize" not in stages and "split" in stages
