@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from transforms.audit_inputs import check_inputs_accounted
 from transforms.audit_values import check_folder_records, check_stats, in_process
 from transforms.contract import (
     BASE_COLUMNS,
@@ -401,6 +402,7 @@ def audit_dataset(
         if stage == "build":
             scans = {RAW_PREFIX: scan_folder(fs, out, RAW_DIR, RAW_PREFIX)}
             problems += check_folder_records(fs, out, stage, RAW_DIR, RAW_PREFIX, "", scanner)
+            problems += check_inputs_accounted(fs, out, data, (row.uid for row in scans[RAW_PREFIX].rows))
             if "written" in entry and entry["written"] != scans[RAW_PREFIX].records:
                 problems.append(
                     f"build: {RAW_DIR}/ has {scans[RAW_PREFIX].records} records but the manifest says "

@@ -7,6 +7,7 @@ average noise PSD and then the whitened per-channel moments with that PSD as a g
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,6 +129,30 @@ class G2NetRecipe:
         if not data:
             return None
         return float(np.frombuffer(data[0], dtype=RAW_DTYPE).astype(np.float64).std())
+
+    def input_ids(self, config: Any, input_dir: str, fs: Any) -> list[str]:
+        """The id of every raw input, recounted by the audit: each ``.npy`` matched by ``g2net.npy_glob`` and each
+        well-formed row of the labels CSV (a malformed row has no reliable id; the build rejects it as such)."""
+        from transforms.audit_inputs import list_matching
+
+        section: G2NetConfig = config.section
+        ids = [sample_id(path) for path in list_matching(fs, input_dir, section.npy_glob)]
+        labels = section.labels_csv
+        path = labels if "://" in labels or labels.startswith("/") else fs.join(input_dir, labels)
+        if not fs.exists(path):
+            return ids
+        lines = []
+        for raw in fs.read_bytes(path).splitlines():
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                continue  # rejected by the build as an undecodable row, without an id
+        rows = csv.reader(lines)
+        header = next(rows, [])
+        if section.id_column in header:
+            column = header.index(section.id_column)
+            ids += [row[column].strip() for row in rows if len(row) == len(header) and row[column].strip()]
+        return ids
 
     def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
         from transforms.recipes.g2net.sample import write_g2net_sample

@@ -1,0 +1,82 @@
+"""The audit's independent count of the raw inputs: every input the build could see is written or rejected.
+
+The manifest's counts (seen = written + rejected) can be edited together with the outputs; the raw input folder
+cannot. For a recipe with an ``input_ids(config, input_dir, fs)`` hook (one id per raw input, e.g. G2Net's
+``.npy`` files), the audit re-lists the inputs under the build's recorded ``input_dir`` and requires each id to
+be a written example (a uid of the raw data tables) or a rejection (an id or a path of ``rejected/build.csv``).
+An example removed from every stage with every count adjusted is found here. When ``input_dir`` is not
+reachable from where the audit runs, the check is skipped with an info line (it cannot be decided).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from transforms.contract import REJECTED_DIR, sample_id
+
+_LOG = logging.getLogger(__name__)
+SHOWN = 5
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+    """Beam's file-pattern rules: ``**`` matches across folders, ``*`` and ``?`` within one name."""
+    parts = re.split(r"(\*\*|\*|\?)", pattern)
+    table = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(table.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def list_matching(fs: Any, folder: str, pattern: str) -> list[str]:
+    """Every file below ``folder`` whose path relative to it matches the glob ``pattern``."""
+    regex = glob_regex(pattern)
+    base = folder.rstrip("/") + "/"
+    return [path for path in fs.list_tree(folder) if path.startswith(base) and regex.match(path[len(base) :])]
+
+
+def _rejected_ids(fs: Any, out: str, suffix: str) -> set[str]:
+    """Ids and paths named by ``rejected/build.csv`` (a duplicate id lists its paths joined by ``;``)."""
+    path = fs.join(out, REJECTED_DIR, "build.csv")
+    if not fs.exists(path):
+        return set()
+    named: set[str] = set()
+    for row in csv.DictReader(io.StringIO(fs.read_text(path))):
+        for part in row.get("uid_or_path", "").split(";"):
+            named.update((part, sample_id(part, suffix)))
+    return named
+
+
+def check_inputs_accounted(fs: Any, out: str, manifest: dict[str, Any], written_uids: Iterable[str]) -> list[str]:
+    """Problems: raw inputs under the build's ``input_dir`` that are neither written nor rejected."""
+    from transforms.config import ConfigError, DatasetConfig, validate
+    from transforms.recipes import REGISTRY
+
+    build = manifest.get("stages", {}).get("build", {})
+    raw_config = manifest.get("config")
+    input_dir = build.get("input_dir")
+    if not raw_config or not input_dir:
+        return []
+    recipe = REGISTRY.get(raw_config.get("recipe", ""))
+    hook = getattr(recipe, "input_ids", None)
+    if hook is None:
+        return []
+    if not fs.exists(input_dir):
+        _LOG.info("audit: the build's input folder %s is not reachable here; inputs not recounted", input_dir)
+        return []
+    try:
+        config = validate(DatasetConfig, raw_config, f"{out} manifest 'config'")
+    except ConfigError as error:
+        return [f"build: the manifest's config does not validate: {error}"]
+    suffix = getattr(recipe.serving, "input_suffix", "") if recipe.serving is not None else ""
+    accounted = set(written_uids) | _rejected_ids(fs, out, suffix)
+    missing = sorted({uid for uid in hook(config, input_dir, fs) if uid not in accounted})
+    if not missing:
+        return []
+    shown = ", ".join(missing[:SHOWN]) + (" ..." if len(missing) > SHOWN else "")
+    return [
+        f"build: {len(missing)} input(s) under {input_dir} are neither written nor rejected ({shown}): "
+        "an example was lost or removed after the build"
+    ]
