@@ -199,3 +199,17 @@ def test_plan_is_parallel_safe_and_balanced():
     # Sample noise depends only on (seed, index): drawing it out of order changes nothing.
     np.testing.assert_array_equal(gw_sample.make_noise(3, 7), gw_sample.make_noise(3, 7))
     assert not np.array_equal(gw_sample.make_noise(3, 7), gw_sample.make_noise(3, 8))
+
+
+def test_cli_priors_reach_the_generator(tmp_path):
+    from beam_pipelines.cli import main
+
+    argv = ["make-sample", "g2net", str(tmp_path / "x"), "--n", "6", "--seed", "2"]
+    priors = ["--prior", "approximant=IMRPhenomXPHM", "--prior", "spin_mode=precessing", "--prior", "snr_range=[9, 9]"]
+    assert main([*argv, *priors]) == 0
+    _, rows = _read_csv(str(tmp_path / "x" / "injections.csv"))
+    positives = [r for r in rows if r["target"] == "1"]
+    assert positives and all(r["approximant"] == "IMRPhenomXPHM" for r in positives)
+    assert all(float(r["snr"]) == pytest.approx(9.0) and float(r["spin1x"]) != 0.0 for r in positives)
+    assert main(["make-sample", "g2net", str(tmp_path / "y"), "--prior", "mass_rnge=[5, 9]"]) == 2
+    assert main(["make-sample", "tce", str(tmp_path / "z"), "--prior", "spin_max=0.1"]) == 2
