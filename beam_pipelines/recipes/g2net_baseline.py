@@ -13,7 +13,7 @@ Output in SCORES_DIR (written to ``SCORES_DIR.tmp_baseline`` and renamed when co
   ``sqrt(stat)`` of the matched filter, ``snr`` the injected SNR (empty when unknown), ``m1, m2, spin1z,
   spin2z`` the best template (M_sun), ``tc`` its H1 coalescence time (s from the segment start).
 * ``metrics.json``: counts (files seen, scored, rejected by reason), ROC-AUC, per false-alarm probability
-  (1e-2, 1e-3) the threshold from the noise scores and the efficiency overall and per injected-SNR bin
+  (0.1, 0.01, 0.001) the threshold from the noise scores and the efficiency overall and per injected-SNR bin
   (``model.detection.efficiency_at_fap``), the bank (size, minimal match), the PSD mode and the timing.
 * ``efficiency_vs_snr.png``; ``rejected.csv`` (``id,path,reason,detail``) when any input was rejected.
 
@@ -95,7 +95,7 @@ def run_matched_filter(
     n_templates: int = DEFAULT_TEMPLATES,
     seed: int = 0,
     tc_range: tuple[float, float] | None = None,
-    faps: Sequence[float] = (1e-2, 1e-3),
+    faps: Sequence[float] | None = None,
     snr_bins: int | Sequence[float] = 6,
     overwrite: bool = False,
     workers: int = 1,
@@ -149,6 +149,7 @@ def run_matched_filter(
     scores = np.array([r["score"] for r in rows], dtype=np.float64)
     snr = np.array([r["snr"] for r in rows], dtype=np.float64)
     has_snr = bool(np.any(np.isfinite(snr[labels == 1])))
+    faps = detection.DEFAULT_FAPS if faps is None else faps
     efficiency = detection.efficiency_at_fap(labels, scores, snr if has_snr else None, faps, snr_bins)
     reasons = Counter(r.reason for r in rejects)
     payload: dict[str, Any] = {
@@ -253,7 +254,7 @@ DESCRIPTION = (
     "optional injections.csv for the injected SNR): Tukey window, complex SNR per detector against an "
     "aligned-spin IMRPhenomD template bank (PyCBC/LALSimulation), network statistic maximized over templates "
     "and coalescence times within the inter-detector light-travel delays. Writes SCORES_DIR/scores.csv "
-    "(id,label,score,snr,...), metrics.json (ROC-AUC, efficiency at FAP 1e-2 and 1e-3 per SNR bin), "
+    "(id,label,score,snr,...), metrics.json (ROC-AUC, efficiency at FAP 0.1, 0.01, 0.001 per SNR bin), "
     "efficiency_vs_snr.png and rejected.csv for inputs that could not be scored. Exit code 2 for a refused run."
 )
 
