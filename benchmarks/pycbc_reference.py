@@ -84,6 +84,42 @@ def _score(path: str) -> float:
     return math.sqrt(best)
 
 
+def compare(
+    data: str, scores_csv: str, uids_wanted=None, templates: int = 256, seed: int = 0, workers: int = 2, out=None
+):
+    """Scores ``uids_wanted`` (default: every uid of ``scores_csv``) with the reference and compares. Returns
+    ``{"n", "auc_sigforge", "auc_reference", "score_diff_median", "score_diff_max", "minimal_match"}``."""
+    sys.path.insert(0, REPO)
+    from model.metrics import roc_auc
+    from transforms.recipes.g2net import matched_filter as mf
+
+    with open(scores_csv, newline="") as handle:
+        ours = {r["id"]: r for r in csv.DictReader(handle)}
+    uids = sorted(ours) if uids_wanted is None else sorted(set(uids_wanted) & set(ours))
+    paths = [os.path.join(data, "train", u[0], u[1], u[2], f"{u}.npy") for u in uids]
+    cfg = mf.MatchedFilterConfig()
+    bank = mf.make_bank(templates, mf.design_psds(cfg)[0], cfg, seed=seed)
+    logging.info("reference: %d samples, %d templates (minimal match %.3f)", len(uids), len(bank), bank.minimal_match)
+    with Pool(workers, initializer=_init, initargs=(bank.params.tolist(),)) as pool:
+        scores = pool.map(_score, paths, chunksize=4)
+    labels = [int(ours[u]["label"]) for u in uids]
+    if out:
+        with open(out, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "label", "score"])
+            writer.writerows(zip(uids, labels, (f"{s:.9g}" for s in scores), strict=True))
+    mine = [float(ours[u]["score"]) for u in uids]
+    diff = np.abs(np.array(mine) - np.array(scores))
+    return {
+        "n": len(uids),
+        "auc_sigforge": roc_auc(labels, mine),
+        "auc_reference": roc_auc(labels, scores),
+        "score_diff_median": float(np.median(diff)),
+        "score_diff_max": float(diff.max()),
+        "minimal_match": bank.minimal_match,
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
@@ -95,33 +131,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="reference_scores.csv")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s", datefmt="%X")
-    sys.path.insert(0, REPO)
-    from model.metrics import roc_auc
-    from transforms.recipes.g2net import matched_filter as mf
-
-    with open(args.scores, newline="") as handle:
-        ours = {r["id"]: r for r in csv.DictReader(handle)}
-    uids = sorted(ours)
+    wanted = None
     if args.uids:
         with open(args.uids) as handle:
-            wanted = {line.strip() for line in handle if line.strip()}
-        uids = [u for u in uids if u in wanted]
-    paths = [os.path.join(args.data, "train", u[0], u[1], u[2], f"{u}.npy") for u in uids]
-    cfg = mf.MatchedFilterConfig()
-    bank = mf.make_bank(args.templates, mf.design_psds(cfg)[0], cfg, seed=args.seed)
-    logging.info("reference: %d samples, %d templates (minimal match %.3f)", len(uids), len(bank), bank.minimal_match)
-    with Pool(args.workers, initializer=_init, initargs=(bank.params.tolist(),)) as pool:
-        scores = pool.map(_score, paths, chunksize=4)
-    labels = [int(ours[u]["label"]) for u in uids]
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "label", "score"])
-        writer.writerows(zip(uids, labels, (f"{s:.9g}" for s in scores), strict=True))
-    mine = [float(ours[u]["score"]) for u in uids]
-    diff = np.abs(np.array(mine) - np.array(scores))
+            wanted = [line.strip() for line in handle if line.strip()]
+    r = compare(args.data, args.scores, wanted, args.templates, args.seed, args.workers, args.out)
     print(
-        f"{len(uids)} samples: ROC-AUC sigforge {roc_auc(labels, mine):.4f}, PyCBC reference "
-        f"{roc_auc(labels, scores):.4f}; |score difference| median {np.median(diff):.4f}, max {diff.max():.4f}"
+        f"{r['n']} samples: ROC-AUC sigforge {r['auc_sigforge']:.4f}, PyCBC reference {r['auc_reference']:.4f}; "
+        f"|score difference| median {r['score_diff_median']:.2e}, max {r['score_diff_max']:.2e}"
     )
     return 0
 
