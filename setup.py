@@ -20,6 +20,9 @@ INSTALL_REQUIRES = [
     "pydantic>=2.5,<3",
     "tensorboard>=2.21,<2.22",
     "tqdm>=4.66,<5",
+    # Waveforms, PSDs, detectors, matched filter. pycbc 2.11 caps numpy < 2.4 and scipy < 1.17; 2.10 does not.
+    "lalsuite>=7.26,<7.27",
+    "pycbc>=2.10,<2.11",
 ]
 
 setup(

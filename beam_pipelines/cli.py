@@ -104,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="g2net: inject each waveform into K noise realizations sharing one source_id (the leakage trap)",
     )
+    sample.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="g2net: generator setting or prior, e.g. approximant=IMRPhenomXPHM, spin_mode=precessing, "
+        "snr_range=[4,20], mass_range=[10,50], psd_model=o3 (values are YAML; repeatable)",
+    )
     sample.set_defaults(handler=_cmd_make_sample)
 
     recipes = commands.add_parser("recipes", help="list the registered recipes (data domains), one line each")
@@ -296,15 +304,29 @@ def _load_dataset_config(args):
     return load_config(DatasetConfig, args.config, args.overrides)
 
 
+def _parse_priors(items: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` strings -> dict, each value parsed as YAML (``[4, 20]`` a list, ``null`` None)."""
+    import yaml
+
+    priors = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _UsageError(f"--prior {item!r} is not KEY=VALUE")
+        priors[key.strip()] = yaml.safe_load(value)
+    return priors
+
+
 def _cmd_make_sample(args, beam_args: list[str]) -> int:
     if args.n < 1:
         raise _UsageError("--n must be at least 1")
     if args.signals_per_source < 1:
         raise _UsageError("--signals-per-source must be at least 1")
+    options = {"signals_per_source": args.signals_per_source}
+    if args.prior:
+        options["priors"] = _parse_priors(args.prior)
     try:
-        summary = REGISTRY[args.kind].make_sample(
-            args.out, args.n, args.seed, signals_per_source=args.signals_per_source
-        )
+        summary = REGISTRY[args.kind].make_sample(args.out, args.n, args.seed, **options)
     except ValueError as error:
         raise _UsageError(str(error)) from None
     _LOG.info("sample written to %s: %s", args.out, {k: v for k, v in summary.items() if k != "paths"})

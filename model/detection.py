@@ -16,7 +16,8 @@ import numpy as np
 
 from model import metrics as M
 
-DEFAULT_FAPS = (1e-2, 1e-3)
+DEFAULT_FAPS = (1e-1, 1e-2, 1e-3)
+EFFICIENCY_LEVEL = 0.5
 
 
 def fap_key(fap: float) -> str:
@@ -72,9 +73,11 @@ def efficiency_at_fap(
 ) -> dict[str, dict[str, Any]]:
     """Per FAP: the noise threshold (:func:`fap_threshold`), the efficiency over all positives and, when ``snr``
     is given, :func:`model.metrics.efficiency_vs_snr` at that threshold (``bins``: a count of equal-count bins
-    over the positives' SNR, or explicit edges, so that two searches can share bins).
+    over the positives' SNR, or explicit edges, so that two searches can share bins) and the SNR at 50 %
+    efficiency (:func:`snr_at_efficiency`).
 
-    Returns ``{fap_key(fap): {..threshold fields.., "efficiency", "n_positive", "efficiency_vs_snr"}}``.
+    Returns ``{fap_key(fap): {..threshold fields.., "efficiency", "n_positive", "efficiency_vs_snr",
+    "snr_at_50pct"}}``.
     """
     y = np.asarray(labels).astype(np.int64).reshape(-1)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -91,8 +94,28 @@ def efficiency_at_fap(
         )
         if snr is not None and math.isfinite(threshold):
             entry["efficiency_vs_snr"] = M.efficiency_vs_snr(y, s, snr, threshold, bins)
+            entry["snr_at_50pct"] = snr_at_efficiency(entry["efficiency_vs_snr"]["bins"], EFFICIENCY_LEVEL)
         out[fap_key(fap)] = entry
     return out
+
+
+def snr_at_efficiency(bins: Sequence[Mapping[str, Any]], level: float = EFFICIENCY_LEVEL) -> float:
+    """The injected SNR at which the binned efficiency curve first reaches ``level``: linear interpolation in
+    each bin's median SNR between the last bin below ``level`` and the first at or above it.
+
+    ``bins``: the ``efficiency_vs_snr(...)["bins"]`` rows (``snr_median``, ``efficiency``), in increasing SNR;
+    empty bins are skipped. NaN when the curve never reaches ``level`` or already starts at or above it (the
+    crossing lies outside the measured SNR range).
+    """
+    points = [
+        (float(b["snr_median"]), float(b["efficiency"]))
+        for b in bins
+        if b.get("n_positive") and math.isfinite(b["snr_median"]) and math.isfinite(b["efficiency"])
+    ]
+    for (x0, e0), (x1, e1) in zip(points, points[1:], strict=False):
+        if e0 < level <= e1:
+            return float(x0 + (level - e0) * (x1 - x0) / (e1 - e0))
+    return math.nan
 
 
 def sensitivity_ratio(
@@ -101,8 +124,9 @@ def sensitivity_ratio(
     """Efficiency ratio numerator / denominator per FAP, overall and per SNR bin (bins must be the same).
 
     Inputs are :func:`efficiency_at_fap` results. A ratio is NaN where the denominator's efficiency is 0 or
-    undefined. Returns ``{fap_key: {"overall", "bins": [{snr_low, snr_high, snr_median, n_positive,
-    numerator, denominator, ratio}]}}``.
+    undefined. ``snr_at_50pct_ratio`` is numerator / denominator of the SNR at 50 % efficiency (> 1: the
+    numerator needs louder signals). Returns ``{fap_key: {"overall", "snr_at_50pct", "snr_at_50pct_ratio",
+    "bins": [{snr_low, snr_high, snr_median, n_positive, numerator, denominator, ratio}]}}``.
     """
     out: dict[str, dict[str, Any]] = {}
     for key, num in numerator.items():
@@ -128,7 +152,13 @@ def sensitivity_ratio(
                     "ratio": _ratio(a["efficiency"], b["efficiency"]),
                 }
             )
-        out[key] = {"overall": _ratio(num.get("efficiency"), den.get("efficiency")), "bins": rows}
+        snr50 = (num.get("snr_at_50pct", math.nan), den.get("snr_at_50pct", math.nan))
+        out[key] = {
+            "overall": _ratio(num.get("efficiency"), den.get("efficiency")),
+            "snr_at_50pct": list(snr50),
+            "snr_at_50pct_ratio": _ratio(*snr50),
+            "bins": rows,
+        }
     return out
 
 

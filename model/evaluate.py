@@ -361,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SCORES_CSV",
         help="also compare with a baseline's per-example scores (id,label,score[,snr] CSV, e.g. the scores.csv of "
         "`sigforge baseline matched-filter` on the same raw data): joint ROC and efficiency-vs-SNR plots and the "
-        "sensitivity ratio CNN / baseline at FAP 1e-2 and 1e-3 per SNR bin in the metrics JSON",
+        "sensitivity ratio CNN / baseline and SNR at 50 %% efficiency at FAP 0.1, 0.01, 0.001 per SNR bin in the "
+        "metrics JSON",
     )
     parser.add_argument(
         "--baseline-name", default="matched filter", help="the baseline's name in plots (default: matched filter)"
@@ -406,7 +407,16 @@ def _log_comparison(entry: Mapping[str, Any]) -> None:
             f"SNR {b['snr_low']:.1f}-{b['snr_high']:.1f}: {_nan(b['numerator']):.2f}/{_nan(b['denominator']):.2f}"
             for b in ratio["bins"]
         )
-        logger.info("FAP %s efficiency CNN/%s: %s", key, entry["name"], cells or "no SNR bins")
+        logger.info(
+            "FAP %s efficiency CNN/%s overall %.3f/%.3f (ratio %.3f), SNR at 50%% %.2f/%.2f; %s",
+            key,
+            entry["name"],
+            _nan(entry["cnn"]["efficiency_at_fap"][key]["efficiency"]),
+            _nan(entry["baseline"]["efficiency_at_fap"][key]["efficiency"]),
+            _nan(ratio["overall"]),
+            *(_nan(v) for v in ratio["snr_at_50pct"]),
+            cells or "no SNR bins",
+        )
 
 
 def _nan(value: float | None) -> float:

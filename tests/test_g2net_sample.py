@@ -6,6 +6,7 @@ import csv
 import math
 import os
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -33,8 +34,20 @@ def _direct_snr(h: np.ndarray, psd: np.ndarray, f_low: float = 20.0) -> np.ndarr
 
 
 def _design_psds() -> np.ndarray:
-    freqs = np.fft.rfftfreq(N, 1.0 / FS)
-    return np.stack([psd_models.design_psd(det, freqs) for det in ("H1", "L1", "V1")])
+    return np.array(psd_models.network_psd(("H1", "L1", "V1"), N, FS))
+
+
+def _pycbc_sigma(h: np.ndarray, psd: np.ndarray, f_low: float = 20.0) -> np.ndarray:
+    """Per-detector optimal SNR from ``pycbc.filter.sigma`` (the oracle)."""
+    from pycbc.filter import sigma
+    from pycbc.types import FrequencySeries, TimeSeries
+
+    return np.array(
+        [
+            sigma(TimeSeries(row, delta_t=1.0 / FS), FrequencySeries(p, delta_f=FS / N), low_frequency_cutoff=f_low)
+            for row, p in zip(h, psd, strict=True)
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------------------ SNR
@@ -47,7 +60,27 @@ def test_draw_source_hits_its_target_snr():
     direct = _direct_snr(h, _design_psds())
     np.testing.assert_allclose(direct, snrs, rtol=1e-10)
     assert math.sqrt(np.sum(direct**2)) == pytest.approx(8.0, rel=1e-10)
+    # PyCBC's sigma (single-precision internals) agrees with the generator's SNR.
+    np.testing.assert_allclose(_pycbc_sigma(h, _design_psds()), snrs, rtol=1e-6)
     assert 10.0 <= params.m2 <= params.m1 <= 50.0
+    assert params.approximant == "IMRPhenomD" and params.spin1x == params.spin2y == 0.0
+    assert abs(params.spin1z) <= 0.5 and abs(params.spin2z) <= 0.5
+
+
+def test_precessing_and_distance_priors():
+    spec = priors.SampleSpec(approximant="IMRPhenomXPHM", spin_mode="precessing", spin_max=0.8, snr_range=None)
+    params, snrs = gw_sample.draw_source(np.random.default_rng(5), spec)
+    assert params.approximant == "IMRPhenomXPHM" and 100.0 <= params.distance_mpc <= 2000.0
+    assert math.hypot(params.spin1x, params.spin1y, params.spin1z) <= 0.8 and params.spin1x != 0.0
+    h = waveform.render_injection(params)
+    np.testing.assert_allclose(_pycbc_sigma(h, _design_psds()), snrs, rtol=1e-6)
+    # SNR scales as 1 / distance: the same source twice as far has half the SNR.
+    far = waveform.render_injection(replace(params, distance_mpc=2 * params.distance_mpc))
+    np.testing.assert_allclose(_direct_snr(far, _design_psds()), snrs / 2, rtol=1e-9)
+    with pytest.raises(ValueError, match="spin_mode"):
+        priors.SampleSpec(spin_mode="random")
+    with pytest.raises(ValueError, match="psd_model"):
+        priors.SampleSpec(psd_model="o5")
 
 
 def test_matched_filter_recovers_injected_snr():
@@ -121,6 +154,9 @@ def test_truth_table_and_groups(grouped_sample):
         direct = _direct_snr(signal, psd)
         np.testing.assert_allclose(direct, [float(row[c]) for c in ("snr_h1", "snr_l1", "snr_v1")], rtol=1e-9)
         assert math.sqrt(np.sum(direct**2)) == pytest.approx(float(row["snr"]), rel=1e-9)
+        assert row["approximant"] == "IMRPhenomD" and float(row["chi_eff"]) == pytest.approx(
+            waveform.SourceParams.from_mapping(row).chi_eff
+        )
         assert 4.0 <= float(row["snr"]) <= 20.0 and 1.2 <= float(row["tc"]) <= 1.8
         # The file is this sample's noise plus exactly the rendered signal.
         sid = row["id"]
@@ -163,3 +199,17 @@ def test_plan_is_parallel_safe_and_balanced():
     # Sample noise depends only on (seed, index): drawing it out of order changes nothing.
     np.testing.assert_array_equal(gw_sample.make_noise(3, 7), gw_sample.make_noise(3, 7))
     assert not np.array_equal(gw_sample.make_noise(3, 7), gw_sample.make_noise(3, 8))
+
+
+def test_cli_priors_reach_the_generator(tmp_path):
+    from beam_pipelines.cli import main
+
+    argv = ["make-sample", "g2net", str(tmp_path / "x"), "--n", "6", "--seed", "2"]
+    priors = ["--prior", "approximant=IMRPhenomXPHM", "--prior", "spin_mode=precessing", "--prior", "snr_range=[9, 9]"]
+    assert main([*argv, *priors]) == 0
+    _, rows = _read_csv(str(tmp_path / "x" / "injections.csv"))
+    positives = [r for r in rows if r["target"] == "1"]
+    assert positives and all(r["approximant"] == "IMRPhenomXPHM" for r in positives)
+    assert all(float(r["snr"]) == pytest.approx(9.0) and float(r["spin1x"]) != 0.0 for r in positives)
+    assert main(["make-sample", "g2net", str(tmp_path / "y"), "--prior", "mass_rnge=[5, 9]"]) == 2
+    assert main(["make-sample", "tce", str(tmp_path / "z"), "--prior", "spin_max=0.1"]) == 2

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -35,6 +32,10 @@ def search(bank, design_psd) -> mf.MatchedFilter:
     return mf.MatchedFilter(bank, design_psd, CFG)
 
 
+def _true_bank(params: waveform.SourceParams) -> mf.TemplateBank:
+    return mf.bank_from_params([(params.m1, params.m2, params.spin1z, params.spin2z)], CFG)
+
+
 def _source(seed: int, network_snr: float | None = None) -> tuple[waveform.SourceParams, np.ndarray, np.ndarray]:
     """A generator source, its rendered strain (3, 4096) and per-detector optimal SNRs, optionally rescaled."""
     params, snrs = gw_sample.draw_source(np.random.default_rng(seed), priors.SampleSpec())
@@ -52,13 +53,14 @@ def test_true_template_recovers_the_injected_snr(design_psd):
     """Known template = the injected waveform: Re z at the true time is N(rho_d, 1) per detector, Im z N(0, 1)."""
     _, signal, snrs = _source(4, network_snr=12.0)
     template = (np.fft.rfft(signal, axis=-1) / CFG.fs)[None]  # (1, 3, n_freq): one template per detector
-    n = 30
+    n = 60
     z = np.stack(
         [mf.complex_snr(signal + gw_sample.make_noise(101, i), template, design_psd, CFG)[0, :, 0] for i in range(n)]
     )
-    # Noise-free, the filter returns the optimal SNR exactly (the taper does not touch the signal).
+    # Noise-free, the filter returns the optimal SNR but for the conditioning's taper, which touches the
+    # signal's first 0.1 s (the IMR signal is cut at the window start).
     clean = mf.complex_snr(signal, template, design_psd, CFG)[0, :, 0]
-    np.testing.assert_allclose(clean.real, snrs, rtol=2e-3)
+    np.testing.assert_allclose(clean.real, snrs, rtol=0.03)
     np.testing.assert_allclose(clean.imag, 0.0, atol=1e-6 * snrs.max())
     for d in range(3):
         mean, std = z[:, d].real.mean(), z[:, d].real.std(ddof=1)
@@ -69,23 +71,47 @@ def test_true_template_recovers_the_injected_snr(design_psd):
 
 def test_quadrature_is_the_sine_phase(design_psd):
     """A sine-phase signal filtered with the cosine-phase template lands in Im z: the phase is maximized."""
-    t = np.arange(CFG.n_samples) / CFG.fs
-    params = waveform.SourceParams(25.0, 15.0, 0.0, 0.0, 0.0, 0.0, 0.0, CFG.tc_ref, 0.0, 500.0)
-    hplus, hcross = waveform.inspiral_polarizations(t, params)  # face-on: hx is h+ shifted by 90 degrees
-    template = mf.template_spectrum(25.0, 15.0, CFG)[None]
+    params = waveform.SourceParams(25.0, 15.0, 0, 0, 0.2, 0, 0, 0.1, 0, 0, 0, 0.0, 0.0, CFG.tc_ref, 0.0, 500.0)
+    hp, hc, t0 = waveform.polarizations(params, CFG.fs)  # face-on: hx is h+ shifted by 90 degrees
+    hplus, hcross = (waveform.place(h, t0, CFG.tc_ref, CFG.fs, CFG.n_samples) for h in (hp, hc))
+    template = mf.template_spectrum(25.0, 15.0, 0.2, 0.1, CFG)[None]
     optimal = gw_noise.optimal_snr(hcross, design_psd[0])
     z = mf.complex_snr(np.stack([hcross] * 3), template, design_psd, CFG)[0, 0, 0]
-    assert abs(z) == pytest.approx(optimal, rel=0.01)
+    assert abs(z) == pytest.approx(optimal, rel=0.03)
     assert abs(z.real) < 0.02 * abs(z)
     z_plus = mf.complex_snr(np.stack([hplus] * 3), template, design_psd, CFG)[0, 0, 0]
     assert z_plus.real == pytest.approx(abs(z_plus), rel=1e-4)
+
+
+def test_complex_snr_equals_pycbc_matched_filter(design_psd):
+    """The batched filter is PyCBC's ``matched_filter`` (same template, data, PSD and band) at every lag."""
+    from pycbc.filter import matched_filter
+    from pycbc.types import FrequencySeries
+
+    params, signal, _ = _source(11, network_snr=10.0)
+    strain = signal + gw_sample.make_noise(77, 0)
+    template = mf.template_spectrum(params.m1, params.m2, params.spin1z, params.spin2z, CFG)
+    z = mf.complex_snr(strain, template[None], design_psd, CFG)[0]
+    data = np.fft.rfft(mf.condition(strain, CFG), axis=-1) / CFG.fs
+    df = CFG.fs / CFG.n_samples
+    for d in range(3):
+        oracle = matched_filter(
+            FrequencySeries(template * np.exp(2j * np.pi * CFG.freqs * CFG.tc_ref), delta_f=df),
+            FrequencySeries(data[d], delta_f=df),
+            psd=FrequencySeries(design_psd[d], delta_f=df),
+            low_frequency_cutoff=CFG.f_low,
+            high_frequency_cutoff=CFG.f_high,
+        ).numpy()
+        # PyCBC's lag k is a merger at k / fs, ours at tc_ref + k / fs; PyCBC correlates with conj(data) order.
+        shift = int(round(CFG.tc_ref * CFG.fs))
+        np.testing.assert_allclose(np.roll(oracle, -shift), z[d], rtol=0, atol=1e-4 * np.abs(z[d]).max())
 
 
 def test_noise_only_is_chi_squared(design_psd):
     """Gaussian design-PSD noise: |z|^2 per detector and lag is chi2(2); the coincident sum is chi2(6).
 
     Without the Tukey window the longest template's V1 |z|^2 comes out ~10 % high (edge leakage)."""
-    bank = mf.bank_from_masses([(10.0, 10.0), (30.0, 20.0), (50.0, 45.0)], CFG)
+    bank = mf.bank_from_params([(10.0, 10.0, 0.0, 0.0), (30.0, 20.0, 0.4, -0.2), (50.0, 45.0, -0.5, 0.5)], CFG)
     lags = mf.searched_lags(CFG) % CFG.n_samples
     n = 60
     rho2 = np.stack(
@@ -112,7 +138,7 @@ def test_estimated_psd_matches_design_and_keeps_the_noise_level(design_psd):
     band = (CFG.freqs >= 20.0) & (CFG.freqs <= 500.0)
     ratio = psd[:, band] / design_psd[:, band]
     assert np.all(np.abs(ratio.mean(axis=1) - 1.0) < 0.05), ratio.mean(axis=1)
-    bank = mf.bank_from_masses([(30.0, 20.0)], CFG)
+    bank = mf.bank_from_params([(30.0, 20.0, 0.0, 0.0)], CFG)
     lags = mf.searched_lags(CFG) % CFG.n_samples
     rho2 = [
         np.abs(mf.complex_snr(gw_sample.make_noise(404, i), bank.spectra, psd, CFG)[..., lags]) ** 2 for i in range(12)
@@ -144,52 +170,55 @@ def test_network_statistic_respects_light_travel_windows():
 
 
 def test_bank_is_deterministic_nested_and_covering(design_psd):
-    small = mf.make_bank(12, design_psd[0], CFG, seed=3, n_candidates=300)
-    again = mf.make_bank(12, design_psd[0], CFG, seed=3, n_candidates=300)
-    larger = mf.make_bank(24, design_psd[0], CFG, seed=3, n_candidates=300)
-    np.testing.assert_array_equal(small.masses, again.masses)
-    np.testing.assert_array_equal(larger.masses[:12], small.masses)  # farthest-point placement is greedy
+    small = mf.make_bank(8, design_psd[0], CFG, seed=3, n_candidates=120)
+    again = mf.make_bank(8, design_psd[0], CFG, seed=3, n_candidates=120)
+    larger = mf.make_bank(16, design_psd[0], CFG, seed=3, n_candidates=120)
+    np.testing.assert_array_equal(small.params, again.params)
+    np.testing.assert_array_equal(larger.params[:8], small.params)  # farthest-point placement is greedy
     assert larger.minimal_match > small.minimal_match
-    assert np.all((larger.masses >= 10.0) & (larger.masses <= 50.0)) and np.all(
-        larger.masses[:, 0] >= larger.masses[:, 1]
-    )
-    other = mf.make_bank(12, design_psd[0], CFG, seed=4, n_candidates=300)
-    assert not np.array_equal(other.masses, small.masses)
+    masses, spins = larger.params[:, :2], larger.params[:, 2:]
+    assert np.all((masses >= 10.0) & (masses <= 50.0)) and np.all(masses[:, 0] >= masses[:, 1])
+    assert np.all(np.abs(spins) <= CFG.spin_max)
+    other = mf.make_bank(8, design_psd[0], CFG, seed=4, n_candidates=120)
+    assert not np.array_equal(other.params, small.params)
 
 
 def test_bank_search_recovers_noise_free_injections(search, bank):
-    """Noise-free, the bank's network SNR is at most the optimal one and within the bank's mismatch of it."""
+    """Noise-free, the bank's network SNR is at most the optimal one and within the bank's mismatch of it
+    (and the conditioning taper's ~3 %)."""
+    assert 0.6 < bank.minimal_match < 1.0
     for seed in range(6):
         params, signal, snrs = _source(40 + seed)
         optimal = float(np.sqrt(np.sum(snrs**2)))
         score = search.score(signal)
-        assert 0.93 * optimal < score.snr <= optimal * (1 + 1e-6), (seed, score.snr, optimal)
-        # Timing: the H1 coalescence time within ~10 ms (it trades off against the chirp mass).
-        delay = float(detectors.time_delay_from_geocenter("H1", params.ra, params.dec, params.gmst))
-        assert abs(score.tc - (params.tc + delay)) < 0.012, (score.tc, params.tc + delay)
-        assert abs(waveform.chirp_mass(score.m1, score.m2) / params.chirp_mass - 1.0) < 0.1
+        assert 0.97 * bank.minimal_match * optimal < score.snr <= optimal * 1.01, (seed, score.snr, optimal)
+        # Timing: the H1 merger time within ~15 ms (it trades off against the masses and spins).
+        delay = detectors.time_delay_from_geocenter("H1", params.ra, params.dec, params.gps_time + params.tc)
+        assert abs(score.tc - (params.tc + delay)) < 0.015, (score.tc, params.tc + delay)
 
 
-def test_bank_search_recovers_the_snr_in_noise(search):
-    _, signal, _ = _source(7, network_snr=12.0)
-    found = np.array([search.score(signal + gw_sample.make_noise(505, i)).snr for i in range(12)])
-    # Maximizing over phases, lags and templates adds a little noise power: sqrt(12^2 + ~6) = 12.25.
-    assert 11.4 < found.mean() < 13.2, found
+def test_true_template_search_recovers_the_snr_in_noise(design_psd):
+    params, signal, _ = _source(7, network_snr=12.0)
+    search = mf.MatchedFilter(_true_bank(params), design_psd, CFG)
+    found = np.array([search.score(signal + gw_sample.make_noise(505, i)).snr for i in range(16)])
+    # Maximizing over phases and lags adds a little noise power: sqrt(12^2 + ~4) = 12.2; the taper costs ~2 %.
+    assert 11.3 < found.mean() < 13.0, found
     assert found.min() > 9.0
 
 
-def test_high_snr_auc_is_one(search):
+def test_high_snr_auc(search):
+    """The issue's bar: AUC >= 0.999 at injected SNR >= 12 (IMRPhenomD signals, aligned spins)."""
     from model.metrics import roc_auc
 
-    spec = priors.SampleSpec(snr_range=(15.0, 20.0))
-    plans = gw_sample.plan_samples(40, seed=9)
+    spec = priors.SampleSpec(snr_range=(12.0, 20.0))
+    plans = gw_sample.plan_samples(60, seed=9)
     labels, scores = [], []
     for plan in plans:
         strain, _ = gw_sample.make_sample(plan, 9, spec)
         labels.append(plan.target)
         scores.append(search.score(strain).snr)
-    assert sum(labels) == 20
-    assert roc_auc(labels, scores) > 0.98
+    assert sum(labels) == 30
+    assert roc_auc(labels, scores) >= 0.999
     noise = np.array(scores)[np.array(labels) == 0]
     assert 4.0 < noise.mean() < 7.5  # the noise level of the maximized statistic: sqrt(~30)
 
@@ -208,53 +237,3 @@ def test_refuses_bad_settings_and_inputs(bank, design_psd):
     nan[0, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         search.score(nan)
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-
-
-def _rows(path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def test_cli_scores_every_good_file_and_reports_bad_ones(g2net_raw, tmp_path, caplog):
-    from beam_pipelines.cli import main
-
-    raw = tmp_path / "raw"
-    shutil.copytree(g2net_raw, raw)
-    labels = _rows(raw / "training_labels.csv")
-    broken, dropped = labels[0]["id"], labels[1]["id"]
-    (next(raw.glob(f"train/**/{broken}.npy"))).write_bytes(b"not a npy file")
-    next(raw.glob(f"train/**/{dropped}.npy")).unlink()
-    out = tmp_path / "scores"
-    argv = ["baseline", "matched-filter", "--data", str(raw), "--out", str(out), "--templates", "12", "--seed", "1"]
-    with caplog.at_level("ERROR"):
-        assert main(argv) == 0
-    assert any(broken in r.getMessage() and "unreadable_npy" in r.getMessage() for r in caplog.records)
-
-    scores = _rows(out / "scores.csv")
-    assert len(scores) == 46 and {broken, dropped}.isdisjoint(r["id"] for r in scores)
-    assert list(scores[0]) == ["id", "label", "score", "snr", "m1", "m2", "tc"]
-    truth = {r["id"]: r for r in _rows(raw / "injections.csv")}
-    for row in scores:
-        assert row["label"] == truth[row["id"]]["target"]
-        assert float(row["snr"]) == pytest.approx(float(truth[row["id"]]["snr"]))
-        assert float(row["score"]) > 0
-    rejected = {r["id"]: r["reason"] for r in _rows(out / "rejected.csv")}
-    assert rejected == {broken: "unreadable_npy", dropped: "label_without_file"}
-
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["counts"]["scored"] == 46 and metrics["counts"]["rejected"] == 2
-    assert metrics["counts"]["seen"] == 48 and metrics["bank"]["n_templates"] == 12
-    assert 0.5 < metrics["roc_auc"] <= 1.0
-    fap = metrics["efficiency_at_fap"]["0.01"]
-    assert fap["resolution_limited"] is True and fap["false_alarms"] == 0  # ~23 noise samples: FAP < 1/n
-    assert sum(b["n_positive"] for b in fap["efficiency_vs_snr"]["bins"]) == metrics["counts"]["positives"]
-    assert (out / "efficiency_vs_snr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-    # An existing output is refused without --overwrite (exit code 2); the estimated PSD also runs.
-    assert main(argv) == 2
-    assert main([*argv, "--psd", "estimated", "--overwrite"]) == 0
-    estimated = json.loads((out / "metrics.json").read_text())
-    assert estimated["psd"] == {"mode": "estimated", "noise_samples": metrics["counts"]["negatives"]}

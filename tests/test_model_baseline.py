@@ -68,6 +68,30 @@ def test_efficiency_at_fap_and_sensitivity_ratio():
         detection.sensitivity_ratio({"0.01": a}, other_bins)
 
 
+def test_snr_at_50pct_efficiency_by_hand():
+    # Three SNR bins with 4 positives each: medians 5, 10, 15; detected 0/4, 1/4, 3/4 above the 10 % threshold.
+    labels = np.r_[np.zeros(10, int), np.ones(12, int)]
+    snr = np.r_[np.zeros(10), [4.0, 5.0, 5.0, 6.0, 9.0, 10.0, 10.0, 11.0, 14.0, 15.0, 15.0, 16.0]]
+    noise = np.arange(10.0)  # FAP 0.1: one false alarm allowed, threshold just above 8
+    positives = np.r_[[0.0, 1.0, 2.0, 3.0], [0.5, 1.5, 2.5, 50.0], [0.0, 60.0, 70.0, 80.0]]
+    entry = detection.efficiency_at_fap(labels, np.r_[noise, positives], snr, (0.1,), [3.0, 7.0, 12.0, 17.0])["0.1"]
+    assert 8.0 < entry["threshold"] <= 9.0 and entry["efficiency"] == pytest.approx(4 / 12)
+    assert [b["efficiency"] for b in entry["efficiency_vs_snr"]["bins"]] == pytest.approx([0.0, 0.25, 0.75])
+    # 50 % lies halfway between (10, 0.25) and (15, 0.75): SNR 12.5.
+    assert entry["snr_at_50pct"] == pytest.approx(12.5)
+    better = dict(entry, snr_at_50pct=10.0)
+    ratio = detection.sensitivity_ratio({"0.1": better}, {"0.1": entry})["0.1"]
+    assert ratio["snr_at_50pct"] == [10.0, 12.5] and ratio["snr_at_50pct_ratio"] == pytest.approx(0.8)
+    # No crossing inside the measured range: NaN (never reached, or already reached in the first bin).
+    assert math.isnan(detection.snr_at_efficiency([{"snr_median": 5.0, "efficiency": 0.1, "n_positive": 3}]))
+    first = [
+        {"snr_median": 5.0, "efficiency": 0.6, "n_positive": 3},
+        {"snr_median": 9.0, "efficiency": 1.0, "n_positive": 3},
+    ]
+    assert math.isnan(detection.snr_at_efficiency(first))
+    assert detection.DEFAULT_FAPS == (0.1, 0.01, 0.001)
+
+
 # ------------------------------------------------------------------------------------------------ evaluate
 
 

@@ -115,6 +115,12 @@ def test_augment_strain_roll_flip_swap():
     assert all(np.array_equal(m, o) or np.array_equal(m, -o) for m, o in zip(mixed, x, strict=True))
 
 
+def test_default_g2net_config_augments_the_train_split():
+    augment = load_trainer_config(G2NET_YAML).data.augment
+    assert augment.enabled and augment.time_shift_max == 256
+    assert augment.sign_flip_prob == 0.5 and augment.detector_swap_prob == 0.5
+
+
 def test_augmented_train_pipeline_changes_only_train(base_dataset):
     cfg = config("data.augment.time_shift_max=20", "data.augment.sign_flip_prob=0.5")
     info = check_dataset(str(base_dataset), cfg)
@@ -173,7 +179,7 @@ def test_missing_manifest(dataset):
 
 def test_feature_missing_from_spec(base_dataset):
     with pytest.raises(FeatureSpecError, match=r"feature 'whitened' \(model input\) is not in .*available.*strain"):
-        check_dataset(str(base_dataset), config("model.input_feature=whitened"))
+        check_dataset(str(base_dataset), config("model.input_feature=whitened", "data.augment.feature=whitened"))
     tce = load_trainer_config(str(REPO / "run_configs" / "train_tce.yaml"))
     with pytest.raises(FeatureSpecError, match="feature 'global_view'"):
         check_dataset(str(base_dataset), tce)

@@ -9,18 +9,20 @@ float64, H1/L1/V1, 2048 Hz), ``RAW/training_labels.csv`` (``id,target``) and, op
 
 Output in SCORES_DIR (written to ``SCORES_DIR.tmp_baseline`` and renamed when complete):
 
-* ``scores.csv``: ``id,label,score,snr,m1,m2,tc`` per scored sample; ``score`` is the network SNR
-  ``sqrt(stat)`` of the matched filter, ``snr`` the injected SNR (empty when unknown), ``m1, m2`` the best
-  template's masses (M_sun), ``tc`` its H1 coalescence time (s from the segment start).
+* ``scores.csv``: ``id,label,score,snr,m1,m2,spin1z,spin2z,tc`` per scored sample; ``score`` is the network SNR
+  ``sqrt(stat)`` of the matched filter, ``snr`` the injected SNR (empty when unknown), ``m1, m2, spin1z,
+  spin2z`` the best template (M_sun), ``tc`` its H1 coalescence time (s from the segment start).
 * ``metrics.json``: counts (files seen, scored, rejected by reason), ROC-AUC, per false-alarm probability
-  (1e-2, 1e-3) the threshold from the noise scores and the efficiency overall and per injected-SNR bin
+  (0.1, 0.01, 0.001) the threshold from the noise scores and the efficiency overall and per injected-SNR bin
   (``model.detection.efficiency_at_fap``), the bank (size, minimal match), the PSD mode and the timing.
 * ``efficiency_vs_snr.png``; ``rejected.csv`` (``id,path,reason,detail``) when any input was rejected.
 
-A plain Python loop over the files (about 20 ms per sample with 96 templates on one core; IO through
-``beam_pipelines.fs``, so ``gs://`` paths work). Each bad input (unreadable or wrong-shape ``.npy``, NaNs, a file
-without a label, a label without a file, a bad label) is logged with its id and reason, written to
-``rejected.csv`` and counted; the rest are scored.
+The bank is placed (and, with ``--psd estimated``, the PSD averaged over the label-0 files) on the driver; the
+scoring is a Beam pipeline (``ScoreSamples``: a PTransform from ``RawSample`` to score rows, one ``MatchedFilter``
+per worker built in ``DoFn.setup``), so a large set spreads over the runner's workers (``--workers N`` runs N
+local processes). IO goes through ``beam_pipelines.fs``, so ``gs://`` paths work. Each bad input (unreadable
+or wrong-shape ``.npy``, NaNs, a file without a label, a label without a file, a bad label) is logged with its
+id and reason, written to ``rejected.csv`` and counted; the rest are scored.
 """
 
 from __future__ import annotations
@@ -30,17 +32,24 @@ import io
 import json
 import logging
 import math
-import posixpath
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from beam_pipelines import fs
 from beam_pipelines.manifest import StageError
+from beam_pipelines.recipes.g2net_scoring import (
+    SCORE_COLUMNS,
+    RawSample,
+    Rejection,
+    list_samples,
+    load_strain,
+    score_with_beam,
+)
 from transforms.recipes.g2net import matched_filter as mf
 from transforms.recipes.g2net import strain as strain_lib
 
@@ -50,104 +59,8 @@ SCORES_CSV = "scores.csv"
 METRICS_JSON = "metrics.json"
 REJECTED_CSV = "rejected.csv"
 EFFICIENCY_PLOT = "efficiency_vs_snr.png"
-SCORE_COLUMNS = ("id", "label", "score", "snr", "m1", "m2", "tc")
 PSD_MODES = ("design", "estimated")
-
-
-@dataclass(frozen=True)
-class RawSample:
-    """One labelled raw file: G2Net ``uid`` (the file stem), its ``path``, ``label`` 0/1 and injected ``snr``
-    (NaN when unknown)."""
-
-    uid: str
-    path: str
-    label: int
-    snr: float
-
-
-@dataclass(frozen=True)
-class Rejection:
-    uid: str
-    path: str
-    reason: str
-    detail: str
-
-
-def _read_csv_rows(path: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(fs.read_text(path))))
-
-
-def list_samples(
-    data_dir: str,
-    labels_csv: str = "training_labels.csv",
-    npy_glob: str = "train/**/*.npy",
-    injections_csv: str | None = "injections.csv",
-    id_column: str = "id",
-    label_column: str = "target",
-) -> tuple[list[RawSample], list[Rejection]]:
-    """Joins the ``.npy`` files under ``data_dir`` with their labels (and injected SNRs when the truth table
-    exists). Returns the samples (sorted by uid) and the rejected inputs. Raises StageError without a labels CSV
-    or without any matched file."""
-    labels_path = fs.join(data_dir, labels_csv)
-    if not fs.exists(labels_path):
-        raise StageError(f"labels CSV {labels_path} not found")
-    label_rows = _read_csv_rows(labels_path)
-    if label_rows and (id_column not in label_rows[0] or label_column not in label_rows[0]):
-        raise StageError(f"{labels_path} must have columns {id_column!r} and {label_column!r}")
-    snr_by_id: dict[str, float] = {}
-    if injections_csv:
-        truth_path = fs.join(data_dir, injections_csv)
-        if fs.exists(truth_path):
-            for row in _read_csv_rows(truth_path):
-                text = (row.get("snr") or "").strip()
-                try:
-                    snr_by_id[row[id_column].strip()] = float(text) if text else math.nan
-                except ValueError:
-                    snr_by_id[row[id_column].strip()] = math.nan
-
-    files: dict[str, list[str]] = {}
-    for path in fs.glob(fs.join(data_dir, npy_glob)):
-        files.setdefault(posixpath.basename(path)[: -len(".npy")], []).append(path)
-    rejects: list[Rejection] = []
-    labels: dict[str, int] = {}
-    for row in label_rows:
-        uid = (row.get(id_column) or "").strip()
-        if uid in labels:
-            rejects.append(Rejection(uid, "", strain_lib.DUPLICATE_ID, f"id {uid!r} appears twice in {labels_csv}"))
-            continue
-        try:
-            label = strain_lib.parse_label(row.get(label_column, ""))
-            if label not in (0, 1):
-                raise strain_lib.RejectedInput(strain_lib.BAD_LABEL, f"label {label} is not 0 or 1")
-        except strain_lib.RejectedInput as error:
-            rejects.append(Rejection(uid, "", error.reason, error.detail))
-            labels[uid] = -1
-            continue
-        labels[uid] = label
-    samples = []
-    for uid, paths in sorted(files.items()):
-        if len(paths) > 1:
-            rejects.append(Rejection(uid, ";".join(paths), strain_lib.DUPLICATE_ID, f"{len(paths)} files"))
-        elif uid not in labels:
-            rejects.append(Rejection(uid, paths[0], strain_lib.FILE_WITHOUT_LABEL, f"no row in {labels_csv}"))
-        elif labels[uid] >= 0:
-            samples.append(RawSample(uid, paths[0], labels[uid], snr_by_id.get(uid, math.nan)))
-    for uid in sorted(set(labels) - set(files)):
-        rejects.append(Rejection(uid, "", strain_lib.LABEL_WITHOUT_FILE, f"no {npy_glob} file named {uid}.npy"))
-    if not samples:
-        raise StageError(f"no labelled .npy file matched {fs.join(data_dir, npy_glob)}")
-    return samples, rejects
-
-
-def load_strain(sample: RawSample, cfg: mf.MatchedFilterConfig) -> np.ndarray:
-    """The validated strain (n_det, n_samples) float64 of one file; raises ``transforms.contract.RejectedInput``."""
-    strain = strain_lib.decode_npy(fs.read_bytes(sample.path), len(cfg.detectors), cfg.n_samples)
-    return strain_lib.validate_strain(strain, len(cfg.detectors), cfg.n_samples)
-
-
-def _reject(rejects: list[Rejection], sample: RawSample, error: strain_lib.RejectedInput) -> None:
-    _LOG.error("%s (%s): rejected: %s: %s", sample.uid, sample.path, error.reason, error.detail)
-    rejects.append(Rejection(sample.uid, sample.path, error.reason, error.detail))
+DEFAULT_TEMPLATES = 256
 
 
 def _estimated_psd(samples: Sequence[RawSample], cfg: mf.MatchedFilterConfig, bad: dict[str, Rejection]):
@@ -179,12 +92,13 @@ def run_matched_filter(
     out_dir: str,
     *,
     psd: str = "design",
-    n_templates: int = 96,
+    n_templates: int = DEFAULT_TEMPLATES,
     seed: int = 0,
     tc_range: tuple[float, float] | None = None,
-    faps: Sequence[float] = (1e-2, 1e-3),
+    faps: Sequence[float] | None = None,
     snr_bins: int | Sequence[float] = 6,
     overwrite: bool = False,
+    workers: int = 1,
     labels_csv: str = "training_labels.csv",
     npy_glob: str = "train/**/*.npy",
     injections_csv: str | None = "injections.csv",
@@ -211,40 +125,22 @@ def run_matched_filter(
 
     bad: dict[str, Rejection] = {}
     psd_samples = None
+    if workers < 1:
+        raise StageError("--workers must be at least 1")
     if psd == "design":
         psd_array = mf.design_psds(cfg)
     else:
         psd_array, psd_samples = _estimated_psd(samples, cfg, bad)
         _LOG.info("estimated the PSD from %d noise samples", psd_samples)
     bank = mf.make_bank(n_templates, psd_array[0], cfg, seed=seed)
-    search = mf.MatchedFilter(bank, psd_array, cfg)
     setup_seconds = time.monotonic() - started
 
-    rows: list[dict[str, Any]] = []
+    for uid, error in sorted(bad.items()):
+        _LOG.error("%s (%s): rejected: %s: %s", uid, error.path, error.reason, error.detail)
+        rejects.append(error)
     scoring_started = time.monotonic()
-    for index, sample in enumerate(samples, start=1):
-        if sample.uid in bad:
-            error = bad[sample.uid]
-            _reject(rejects, sample, strain_lib.RejectedInput(error.reason, error.detail))
-            continue
-        try:
-            score = search.score(load_strain(sample, cfg))
-        except strain_lib.RejectedInput as error:
-            _reject(rejects, sample, error)
-            continue
-        rows.append(
-            {
-                "id": sample.uid,
-                "label": sample.label,
-                "score": score.snr,
-                "snr": sample.snr,
-                "m1": score.m1,
-                "m2": score.m2,
-                "tc": score.tc,
-            }
-        )
-        if index % 500 == 0:
-            _LOG.info("scored %d / %d files", index, len(samples))
+    rows, failed = score_with_beam([s for s in samples if s.uid not in bad], bank, psd_array, cfg, out_dir, workers)
+    rejects.extend(failed)
     scoring_seconds = time.monotonic() - scoring_started
     if not rows:
         raise StageError(f"no file of {data_dir} could be scored ({len(rejects)} rejected)")
@@ -253,6 +149,7 @@ def run_matched_filter(
     scores = np.array([r["score"] for r in rows], dtype=np.float64)
     snr = np.array([r["snr"] for r in rows], dtype=np.float64)
     has_snr = bool(np.any(np.isfinite(snr[labels == 1])))
+    faps = detection.DEFAULT_FAPS if faps is None else faps
     efficiency = detection.efficiency_at_fap(labels, scores, snr if has_snr else None, faps, snr_bins)
     reasons = Counter(r.reason for r in rejects)
     payload: dict[str, Any] = {
@@ -262,11 +159,13 @@ def run_matched_filter(
         "max rho^2 within the H1 light-travel window); see transforms/recipes/g2net/matched_filter.py",
         "psd": {"mode": psd, "noise_samples": psd_samples},
         "bank": {
+            "approximant": cfg.approximant,
             "n_templates": len(bank),
             "seed": seed,
             "minimal_match": bank.minimal_match,
             "n_candidates": bank.n_candidates,
             "mass_range": list(cfg.mass_range),
+            "spin_max": cfg.spin_max,
             "chirp_mass_range": [float(bank.chirp_masses.min()), float(bank.chirp_masses.max())],
         },
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
@@ -352,11 +251,11 @@ def _reject_rows(rejects: Sequence[Rejection]) -> list[dict[str, str]]:
 HELP = "frequency-domain matched filter over a template bank -> scores.csv, metrics.json, plot"
 DESCRIPTION = (
     "Matched-filter baseline on G2Net-layout raw data (RAW/train/**/*.npy, training_labels.csv, "
-    "optional injections.csv for the injected SNR): Tukey window, complex SNR per detector against a "
-    "leading-order post-Newtonian template bank, network statistic maximized over templates and coalescence "
-    "times within the inter-detector light-travel delays. Writes SCORES_DIR/scores.csv (id,label,score,snr,"
-    "...), metrics.json (ROC-AUC, efficiency at FAP 1e-2 and 1e-3 per SNR bin), efficiency_vs_snr.png and "
-    "rejected.csv for inputs that could not be scored. Exit code 2 for a refused run."
+    "optional injections.csv for the injected SNR): Tukey window, complex SNR per detector against an "
+    "aligned-spin IMRPhenomD template bank (PyCBC/LALSimulation), network statistic maximized over templates "
+    "and coalescence times within the inter-detector light-travel delays. Writes SCORES_DIR/scores.csv "
+    "(id,label,score,snr,...), metrics.json (ROC-AUC, efficiency at FAP 0.1, 0.01, 0.001 per SNR bin), "
+    "efficiency_vs_snr.png and rejected.csv for inputs that could not be scored. Exit code 2 for a refused run."
 )
 
 
@@ -370,7 +269,8 @@ def add_arguments(parser) -> None:
         help="design: analytic aLIGO/AdVirgo curves; estimated: Welch average over the label-0 samples of --data",
     )
     parser.add_argument("--out", required=True, help="output folder SCORES_DIR")
-    parser.add_argument("--templates", type=int, default=96, help="template bank size (default 96)")
+    parser.add_argument("--templates", type=int, default=DEFAULT_TEMPLATES, help="template bank size")
+    parser.add_argument("--workers", type=int, default=1, help="local Beam worker processes (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bank's candidate draw (default 0)")
     parser.add_argument(
         "--tc-range",
@@ -395,5 +295,6 @@ def main(args) -> int:
         seed=args.seed,
         tc_range=tuple(args.tc_range) if args.tc_range else None,
         overwrite=args.overwrite,
+        workers=args.workers,
     )
     return 0

@@ -31,19 +31,21 @@ Pipeline for one sample (``MatchedFilter.score``):
    is chi-squared with 6 degrees of freedom (2 per detector), before the maxima over lags and templates.
    The score is ``sqrt(stat)``, a network SNR.
 
-Template family: the generator's leading-order post-Newtonian inspiral
-(``transforms.recipes.g2net.waveform.inspiral_polarizations``). Its phase depends on the chirp mass only and its
-end (ISCO taper) on the total mass, so templates are placed over (m1, m2): ``make_bank`` draws seeded candidates
-uniformly in the mass square (as the generator draws masses) and keeps ``n_templates`` of them by farthest-point
-placement in the match metric (each new template is the candidate least well matched by the bank so far); its
-``minimal_match`` is the worst match of any candidate with the bank (maximized over time and phase).
+Template family: aligned-spin IMRPhenomD from LALSimulation (``pycbc.waveform.get_td_waveform``, face-on ``h+``;
+``hx`` is then its sine-phase partner), merger at ``tc_ref``, cut at the segment start like the injected
+signals. Templates are placed over (m1, m2, spin1z, spin2z): ``make_bank`` draws seeded candidates uniformly in
+the generator's mass square and aligned-spin box and keeps ``n_templates`` of them by farthest-point placement in
+the match metric (each new template is the candidate least well matched by the bank so far); its
+``minimal_match`` is the worst match of any candidate with the bank (maximized over time and phase), measured
+with the bank's PSD. The PSDs are ``pycbc.psd``'s (``transforms.recipes.g2net.psd_models``) or estimated from
+noise. ``complex_snr`` equals ``pycbc.filter.matched_filter`` on the same template, data and PSD (tested); this
+module batches it over templates and detectors (one FFT per template and detector).
 
-Known losses (small for the generator's settings; measured: a noise-free injection is recovered at 0.99 of its
-optimal network SNR on average, worst 0.976, with 96 templates): the bank's discreteness (``minimal_match``);
-templates start at the segment start like the injected signals, so a template shifted by ``k`` lags misses (or
-wraps round to the segment end) ``|k| / fs`` seconds of its lowest-frequency part, ``|k| <= 0.32 s`` for the
-default ``tc_range``; lags are whole samples (0.49 ms at 2048 Hz); only geocentric ``tc`` in ``tc_range`` is
-searched.
+Known losses: the bank's discreteness (``minimal_match``); precession and higher modes when the data carry
+them (the bank is aligned-spin, dominant mode); templates are cut at the segment start like the injected
+signals, so a template shifted by ``k`` lags misses (or wraps round to the segment end) ``|k| / fs`` seconds of
+its lowest-frequency part, ``|k| <= 0.32 s`` for the default ``tc_range``; lags are whole samples (0.49 ms at
+2048 Hz); only geocentric ``tc`` in ``tc_range`` is searched.
 """
 
 from __future__ import annotations
@@ -58,14 +60,12 @@ import scipy.fft
 import scipy.ndimage
 
 from transforms.recipes.g2net import signal as sig
-from transforms.recipes.g2net.detectors import DETECTORS, NETWORK, SPEED_OF_LIGHT_M_S
+from transforms.recipes.g2net.detectors import EARTH_LIGHT_TIME_S, NETWORK, light_travel_time
 from transforms.recipes.g2net.priors import SampleSpec
-from transforms.recipes.g2net.psd_models import design_psd
-from transforms.recipes.g2net.waveform import FS_HZ, N_SAMPLES, SourceParams, inspiral_polarizations, isco_frequency
+from transforms.recipes.g2net.psd_models import network_psd
+from transforms.recipes.g2net.waveform import FS_HZ, N_SAMPLES, SourceParams, place, polarizations
 
 logger = logging.getLogger(__name__)
-
-EARTH_LIGHT_TIME_S = 0.0213  # largest |geocenter-to-detector delay| of the network (Earth radius / c), seconds
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,11 @@ class MatchedFilterConfig:
     """Settings of the search. Times in seconds from the segment start, frequencies in Hz, masses in M_sun.
 
     ``tc_range``: geocentric coalescence times searched (default: the generator's ``SampleSpec.tc_range``).
-    ``mass_range``: component masses covered by the bank (default: the generator's). ``f_low``, ``f_high``:
-    matched-filter integration band. ``template_f_low``: templates start at this GW frequency (or at the segment
-    start, like the generator's signals).
+    ``mass_range``, ``spin_max``: component masses and aligned spins ``|spin{1,2}z| <= spin_max`` covered by
+    the bank (default: the generator's). ``f_low``, ``f_high``: matched-filter integration band.
+    ``template_f_low``: templates start at this GW frequency (or at the segment start, like the generator's
+    signals). ``approximant``: the (aligned-spin) template family. ``psd_model``: the ``pycbc.psd`` curves of
+    ``design_psds``.
     """
 
     fs: float = FS_HZ
@@ -86,8 +88,11 @@ class MatchedFilterConfig:
     tukey_alpha: float = 0.1
     tc_range: tuple[float, float] = SampleSpec().tc_range
     mass_range: tuple[float, float] = SampleSpec().mass_range
+    spin_max: float = SampleSpec().spin_max
     delay_margin_s: float = 1.0 / FS_HZ
     template_f_low: float = SampleSpec().f_low
+    approximant: str = "IMRPhenomD"
+    psd_model: str = "design"
 
     def __post_init__(self) -> None:
         duration = self.n_samples / self.fs
@@ -98,8 +103,10 @@ class MatchedFilterConfig:
             raise ValueError(f"tc_range {self.tc_range} must lie in [0, {duration}] s")
         if not 0.0 < self.mass_range[0] <= self.mass_range[1]:
             raise ValueError(f"mass_range must satisfy 0 < min <= max, got {self.mass_range}")
+        if not 0.0 <= self.spin_max < 1.0:
+            raise ValueError(f"spin_max must lie in [0, 1), got {self.spin_max}")
         for det in self.detectors:
-            if det not in DETECTORS:
+            if det not in NETWORK:
                 raise ValueError(f"unknown detector {det!r}")
 
     @property
@@ -132,10 +139,9 @@ def condition(strain, cfg: MatchedFilterConfig = MatchedFilterConfig()) -> np.nd
 
 
 def design_psds(cfg: MatchedFilterConfig = MatchedFilterConfig()) -> np.ndarray:
-    """Design PSDs (``transforms.recipes.g2net.psd_models.design_psd``, the generator's noise) per detector on the
-    rfft grid: (n_det, n_freq) float64, 1/Hz."""
-    freqs = cfg.freqs
-    return np.stack([design_psd(det, freqs) for det in cfg.detectors])
+    """The ``cfg.psd_model`` PSDs of ``pycbc.psd`` (``transforms.recipes.g2net.psd_models``, the generator's
+    noise) per detector on the rfft grid: (n_det, n_freq) float64, 1/Hz."""
+    return np.array(network_psd(tuple(cfg.detectors), cfg.n_samples, cfg.fs, cfg.psd_model))
 
 
 def estimate_psd(noise_strains: Iterable[np.ndarray], cfg: MatchedFilterConfig = MatchedFilterConfig()) -> np.ndarray:
@@ -162,36 +168,43 @@ def estimate_psd(noise_strains: Iterable[np.ndarray], cfg: MatchedFilterConfig =
 # Templates
 
 
-def template_spectrum(m1: float, m2: float, cfg: MatchedFilterConfig = MatchedFilterConfig()) -> np.ndarray:
-    """Cosine-phase template of (m1, m2) M_sun, coalescing at ``cfg.tc_ref``: ``rfft(h) / fs``, (n_freq,) complex.
-
-    ``h`` is ``h+`` of ``inspiral_polarizations`` for a face-on source (so ``hx`` is its sine-phase partner), at an
-    arbitrary distance (the filter normalizes it).
-    """
-    t = np.arange(cfg.n_samples, dtype=np.float64) / cfg.fs
+def template_spectrum(
+    m1: float, m2: float, spin1z: float = 0.0, spin2z: float = 0.0, cfg: MatchedFilterConfig = MatchedFilterConfig()
+) -> np.ndarray:
+    """Cosine-phase template of (m1, m2) M_sun with aligned spins, merging at ``cfg.tc_ref`` and cut at the
+    segment start: ``rfft(h) / fs``, (n_freq,) complex. ``h`` is the face-on ``h+`` of ``cfg.approximant`` at
+    an arbitrary distance (the filter normalizes it)."""
     params = SourceParams(
         m1=float(m1),
         m2=float(m2),
+        spin1x=0.0,
+        spin1y=0.0,
+        spin1z=float(spin1z),
+        spin2x=0.0,
+        spin2y=0.0,
+        spin2z=float(spin2z),
         ra=0.0,
         dec=0.0,
         psi=0.0,
         inclination=0.0,
         phase=0.0,
         tc=cfg.tc_ref,
-        gmst=0.0,
-        distance_mpc=1.0,
+        gps_time=0.0,
+        distance_mpc=100.0,
         f_low=cfg.template_f_low,
+        approximant=cfg.approximant,
     )
-    hplus, _ = inspiral_polarizations(t, params)
-    return np.fft.rfft(hplus) / cfg.fs
+    hplus, _, t0 = polarizations(params, cfg.fs)
+    return np.fft.rfft(place(hplus, t0, cfg.tc_ref, cfg.fs, cfg.n_samples)) / cfg.fs
 
 
 @dataclass(frozen=True)
 class TemplateBank:
-    """Templates as spectra: ``masses`` (n_templates, 2) M_sun (m1 >= m2), ``spectra`` (n_templates, n_freq)
-    complex (``template_spectrum``), ``minimal_match`` of the placement (NaN when not measured)."""
+    """Templates as spectra: ``params`` (n_templates, 4) = (m1, m2, spin1z, spin2z) (M_sun, m1 >= m2),
+    ``spectra`` (n_templates, n_freq) complex (``template_spectrum``), ``minimal_match`` of the placement (NaN
+    when not measured) over ``n_candidates`` candidates."""
 
-    masses: np.ndarray
+    params: np.ndarray
     spectra: np.ndarray
     minimal_match: float = math.nan
     n_candidates: int = 0
@@ -199,11 +212,11 @@ class TemplateBank:
     @property
     def chirp_masses(self) -> np.ndarray:
         """(n_templates,) chirp masses, M_sun."""
-        m1, m2 = self.masses[:, 0], self.masses[:, 1]
+        m1, m2 = self.params[:, 0], self.params[:, 1]
         return (m1 * m2) ** 0.6 / (m1 + m2) ** 0.2
 
     def __len__(self) -> int:
-        return int(self.masses.shape[0])
+        return int(self.params.shape[0])
 
 
 def _normalized(spectra: np.ndarray, psd: np.ndarray, band: np.ndarray) -> np.ndarray:
@@ -239,24 +252,25 @@ def make_bank(
       n_templates: bank size.
       psd: (n_freq,) one-sided PSD (1/Hz) defining the match (e.g. H1's).
       seed: seeds the candidate draw (``numpy.random.default_rng``); same seed, same bank.
-      n_candidates: candidate count (default ``max(1000, 4 * n_templates)``), uniform in the mass square.
+      n_candidates: candidate count (default ``max(1500, 8 * n_templates)``), uniform in the mass square and the
+        aligned-spin box ``[-spin_max, spin_max]^2``.
 
     Returns:
       A ``TemplateBank`` whose ``minimal_match`` is the smallest match of any candidate with its best template.
     """
     if n_templates < 1:
         raise ValueError(f"n_templates must be at least 1, got {n_templates}")
-    n_candidates = int(n_candidates or max(1000, 4 * n_templates))
+    n_candidates = int(n_candidates or max(1500, 8 * n_templates))
     if n_candidates < 2:
         raise ValueError(f"n_candidates must be at least 2, got {n_candidates}")
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
     lo, hi = cfg.mass_range
-    pairs = np.sort(rng.uniform(lo, hi, size=(n_candidates, 2)), axis=1)[:, ::-1]
+    pairs = np.empty((n_candidates, 4))
+    pairs[:, :2] = np.sort(rng.uniform(lo, hi, size=(n_candidates, 2)), axis=1)[:, ::-1]
+    pairs[:, 2:] = rng.uniform(-cfg.spin_max, cfg.spin_max, size=(n_candidates, 2))
     # The two corners of the mass square (longest and shortest signals) are always candidates.
-    pairs[:2] = [[lo, lo], [hi, hi]]
-    keep = np.array([isco_frequency(m1 + m2) > cfg.template_f_low for m1, m2 in pairs])
-    pairs = pairs[keep]
-    spectra = np.stack([template_spectrum(m1, m2, cfg) for m1, m2 in pairs])
+    pairs[:2] = [[lo, lo, -cfg.spin_max, -cfg.spin_max], [hi, hi, cfg.spin_max, cfg.spin_max]]
+    spectra = np.stack([template_spectrum(*row, cfg=cfg) for row in pairs])
     band = cfg.band
     unit = _normalized(spectra, np.asarray(psd, dtype=np.float64), band).astype(np.complex64)
     best = np.full(len(pairs), -np.inf)
@@ -271,12 +285,12 @@ def make_bank(
     return TemplateBank(pairs[chosen], spectra[chosen], minimal_match=minimal, n_candidates=len(pairs))
 
 
-def bank_from_masses(
-    masses: Sequence[Sequence[float]], cfg: MatchedFilterConfig = MatchedFilterConfig()
+def bank_from_params(
+    params: Sequence[Sequence[float]], cfg: MatchedFilterConfig = MatchedFilterConfig()
 ) -> TemplateBank:
-    """A bank of the given (m1, m2) pairs (M_sun), no placement."""
-    masses = np.asarray(masses, dtype=np.float64).reshape(-1, 2)
-    return TemplateBank(masses, np.stack([template_spectrum(m1, m2, cfg) for m1, m2 in masses]))
+    """A bank of the given (m1, m2, spin1z, spin2z) rows (M_sun), no placement."""
+    params = np.asarray(params, dtype=np.float64).reshape(-1, 4)
+    return TemplateBank(params, np.stack([template_spectrum(*row, cfg=cfg) for row in params]))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -318,13 +332,6 @@ def complex_snr(strain: np.ndarray, templates: np.ndarray, psd: np.ndarray, cfg:
     (n_templates, n_det, n_samples) complex128 (``condition`` -> ``snr_filters`` -> ``apply_filters``)."""
     data = np.fft.rfft(condition(strain, cfg), axis=-1) / cfg.fs
     return apply_filters(data, snr_filters(templates, psd, cfg), cfg)
-
-
-def light_travel_time(det_a: str, det_b: str) -> float:
-    """Light-travel time (s) between two detectors' vertices (H1-L1 10.0 ms, H1-V1 27.3 ms)."""
-    a = np.asarray(DETECTORS[det_a].vertex)
-    b = np.asarray(DETECTORS[det_b].vertex)
-    return float(np.linalg.norm(a - b) / SPEED_OF_LIGHT_M_S)
 
 
 def coincidence_half_widths(cfg: MatchedFilterConfig) -> list[int]:
@@ -377,13 +384,15 @@ def network_statistic(rho2: np.ndarray, cfg: MatchedFilterConfig) -> tuple[np.nd
 @dataclass(frozen=True)
 class Score:
     """Result for one sample: ``stat`` (network SNR^2), ``template`` (bank index) and its masses ``m1``, ``m2``
-    (M_sun), ``tc`` the reference detector's coalescence time (s from the segment start), ``detector_snr``
-    (n_det,) the per-detector SNRs entering the maximum."""
+    (M_sun) and spins ``spin1z``, ``spin2z``, ``tc`` the reference detector's coalescence time (s from the
+    segment start), ``detector_snr`` (n_det,) the per-detector SNRs entering the maximum."""
 
     stat: float
     template: int
     m1: float
     m2: float
+    spin1z: float
+    spin2z: float
     tc: float
     detector_snr: tuple[float, ...]
 
@@ -397,7 +406,7 @@ class MatchedFilter:
     """A configured search: the PSD of the data and a template bank, with the filters precomputed.
 
     Args:
-      bank: templates (``make_bank`` / ``bank_from_masses``).
+      bank: templates (``make_bank`` / ``bank_from_params``).
       psd: (n_det, n_freq) one-sided PSD, 1/Hz (``design_psds`` or ``estimate_psd``), finite and > 0 in band.
       cfg: search settings.
 
@@ -433,6 +442,6 @@ class MatchedFilter:
             if stat[j] > best[0]:
                 best = (float(stat[j]), start + j, int(lag[j]), peaks[j])
         stat, j, lag, peaks = best
-        m1, m2 = self.bank.masses[j]
+        m1, m2, s1z, s2z = (float(v) for v in self.bank.params[j])
         tc = (self.cfg.tc_ref + lag / self.cfg.fs) % (self.cfg.n_samples / self.cfg.fs)
-        return Score(stat, j, float(m1), float(m2), float(tc), tuple(float(math.sqrt(p)) for p in peaks))
+        return Score(stat, j, m1, m2, s1z, s2z, float(tc), tuple(float(math.sqrt(p)) for p in peaks))

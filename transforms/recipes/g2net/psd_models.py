@@ -1,74 +1,84 @@
-"""Analytic design noise curves (one-sided PSDs) for the second-generation detector network.
+"""Detector noise curves (one-sided PSDs) of the G2Net generator and matched filter, from ``pycbc.psd``.
 
-Every function takes a frequency array ``f`` in Hz (any shape, ``f >= 0``) and returns the one-sided power
-spectral density ``S(f)`` in 1/Hz, float64, of the same shape. One-sided means the strain variance is
-``integral_0^{fs/2} S(f) df``.
+Every curve is an analytic or tabulated PSD shipped with LALSimulation and served by
+``pycbc.psd.from_string``; nothing is re-implemented here. Two noise models (``PSD_MODELS``):
 
-The analytic fits diverge at ``f -> 0``. Below ``low_cutoff_hz`` (default 10 Hz, below which neither design
-curve is defined) the PSD is held at its value at the cutoff, so ``S(0)`` is finite and a PSD can be evaluated
-on a full ``numpy.fft.rfftfreq`` grid. Noise generated with a held curve is "seismic-wall-free": its
-sub-10-Hz power is the 10 Hz level, which is what makes raw strain std ~1e-21 rather than infinite.
+* ``design`` (default): aLIGO zero-detuned high-power design (``aLIGOZeroDetHighPower``) for H1 and L1,
+  Advanced Virgo design (``AdvVirgo``) for V1.
+* ``o3``: the O3 "low" sensitivity curves of LIGO-T1800545 (``aLIGOaLIGOO3LowT1800545`` for H1 and L1,
+  ``aLIGOAdVO3LowT1800545`` for V1).
+
+Units: frequencies in Hz, PSD in 1/Hz, one-sided (strain variance = integral over [0, fs/2]). The curves are
+zero below their low-frequency cutoff in PyCBC; here they are **held at their value at ``low_cutoff_hz``**
+(default 10 Hz) below it, so ``S(0)`` is finite and noise can be drawn on a full ``rfftfreq`` grid
+("seismic-wall-free" noise: raw strain std ~1e-21 instead of infinite), and at their last value above the
+highest frequency PyCBC fills (it leaves the Nyquist bin at 0).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 
 import numpy as np
 
 DEFAULT_LOW_CUTOFF_HZ = 10.0
-
-PsdFn = Callable[[np.ndarray], np.ndarray]
-
-
-def _clipped_frequency(f: np.ndarray, low_cutoff_hz: float) -> np.ndarray:
-    """Frequencies (Hz, float64) with everything below ``low_cutoff_hz`` raised to the cutoff."""
-    if low_cutoff_hz <= 0:
-        raise ValueError(f"low_cutoff_hz must be positive, got {low_cutoff_hz}")
-    f = np.asarray(f, dtype=np.float64)
-    if np.any(f < 0) or not np.all(np.isfinite(f)):
-        raise ValueError("frequencies must be finite and non-negative")
-    return np.maximum(f, low_cutoff_hz)
+PSD_MODELS: dict[str, dict[str, str]] = {
+    "design": {"H1": "aLIGOZeroDetHighPower", "L1": "aLIGOZeroDetHighPower", "V1": "AdvVirgo"},
+    "o3": {"H1": "aLIGOaLIGOO3LowT1800545", "L1": "aLIGOaLIGOO3LowT1800545", "V1": "aLIGOAdVO3LowT1800545"},
+}
 
 
-def aligo_psd(f: np.ndarray, low_cutoff_hz: float = DEFAULT_LOW_CUTOFF_HZ) -> np.ndarray:
-    """Advanced LIGO design PSD, analytic fit. ``f``: Hz, any shape -> ``S(f)``: 1/Hz, float64, same shape.
-
-    ``x = f / 215 Hz``, ``S = 1e-49 [x^-4.14 - 5 x^-2 + 111 (1 - x^2 + x^4/2) / (1 + x^2/2)]``
-    (B. S. Sathyaprakash & B. F. Schutz, Living Rev. Relativ. 12, 2 (2009); LAL ``LALAdvLIGOPsd``).
-    P. Ajith, PRD 84, 084037 (2011) fits the zero-detuned high-power curve with the same form and
-    ``f0 = 245.4 Hz``. ASD at 100 Hz: ~2.9e-24 /sqrt(Hz). Held at its ``low_cutoff_hz`` value below the cutoff.
-    """
-    x = _clipped_frequency(f, low_cutoff_hz) / 215.0
-    x2 = x * x
-    return 1e-49 * (x**-4.14 - 5.0 / x2 + 111.0 * (1.0 - x2 + 0.5 * x2 * x2) / (1.0 + 0.5 * x2))
-
-
-def advirgo_psd(f: np.ndarray, low_cutoff_hz: float = DEFAULT_LOW_CUTOFF_HZ) -> np.ndarray:
-    """Advanced Virgo design PSD, analytic fit. ``f``: Hz, any shape -> ``S(f)``: 1/Hz, float64, same shape.
-
-    ``x = f / 720 Hz``, ``L = ln x``,
-    ``S = 1e-47 [2.67e-7 x^-5.6 + 0.59 exp(L^2 (-3.2 - 1.08 L - 0.13 L^2)) x^-4.1 + 0.68 exp(-0.73 L^2) x^5.34]``
-    (Sathyaprakash & Schutz, Living Rev. Relativ. 12, 2 (2009), AdVirgo fit; LAL ``LALAdvVIRGOPsd``, which
-    adds the last term twice). ASD at 100 Hz: ~6.5e-24 /sqrt(Hz). Held at its ``low_cutoff_hz`` value below
-    the cutoff.
-    """
-    x = _clipped_frequency(f, low_cutoff_hz) / 720.0
-    lnx = np.log(x)
-    lnx2 = lnx * lnx
-    seismic = 2.67e-7 * x**-5.6
-    thermal = 0.59 * np.exp(lnx2 * (-3.2 - 1.08 * lnx - 0.13 * lnx2)) * x**-4.1
-    shot = 0.68 * np.exp(-0.73 * lnx2) * x**5.34
-    return 1e-47 * (seismic + thermal + shot)
-
-
-_DETECTOR_PSDS: dict[str, PsdFn] = {"H1": aligo_psd, "L1": aligo_psd, "V1": advirgo_psd}
-
-
-def design_psd(detector: str, f: np.ndarray, low_cutoff_hz: float = DEFAULT_LOW_CUTOFF_HZ) -> np.ndarray:
-    """Design PSD of ``detector`` ('H1', 'L1' -> aLIGO; 'V1' -> AdVirgo). ``f``: Hz -> ``S(f)``: 1/Hz, float64."""
+def psd_name(detector: str, model: str = "design") -> str:
+    """The ``pycbc.psd`` name of ``detector``'s curve in noise ``model`` (``PSD_MODELS``)."""
+    if model not in PSD_MODELS:
+        raise ValueError(f"unknown PSD model {model!r}; expected one of {sorted(PSD_MODELS)}")
     try:
-        fn = _DETECTOR_PSDS[detector]
+        return PSD_MODELS[model][detector]
     except KeyError:
-        raise ValueError(f"unknown detector {detector!r}; expected one of {sorted(_DETECTOR_PSDS)}") from None
-    return fn(f, low_cutoff_hz)
+        raise ValueError(f"unknown detector {detector!r}; expected one of {sorted(PSD_MODELS[model])}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _held_curve(name: str, length: int, delta_f: float, low_cutoff_hz: float) -> np.ndarray:
+    import pycbc.psd  # lazy: pycbc costs ~2 s to import
+
+    psd = pycbc.psd.from_string(name, length, delta_f, low_cutoff_hz).numpy().astype(np.float64)
+    k0 = int(np.ceil(low_cutoff_hz / delta_f))
+    if not 0 <= k0 < length or not psd[k0] > 0:
+        raise ValueError(f"{name}: no positive PSD value at the cutoff {low_cutoff_hz} Hz on this grid")
+    psd[:k0] = psd[k0]
+    positive = np.flatnonzero(psd > 0)
+    psd[positive[-1] + 1 :] = psd[positive[-1]]  # PyCBC leaves the Nyquist bin at 0: hold the last value
+    if not np.all(np.isfinite(psd) & (psd > 0)):
+        raise ValueError(f"{name}: PSD not finite and positive above {low_cutoff_hz} Hz")
+    psd.setflags(write=False)
+    return psd
+
+
+def detector_psd(
+    detector: str,
+    n_samples: int,
+    fs: float,
+    model: str = "design",
+    low_cutoff_hz: float = DEFAULT_LOW_CUTOFF_HZ,
+) -> np.ndarray:
+    """PSD (1/Hz, float64, read-only) of ``detector`` on ``rfftfreq(n_samples, 1/fs)``: (n_samples//2 + 1,).
+
+    Held at its ``low_cutoff_hz`` value below the cutoff (module doc).
+    """
+    if low_cutoff_hz <= 0 or n_samples < 2:
+        raise ValueError(f"need low_cutoff_hz > 0 and n_samples >= 2, got {low_cutoff_hz}, {n_samples}")
+    return _held_curve(psd_name(detector, model), n_samples // 2 + 1, fs / n_samples, float(low_cutoff_hz))
+
+
+def network_psd(
+    detectors: tuple[str, ...],
+    n_samples: int,
+    fs: float,
+    model: str = "design",
+    low_cutoff_hz: float = DEFAULT_LOW_CUTOFF_HZ,
+) -> np.ndarray:
+    """PSDs of ``detectors`` stacked: (len(detectors), n_samples//2 + 1) float64, 1/Hz, read-only."""
+    psd = np.stack([detector_psd(det, n_samples, fs, model, low_cutoff_hz) for det in detectors])
+    psd.setflags(write=False)
+    return psd

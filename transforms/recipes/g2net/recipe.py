@@ -155,9 +155,18 @@ class G2NetRecipe:
         return ids
 
     def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
+        from dataclasses import fields
+
+        from transforms.recipes.g2net.priors import SampleSpec
         from transforms.recipes.g2net.sample import write_g2net_sample
 
-        return write_g2net_sample(out, n=n, seed=seed, signals_per_source=options.get("signals_per_source", 1))
+        priors = dict(options.get("priors") or {})
+        known = {f.name for f in fields(SampleSpec)}
+        if unknown := sorted(set(priors) - known):
+            raise ValueError(f"unknown g2net prior(s) {unknown}; known: {sorted(known)}")
+        priors = {k: tuple(v) if isinstance(v, list) else v for k, v in priors.items()}
+        per_source = options.get("signals_per_source", 1)
+        return write_g2net_sample(out, n=n, seed=seed, signals_per_source=per_source, **priors)
 
 
 RECIPE = G2NetRecipe()

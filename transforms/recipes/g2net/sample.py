@@ -1,4 +1,4 @@
-"""Realistic G2Net-style sample data: design-curve detector noise plus projected compact-binary chirps.
+"""Realistic G2Net-style sample data: design-curve detector noise plus projected IMR compact-binary signals.
 
 The output reproduces the raw layout of the Kaggle "G2Net Gravitational Wave Detection" data set::
 
@@ -6,10 +6,12 @@ The output reproduces the raw layout of the Kaggle "G2Net Gravitational Wave Det
     OUT/training_labels.csv                      id,target,source_id
     OUT/injections.csv                           truth table, one row per sample (INJECTION_COLUMNS)
 
-Physics (all numpy, no LAL): the noise and the SNR inner product are in ``transforms.recipes.g2net.noise``, the
-waveform and its projection onto H1, L1, V1 in ``transforms.recipes.g2net.waveform``, the priors (``SampleSpec``)
-in ``transforms.recipes.g2net.priors``. Loudness: the distance is chosen so that the network optimal SNR (design
-PSDs, ``f >= f_low``) equals a target drawn uniformly from ``snr_range``.
+Physics from LALSuite/PyCBC: the noise (PSDs of ``pycbc.psd``) and the SNR inner product are in
+``transforms.recipes.g2net.noise``, the waveform (``pycbc.waveform.get_td_waveform``, IMRPhenomD by default) and
+its projection onto H1, L1, V1 (``pycbc.detector``) in ``transforms.recipes.g2net.waveform``, the priors
+(``SampleSpec``) in ``transforms.recipes.g2net.priors``. Loudness: the distance is chosen so that the network
+optimal SNR (the model PSDs, ``f >= f_low``, the in-window signal) equals a target drawn uniformly from
+``snr_range``, or drawn uniform in volume when ``snr_range`` is None.
 
 Randomness is ``numpy.random.default_rng`` over ``SeedSequence(seed, spawn_key=(stream, index))``: the noise of
 sample ``i`` and the parameters of source ``j`` can be made independently of every other sample (parallel
@@ -30,13 +32,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from transforms.recipes.g2net.noise import network_noise, network_psd, optimal_snr
+from transforms.recipes.g2net.detectors import NETWORK
+from transforms.recipes.g2net.noise import network_noise, optimal_snr
 from transforms.recipes.g2net.priors import SampleSpec
+from transforms.recipes.g2net.psd_models import network_psd
 from transforms.recipes.g2net.waveform import SourceParams, render_injection
 
 logger = logging.getLogger(__name__)
 
-FIDUCIAL_DISTANCE_MPC = 1000.0
+SIDEREAL_DAY_S = 86164.0905
 DEFAULT_SPEC = SampleSpec()  # frozen, so safe as the shared default argument
 
 # Random streams of SeedSequence(seed, spawn_key=(stream, index)).
@@ -56,15 +60,23 @@ INJECTION_COLUMNS = (
     "m1",
     "m2",
     "chirp_mass",
+    "spin1x",
+    "spin1y",
+    "spin1z",
+    "spin2x",
+    "spin2y",
+    "spin2z",
+    "chi_eff",
     "ra",
     "dec",
     "psi",
     "inclination",
     "phase",
     "tc",
-    "gmst",
+    "gps_time",
     "distance_mpc",
     "f_low",
+    "approximant",
 )
 
 
@@ -88,32 +100,53 @@ def _rng(seed: int, stream: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, index)))
 
 
-def draw_source(rng: np.random.Generator, spec: SampleSpec = DEFAULT_SPEC) -> tuple[SourceParams, np.ndarray]:
-    """Random source with network optimal SNR drawn from ``spec.snr_range``.
+def _draw_spins(rng: np.random.Generator, spec: SampleSpec) -> dict[str, float]:
+    if spec.spin_mode == "aligned":
+        s1z, s2z = rng.uniform(-spec.spin_max, spec.spin_max, size=2)
+        return dict(spin1x=0.0, spin1y=0.0, spin1z=float(s1z), spin2x=0.0, spin2y=0.0, spin2z=float(s2z))
+    out = {}
+    for k in ("1", "2"):
+        a = rng.uniform(0.0, spec.spin_max)
+        cos_t, phi = rng.uniform(-1.0, 1.0), rng.uniform(0.0, 2.0 * math.pi)
+        sin_t = math.sqrt(1.0 - cos_t * cos_t)
+        out.update({f"spin{k}x": a * sin_t * math.cos(phi), f"spin{k}y": a * sin_t * math.sin(phi)})
+        out[f"spin{k}z"] = a * cos_t
+    return out
 
-    Returns the parameters and the per-detector optimal SNRs (3,) float64 (H1, L1, V1). Masses are uniform in
-    ``mass_range`` (sorted so ``m1 >= m2``), the sky isotropic, orientation uniform, ``tc`` uniform in
-    ``tc_range``; the distance is solved for from the SNR.
+
+def draw_source(rng: np.random.Generator, spec: SampleSpec = DEFAULT_SPEC) -> tuple[SourceParams, np.ndarray]:
+    """Random source from the priors of ``spec`` (``transforms.recipes.g2net.priors``).
+
+    Returns the parameters and the per-detector optimal SNRs (3,) float64 (H1, L1, V1) of the in-window signal
+    with the ``spec.psd_model`` PSDs. With ``spec.snr_range`` the distance is solved for a network SNR drawn
+    uniformly from it, otherwise drawn uniform in volume within ``spec.distance_range``.
     """
     m_a, m_b = rng.uniform(*spec.mass_range, size=2)
+    d_lo, d_hi = spec.distance_range
     fiducial = SourceParams(
         m1=float(max(m_a, m_b)),
         m2=float(min(m_a, m_b)),
+        **_draw_spins(rng, spec),
         ra=float(rng.uniform(0.0, 2.0 * math.pi)),
         dec=float(np.arcsin(rng.uniform(-1.0, 1.0))),
         psi=float(rng.uniform(0.0, math.pi)),
         inclination=float(np.arccos(rng.uniform(-1.0, 1.0))),
         phase=float(rng.uniform(0.0, 2.0 * math.pi)),
         tc=float(rng.uniform(*spec.tc_range)),
-        gmst=float(rng.uniform(0.0, 2.0 * math.pi)),
-        distance_mpc=FIDUCIAL_DISTANCE_MPC,
+        gps_time=float(spec.gps_epoch + rng.uniform(0.0, SIDEREAL_DAY_S)),
+        distance_mpc=float(rng.uniform(d_lo**3, d_hi**3) ** (1.0 / 3.0)),
         f_low=spec.f_low,
+        approximant=spec.approximant,
     )
-    target_snr = float(rng.uniform(*spec.snr_range))
-    psd = network_psd(spec.fs, spec.n_samples)
+    target_snr = float(rng.uniform(*spec.snr_range)) if spec.snr_range else None
+    psd = network_psd(NETWORK, spec.n_samples, spec.fs, spec.psd_model)
     snrs = optimal_snr(render_injection(fiducial, spec.fs, spec.n_samples), psd, spec.fs, spec.f_low)
+    if target_snr is None:
+        return fiducial, snrs
     network = float(np.sqrt(np.sum(snrs**2)))
-    params = SourceParams(**{**asdict(fiducial), "distance_mpc": FIDUCIAL_DISTANCE_MPC * network / target_snr})
+    if not network > 0:
+        raise ValueError(f"source {fiducial} leaves no signal in the window")
+    params = SourceParams(**{**asdict(fiducial), "distance_mpc": fiducial.distance_mpc * network / target_snr})
     return params, snrs * (target_snr / network)
 
 
@@ -164,7 +197,7 @@ def plan_samples(n: int, seed: int, signals_per_source: int = 1, positive_fracti
 
 def make_noise(seed: int, index: int, spec: SampleSpec = DEFAULT_SPEC) -> np.ndarray:
     """The noise of sample ``index`` for ``seed``: (3, n_samples) float64 strain at ``spec.fs`` Hz."""
-    return network_noise(_rng(seed, _NOISE_STREAM, index), spec.fs, spec.n_samples)
+    return network_noise(_rng(seed, _NOISE_STREAM, index), spec.fs, spec.n_samples, NETWORK, spec.psd_model)
 
 
 def make_source(seed: int, source_index: int, spec: SampleSpec = DEFAULT_SPEC) -> tuple[SourceParams, np.ndarray]:
@@ -172,8 +205,8 @@ def make_source(seed: int, source_index: int, spec: SampleSpec = DEFAULT_SPEC) -
     return draw_source(_rng(seed, _SOURCE_STREAM, source_index), spec)
 
 
-def _fmt(value: float) -> str:
-    return repr(float(value))
+def _fmt(value: float | str) -> str:
+    return value if isinstance(value, str) else repr(float(value))
 
 
 def make_sample(plan: SamplePlan, seed: int, spec: SampleSpec = DEFAULT_SPEC) -> tuple[np.ndarray, dict[str, str]]:
@@ -196,6 +229,7 @@ def make_sample(plan: SamplePlan, seed: int, spec: SampleSpec = DEFAULT_SPEC) ->
             snr_l1=_fmt(snrs[1]),
             snr_v1=_fmt(snrs[2]),
             chirp_mass=_fmt(params.chirp_mass),
+            chi_eff=_fmt(params.chi_eff),
         )
     else:
         row.update(snr="0.0", snr_h1="0.0", snr_l1="0.0", snr_v1="0.0")
@@ -223,11 +257,10 @@ def write_g2net_sample(
     seed: int,
     signals_per_source: int = 1,
     positive_fraction: float = 0.5,
-    snr_range: tuple[float, float] = (4.0, 20.0),
+    snr_range: tuple[float, float] | None = (4.0, 20.0),
     *,
-    mass_range: tuple[float, float] = (10.0, 50.0),
-    tc_range: tuple[float, float] = (1.2, 1.8),
     overwrite: bool = False,
+    **priors,
 ) -> dict:
     """Write ``n`` G2Net-layout samples to ``out_dir`` (local path) and return a summary.
 
@@ -238,10 +271,13 @@ def write_g2net_sample(
     one ``source_id``; noise samples are their own group. The CSVs are written last, so a folder with
     ``training_labels.csv`` is complete. Refuses an existing ``training_labels.csv`` unless ``overwrite``.
 
+    ``priors``: any other ``SampleSpec`` field (``approximant``, ``psd_model``, ``mass_range``, ``spin_mode``,
+    ``spin_max``, ``distance_range``, ``tc_range``, ...).
+
     Returns ``{"n", "positives", "sources", "seed", "signals_per_source", "train_dir", "labels_csv",
     "injections_csv"}``.
     """
-    spec = SampleSpec(snr_range=tuple(snr_range), mass_range=tuple(mass_range), tc_range=tuple(tc_range))
+    spec = SampleSpec(snr_range=tuple(snr_range) if snr_range else None, **priors)
     labels_csv = os.path.join(out_dir, "training_labels.csv")
     injections_csv = os.path.join(out_dir, "injections.csv")
     train_dir = os.path.join(out_dir, "train")

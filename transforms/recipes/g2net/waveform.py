@@ -1,65 +1,66 @@
-"""Compact-binary waveform of the G2Net sample generator: source parameters, Newtonian chirp, detector projection.
+"""Compact-binary signals of the G2Net generator: source parameters, IMR polarizations from LALSimulation (through
+``pycbc.waveform.get_td_waveform``) and their projection onto H1, L1, V1 (``transforms.recipes.g2net.detectors``).
 
-Topic: the signal physics (all numpy, no LAL) and the data-format constants the generator, the noise model
-(``transforms.recipes.g2net.noise``) and the matched filter share. Units: strain is dimensionless; times in
-seconds, frequencies in Hz, masses in solar masses (detector frame), angles in radians, distances in Mpc.
-Shapes: ``inspiral_polarizations`` returns two float64 arrays of the shape of its time argument;
-``project_to_detectors`` / ``render_injection`` return ``(n_detectors, n_samples)`` float64, for the G2Net format
-``(3, N_SAMPLES) = (3, 4096)`` at ``FS_HZ = 2048`` Hz (2 s), rows H1, L1, V1.
+Units: strain is dimensionless; times in seconds, frequencies in Hz, masses in solar masses (detector frame),
+angles in radians, distances in Mpc, spins dimensionless. ``render_injection`` returns ``(3, n_samples)`` float64,
+for the G2Net format ``(3, N_SAMPLES) = (3, 4096)`` at ``FS_HZ = 2048`` Hz (2 s), rows H1, L1, V1.
 
-* Signal: leading-order post-Newtonian ("Newtonian chirp") inspiral, quadrupole amplitude ~ f^(2/3), from
-  ``f_low`` (20 Hz, or the window start, with a smooth taper on) to the Schwarzschild ISCO frequency
-  ``c^3 / (6^1.5 pi G M)`` (smooth taper off). ``tc`` is the Newtonian coalescence time at the geocenter,
-  where ``f`` would diverge; the waveform ends slightly earlier, at the ISCO.
-* Projection: ``h_d(t) = F+ h+(t - dt_d) + Fx hx(t - dt_d)`` with the LAL antenna patterns and geocenter
-  delays of ``transforms.recipes.g2net.detectors``; the delay is applied exactly by evaluating the analytic
-  waveform at shifted times.
+* Signal: any time-domain approximant LALSimulation knows (``IMRPhenomD`` by default: inspiral, merger and
+  ringdown, aligned spins; ``IMRPhenomXPHM`` for precessing spins and higher modes), generated from ``f_low``
+  at ``1 / fs``. ``tc`` is the geocentric merger time (the waveform's ``t = 0``, the peak of ``h+^2 + hx^2`` for
+  Phenom models) in seconds from the window start; the part of the signal before the window start is cut.
+* Projection: ``h_d(t) = F+_d h+(t - tc - dt_d) + Fx_d hx(t - tc - dt_d)`` with the antenna patterns and
+  geocenter delays of ``pycbc.detector.Detector`` at ``gps_time + tc``. The fractional-sample part of the delay
+  is applied exactly (a frequency-domain phase on the zero-padded waveform); the integer part by indexing.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 
 import numpy as np
 
-from transforms.recipes.g2net.detectors import NETWORK, SPEED_OF_LIGHT_M_S, antenna_pattern, time_delay_from_geocenter
-
-MSUN_S = 4.925490947641267e-6  # G * M_sun / c^3 in seconds (IAU nominal solar mass parameter)
-MPC_M = 3.0856775814913673e22  # one megaparsec in metres
+from transforms.recipes.g2net.detectors import NETWORK, antenna_pattern, time_delay_from_geocenter
 
 FS_HZ = 2048.0
 N_SAMPLES = 4096
 F_LOW_HZ = 20.0
-TAPER_ON_S = 0.1
-T_START_MIN_S = 0.05  # earliest geocentric start: keeps every detector's taper-on inside the window
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Parameters
+DEFAULT_APPROXIMANT = "IMRPhenomD"
+APPROXIMANTS = ("IMRPhenomD", "IMRPhenomXAS", "IMRPhenomXPHM", "IMRPhenomPv2", "SEOBNRv4_opt")
 
 
 @dataclass(frozen=True)
 class SourceParams:
     """One compact binary as injected.
 
-    ``m1 >= m2`` (solar masses, detector frame); ``ra``, ``dec``, ``psi``, ``inclination``, ``phase`` (GW phase
-    at coalescence), ``gmst`` in radians; ``tc`` geocentric coalescence time in seconds from the window start;
-    ``distance_mpc`` luminosity distance in Mpc (sets the amplitude); ``f_low`` waveform start frequency in Hz.
+    ``m1 >= m2`` (M_sun, detector frame); ``spin{1,2}{x,y,z}`` dimensionless spin components (x, y zero for
+    aligned-spin approximants); ``ra``, ``dec``, ``psi``, ``inclination``, ``phase`` (coalescence phase) in
+    radians; ``tc`` geocentric merger time in seconds from the window start; ``gps_time`` GPS time of the window
+    start (sets the Earth's orientation); ``distance_mpc`` luminosity distance (sets the amplitude); ``f_low``
+    waveform start frequency (Hz); ``approximant`` the LALSimulation approximant name.
     """
 
     m1: float
     m2: float
+    spin1x: float
+    spin1y: float
+    spin1z: float
+    spin2x: float
+    spin2y: float
+    spin2z: float
     ra: float
     dec: float
     psi: float
     inclination: float
     phase: float
     tc: float
-    gmst: float
+    gps_time: float
     distance_mpc: float
     f_low: float = F_LOW_HZ
+    approximant: str = DEFAULT_APPROXIMANT
 
     @property
     def chirp_mass(self) -> float:
@@ -67,23 +68,21 @@ class SourceParams:
         return chirp_mass(self.m1, self.m2)
 
     @property
-    def total_mass(self) -> float:
-        """Total mass in solar masses."""
-        return self.m1 + self.m2
+    def chi_eff(self) -> float:
+        """Mass-weighted aligned spin ``(m1 s1z + m2 s2z) / (m1 + m2)``."""
+        return (self.m1 * self.spin1z + self.m2 * self.spin2z) / (self.m1 + self.m2)
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, object]) -> SourceParams:
         """Parameters from a mapping such as an ``injections.csv`` row (strings are parsed; extra keys ignored)."""
-        values = {}
+        values: dict[str, object] = {}
         for field in fields(cls):
-            if field.name not in row:
-                if field.name == "f_low":
-                    continue
-                raise ValueError(f"injection row {row.get('id', '?')!r} lacks {field.name!r}")
-            raw = row[field.name]
+            raw = row.get(field.name)
             if raw is None or raw == "":
+                if field.name in ("f_low", "approximant"):
+                    continue
                 raise ValueError(f"injection row {row.get('id', '?')!r} has no {field.name!r} (a noise-only sample?)")
-            values[field.name] = float(raw)
+            values[field.name] = str(raw) if field.name == "approximant" else float(raw)
         return cls(**values)
 
 
@@ -92,67 +91,84 @@ def chirp_mass(m1, m2):
     return (m1 * m2) ** 0.6 / (m1 + m2) ** 0.2
 
 
-def isco_frequency(total_mass_msun):
-    """GW frequency (Hz) at the Schwarzschild ISCO, ``c^3 / (6^1.5 pi G M)``, for total mass ``M`` in M_sun."""
-    return 1.0 / (6.0**1.5 * math.pi * total_mass_msun * MSUN_S)
-
-
-def time_to_coalescence(f_hz, chirp_mass_msun):
-    """Newtonian time to coalescence (s) from GW frequency ``f_hz``: ``(5/256) (pi f)^(-8/3) (G Mc/c^3)^(-5/3)``."""
-    mc_s = chirp_mass_msun * MSUN_S
-    return 5.0 / 256.0 * (math.pi * np.asarray(f_hz, dtype=np.float64)) ** (-8.0 / 3.0) * mc_s ** (-5.0 / 3.0)
-
-
-def _half_hann(u: np.ndarray) -> np.ndarray:
-    """Rising half-Hann taper: 0 at ``u <= 0``, 1 at ``u >= 1``."""
-    return 0.5 * (1.0 - np.cos(math.pi * np.clip(u, 0.0, 1.0)))
-
-
 # ----------------------------------------------------------------------------------------------------------
-# Waveform and projection
+# Polarizations
 
 
-def inspiral_polarizations(t, params: SourceParams) -> tuple[np.ndarray, np.ndarray]:
-    """Newtonian-chirp polarizations ``(h+, hx)`` at geocentric times ``t`` (s, any shape): float64, strain.
+@functools.lru_cache(maxsize=64)
+def _cached_polarizations(key: tuple, fs: float) -> tuple[np.ndarray, np.ndarray, float]:
+    from pycbc.waveform import get_td_waveform  # lazy: pycbc costs ~2 s to import
 
-    With ``tau = tc - t`` and ``Mc`` the chirp mass in seconds (``G Mc / c^3``):
-    ``f(tau) = (1/pi) (5 / (256 tau))^(3/8) Mc^(-5/8)``, ``Phi(tau) = phase - 2 (tau / (5 Mc))^(5/8)``,
-    ``A = 4 c Mc^(5/3) (pi f)^(2/3) / D``, ``h+ = A (1 + cos^2 i)/2 cos Phi``, ``hx = A cos i sin Phi``.
-    Non-zero from ``t_start = max(tc - tau(f_low), 0.05 s)`` (half-Hann taper on over 0.1 s) to the ISCO
-    time ``tc - tau(f_isco)`` (half-Hann taper off over two ISCO cycles); the tapers shrink to a quarter of
-    the signal for very short signals.
-    """
-    t = np.asarray(t, dtype=np.float64)
-    mc_s = params.chirp_mass * MSUN_S
-    f_end = isco_frequency(params.total_mass)
-    if not params.f_low < f_end:
-        raise ValueError(f"f_low {params.f_low} Hz is not below the ISCO frequency {f_end:.1f} Hz")
+    m1, m2, s1x, s1y, s1z, s2x, s2y, s2z, inclination, phase, distance, f_low, approximant = key
+    hp, hc = get_td_waveform(
+        approximant=approximant,
+        mass1=m1,
+        mass2=m2,
+        spin1x=s1x,
+        spin1y=s1y,
+        spin1z=s1z,
+        spin2x=s2x,
+        spin2y=s2y,
+        spin2z=s2z,
+        inclination=inclination,
+        coa_phase=phase,
+        distance=distance,
+        delta_t=1.0 / fs,
+        f_lower=f_low,
+    )
+    hplus = hp.numpy().astype(np.float64)
+    hcross = hc.numpy().astype(np.float64)
+    hplus.setflags(write=False)
+    hcross.setflags(write=False)
+    return hplus, hcross, float(hp.start_time)
+
+
+def polarizations(params: SourceParams, fs: float = FS_HZ) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(h+, hx, t0)``: the approximant's polarizations (two read-only float64 arrays of one length) sampled at
+    ``fs`` Hz, and the time ``t0 < 0`` (s) of their first sample relative to the merger. Cached per process
+    (the repeated injections of one source cost one waveform)."""
     if params.distance_mpc <= 0:
         raise ValueError(f"distance must be positive, got {params.distance_mpc} Mpc")
-    t_end = params.tc - float(time_to_coalescence(f_end, params.chirp_mass))
-    t_start = max(params.tc - float(time_to_coalescence(params.f_low, params.chirp_mass)), T_START_MIN_S)
-    if not t_start < t_end:
-        raise ValueError(f"signal ends (t={t_end:.3f} s) before it can start (t={t_start:.3f} s)")
-    duration = t_end - t_start
-    taper_on = min(TAPER_ON_S, 0.25 * duration)
-    taper_off = min(2.0 / f_end, 0.25 * duration)
+    values = astuple(params)
+    names = [f.name for f in fields(SourceParams)]
+    key = tuple(values[names.index(n)] for n in _POLARIZATION_KEYS)
+    return _cached_polarizations(key, float(fs))
 
-    # Phase, amplitude and tapers on the support only (tau stays positive).
-    support = (t >= t_start) & (t <= t_end)
-    ts = t[support]
-    tau = params.tc - ts
-    freq = (5.0 / (256.0 * tau)) ** 0.375 * mc_s**-0.625 / math.pi
-    phi = params.phase - 2.0 * (tau / (5.0 * mc_s)) ** 0.625
-    amp = 4.0 * SPEED_OF_LIGHT_M_S * mc_s ** (5.0 / 3.0) * (math.pi * freq) ** (2.0 / 3.0)
-    amp *= _half_hann((ts - t_start) / taper_on) * _half_hann((t_end - ts) / taper_off)
-    amp /= params.distance_mpc * MPC_M
 
-    cosi = math.cos(params.inclination)
-    hplus = np.zeros(t.shape, dtype=np.float64)
-    hcross = np.zeros(t.shape, dtype=np.float64)
-    hplus[support] = amp * (0.5 * (1.0 + cosi * cosi)) * np.cos(phi)
-    hcross[support] = amp * cosi * np.sin(phi)
-    return hplus, hcross
+_POLARIZATION_KEYS = (
+    "m1",
+    "m2",
+    "spin1x",
+    "spin1y",
+    "spin1z",
+    "spin2x",
+    "spin2y",
+    "spin2z",
+    "inclination",
+    "phase",
+    "distance_mpc",
+    "f_low",
+    "approximant",
+)
+
+
+def place(waveform: np.ndarray, t0: float, t_merger: float, fs: float, n_samples: int) -> np.ndarray:
+    """``waveform`` (first sample at ``t0`` s from its merger) sampled on the window ``t_j = j / fs`` with its
+    merger at ``t_merger`` s: (n_samples,) float64. The fractional-sample delay is a linear phase on the
+    zero-padded spectrum (exact for a band-limited signal); parts outside the window are cut."""
+    w = np.asarray(waveform, dtype=np.float64)
+    offset = (t_merger + t0) * fs  # window index of waveform sample 0
+    whole = math.floor(offset)
+    frac = offset - whole
+    if frac > 1e-9:
+        n_fft = 1 << int(math.ceil(math.log2(w.size + 64)))
+        k = np.fft.rfftfreq(n_fft)  # cycles per sample
+        w = np.fft.irfft(np.fft.rfft(w, n_fft) * np.exp(-2j * math.pi * k * frac), n_fft)
+    out = np.zeros(n_samples, dtype=np.float64)
+    lo, hi = max(0, whole), min(n_samples, whole + w.size)
+    if lo < hi:
+        out[lo:hi] = w[lo - whole : hi - whole]
+    return out
 
 
 def project_to_detectors(
@@ -161,19 +177,18 @@ def project_to_detectors(
     n_samples: int = N_SAMPLES,
     detectors: Sequence[str] = NETWORK,
 ) -> np.ndarray:
-    """Detector strains of ``params`` sampled at ``t = k / fs``: (len(detectors), n_samples) float64.
+    """Detector strains of ``params`` on the window ``t = k / fs``: (len(detectors), n_samples) float64.
 
-    Row ``d`` is ``F+_d h+(t - dt_d) + Fx_d hx(t - dt_d)``, ``dt_d`` the geocenter-to-detector delay.
+    Row ``d`` is ``F+_d h+ + Fx_d hx`` with the merger at ``tc + dt_d`` (``dt_d`` the geocenter-to-detector
+    delay); antenna patterns and delays are evaluated at ``gps_time + tc``.
     """
-    if isco_frequency(params.total_mass) >= fs / 2:
-        raise ValueError(f"ISCO frequency of M={params.total_mass} M_sun is above Nyquist ({fs / 2} Hz)")
-    t = np.arange(n_samples, dtype=np.float64) / fs
+    hplus, hcross, t0 = polarizations(params, fs)
+    t_gps = params.gps_time + params.tc
     out = np.empty((len(detectors), n_samples), dtype=np.float64)
     for row, det in enumerate(detectors):
-        fplus, fcross = antenna_pattern(det, params.ra, params.dec, params.psi, params.gmst)
-        delay = float(time_delay_from_geocenter(det, params.ra, params.dec, params.gmst))
-        hplus, hcross = inspiral_polarizations(t - delay, params)
-        out[row] = float(fplus) * hplus + float(fcross) * hcross
+        fplus, fcross = antenna_pattern(det, params.ra, params.dec, params.psi, t_gps)
+        delay = time_delay_from_geocenter(det, params.ra, params.dec, t_gps)
+        out[row] = place(fplus * hplus + fcross * hcross, t0, params.tc + delay, fs, n_samples)
     return out
 
 
