@@ -97,15 +97,16 @@ class PassThrough(beam.PTransform):
         return elements
 
 
-def read_count(folder: str) -> int:
-    """The sum of the counts in ``folder``'s heartbeat files (a file being written is skipped this time)."""
-    total = 0
+def read_count(folder: str, last: dict[str, int] | None = None) -> int:
+    """The sum of the counts in ``folder``'s heartbeat files. A file caught mid-write counts with its last value
+    read into ``last`` (path -> count), so the sum never goes backwards between two reads."""
+    last = {} if last is None else last
     for path in fs.glob(fs.join(folder, "*.json")):
         try:
-            total += int(json.loads(fs.read_text(path))["count"])
+            last[path] = max(last.get(path, 0), int(json.loads(fs.read_text(path))["count"]))
         except (ValueError, KeyError, OSError):
             continue
-    return total
+    return sum(last.values())
 
 
 def describe(label: str, count: int, total: int | None, seconds: float) -> str:
@@ -164,8 +165,9 @@ class ProgressMonitor:
             bar = tqdm(total=self._total, desc=self._label, unit="ex", leave=False, file=sys.stderr)
         poll = min(1.0, self._interval)
         reported = time.monotonic()
+        seen: dict[str, int] = {}
         while not self._stop.wait(poll):
-            count = read_count(self._folder)
+            count = read_count(self._folder, seen)
             now = time.monotonic()
             if bar is not None:
                 bar.update(count - bar.n)

@@ -95,8 +95,8 @@ def add_g2net_corpus(raw: Path, good: np.ndarray, outlier_in_range: bool = True)
     put("float32031", npy_bytes(noise.astype(np.float32)), WRITTEN, label="0")
     put("version2032", npy_bytes(noise, version=(2, 0)), WRITTEN, label="0")
     put("labelfl033", npy_bytes(noise), WRITTEN, label="1.0")
-    if outlier_in_range:  # inside the physical range, 10^4 x the others: written, excluded from the statistics
-        put("outlier034", npy_bytes(noise * 1e4), OUTLIER_IN_STATS, label="0")
+    if outlier_in_range:  # inside the physical range (V1 ~4e-21 x 1e3 < 1e-17), 10^3 x the others: written, excluded
+        put("outlier034", npy_bytes(noise * 1e3), OUTLIER_IN_STATS, label="0")
     # ---- files that are not regular files ----
     fifo = _path(raw, "fifoname35")
     os.mkfifo(fifo)

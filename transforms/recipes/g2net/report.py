@@ -16,7 +16,7 @@ import numpy as np
 
 from transforms.contract import SPLIT_DIR, SPLITS, STATS_DIR, STRAIN
 from transforms.recipes.g2net.detectors import NETWORK
-from transforms.recipes.g2net.psd_models import design_psd
+from transforms.recipes.g2net.psd_models import detector_psd
 from transforms.report import data
 from transforms.report.figures import Figure, make, new_figure
 
@@ -41,7 +41,8 @@ def psd_figure(config: Any, out: str, fs: data.ReportFiles) -> Figure | None:
     for ax, detector, row in zip(np.atleast_1d(axes), NETWORK, psd, strict=False):
         keep = freqs > 0
         ax.loglog(freqs[keep], np.sqrt(row[keep]), label="train average (bandpassed, Tukey)")
-        ax.loglog(freqs[keep], np.sqrt(design_psd(detector, freqs[keep])), "k--", lw=1, label="design curve")
+        design = detector_psd(detector, config.section.n_samples, config.section.sample_rate_hz)
+        ax.loglog(freqs[keep], np.sqrt(design[keep]), "k--", lw=1, label="design curve")
         ax.axvspan(*band, color="0.9", zorder=0, label="bandpass")
         ax.set_title(detector)
         ax.set_xlabel("frequency [Hz]")
