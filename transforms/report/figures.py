@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure as MplFigure
 
@@ -39,3 +40,22 @@ def to_png(figure: MplFigure, dpi: int = 90) -> bytes:
 def make(name: str, section: str, title: str, caption: str, figure: MplFigure) -> Figure:
     """A report ``Figure`` from a drawn matplotlib figure."""
     return Figure(name, section, title, caption, to_png(figure))
+
+
+SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+
+
+def split_histograms(ax, per_split: dict[str, np.ndarray], bins) -> None:
+    """One step histogram (density) per split on ``ax``, each labelled with its example count."""
+    for split, values in per_split.items():
+        if not values.size:
+            continue
+        ax.hist(
+            values,
+            bins=bins,
+            density=True,
+            histtype="step",
+            lw=1.2,
+            color=SPLIT_COLORS.get(split),
+            label=f"{split} ({values.size})",
+        )

@@ -8,12 +8,11 @@ from typing import Any
 import numpy as np
 
 from transforms.contract import SPLITS, STAGES
-from transforms.report.figures import Figure, make, new_figure
+from transforms.report.figures import SPLIT_COLORS, Figure, make, new_figure
 from transforms.report.skew import SkewResult
 
 OVERVIEW = "Overview"
 SKEW = "Split comparison"
-_SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 
 
 def stage_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,7 +112,7 @@ def skew_figure(columns: dict[str, dict[str, np.ndarray]], results: list[SkewRes
                     np.arange(1, ordered.size + 1) / ordered.size,
                     where="post",
                     label=split,
-                    color=_SPLIT_COLORS.get(split),
+                    color=SPLIT_COLORS.get(split),
                 )
         stats = by_column.get(name, [])
         flag = any(r.flagged for r in stats)

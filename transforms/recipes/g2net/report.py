@@ -18,12 +18,11 @@ from transforms.contract import SPLIT_DIR, SPLITS, STATS_DIR, STRAIN
 from transforms.recipes.g2net.detectors import NETWORK
 from transforms.recipes.g2net.psd_models import detector_psd
 from transforms.report import data
-from transforms.report.figures import Figure, make, new_figure
+from transforms.report.figures import SPLIT_COLORS, Figure, make, new_figure, split_histograms
 
 SECTION = "G2Net strain"
 HISTOGRAM_EXAMPLES = 24  # examples per split in the value histogram
 TRUTH_COLUMNS = (("snr", "network SNR"), ("chirp_mass", "chirp mass [M_sun]"))
-_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 
 
 def _shape(config: Any) -> tuple[int, int]:
@@ -116,7 +115,7 @@ def value_histogram(config: Any, out: str, fs: data.ReportFiles) -> Figure | Non
             density=True,
             histtype="step",
             lw=1.2,
-            color=_COLORS[split],
+            color=SPLIT_COLORS[split],
             label=f"{split} ({len(values)} examples)",
         )
         drawn = True
@@ -142,18 +141,7 @@ def truth_figure(out: str, fs: data.ReportFiles) -> Figure | None:
         per_split = {s: v[v > 0] for s, v in columns[name].items()}  # noise examples carry 0 / no value
         both = np.concatenate([v for v in per_split.values() if v.size])
         bins = np.linspace(both.min(), both.max(), 30) if both.size else 10
-        for split, values in per_split.items():
-            if not values.size:
-                continue
-            ax.hist(
-                values,
-                bins=bins,
-                density=True,
-                histtype="step",
-                lw=1.2,
-                color=_COLORS.get(split),
-                label=f"{split} ({values.size})",
-            )
+        split_histograms(ax, per_split, bins)
         ax.set_xlabel(label)
         ax.set_ylabel("density")
         ax.legend(fontsize=8)

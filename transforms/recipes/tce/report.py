@@ -17,13 +17,12 @@ from transforms.contract import SPLIT_DIR, SPLITS
 from transforms.recipes.tce.schema import FLUX_WINDOW, KIND_OOT, KIND_TRANSIT
 from transforms.recipes.tce.target import feature_lengths
 from transforms.report import data
-from transforms.report.figures import Figure, make, new_figure
+from transforms.report.figures import SPLIT_COLORS, Figure, make, new_figure, split_histograms
 
 SECTION = "Light curves"
 EXAMPLES_PER_KIND = 3
 MEAN_EXAMPLES = 200  # train examples averaged in the mean-window figure
 HISTOGRAM_EXAMPLES = 200
-_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 _PARAMETERS = (("period_days", "period [days]", True), ("duration_hours", "duration [hours]", False))
 
 
@@ -126,18 +125,7 @@ def parameter_figure(out: str, fs: data.ReportFiles) -> Figure | None:
             ax.set_xscale("log")
         else:
             bins = np.linspace(both.min(), both.max() + 1e-9, 30)
-        for split, values in per_split.items():
-            if not values.size:
-                continue
-            ax.hist(
-                values,
-                bins=bins,
-                density=True,
-                histtype="step",
-                lw=1.2,
-                color=_COLORS.get(split),
-                label=f"{split} ({values.size})",
-            )
+        split_histograms(ax, per_split, bins)
         ax.set_xlabel(label)
         ax.legend(fontsize=8)
     np.atleast_1d(axes)[0].set_ylabel("density (per example)")
@@ -156,7 +144,9 @@ def disposition_figure(out: str, fs: data.ReportFiles) -> Figure | None:
         width = 0.8 / max(1, len(tables))
         for i, (split, rows) in enumerate(tables.items()):
             counts = [sum(row.get(column, "") == v for row in rows) for v in values]
-            bars = ax.bar(x + (i - (len(tables) - 1) / 2) * width, counts, width, label=split, color=_COLORS.get(split))
+            bars = ax.bar(
+                x + (i - (len(tables) - 1) / 2) * width, counts, width, label=split, color=SPLIT_COLORS.get(split)
+            )
             ax.bar_label(bars, fontsize=7)
         ax.set_xticks(x, values)
         ax.set_title(f"examples per {column}")
@@ -178,7 +168,7 @@ def value_histogram(config: Any, out: str, fs: data.ReportFiles) -> Figure | Non
             values = [data.floats(ex, name) for _, ex in data.read_examples(fs, folder, limit=HISTOGRAM_EXAMPLES)]
             if values:
                 flat = np.clip(np.concatenate(values), bins[0], bins[-1])
-                ax.hist(flat, bins=bins, density=True, histtype="step", color=_COLORS[split], label=split)
+                ax.hist(flat, bins=bins, density=True, histtype="step", color=SPLIT_COLORS[split], label=split)
                 drawn = True
         ax.plot(bins, np.exp(-0.5 * bins**2) / np.sqrt(2 * np.pi), "k--", lw=1, label="N(0, 1)")
         ax.set_yscale("log")
