@@ -344,7 +344,7 @@ def _cmd_build(args, beam_args: list[str]) -> int:
 
 
 # Commands that load TensorFlow anyway: imported up front, without its C++ start-up lines (logsetup).
-_TF_COMMANDS = frozenset(("run", "build", "report", *STAGE_HELP))
+_TF_COMMANDS = frozenset(("run", "build", "report", "audit", *STAGE_HELP))
 
 
 class _UsageError(ValueError):
