@@ -354,8 +354,11 @@ class _UsageError(ValueError):
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter; set before it loads
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["train"], ["predict"]):  # model.train / model.predict own their flags
-        own_args, beam_args, delegated = argv[:1], [], argv[1:]
+    command_at = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
+    if argv[command_at : command_at + 1] in (["train"], ["predict"]):  # model.train / .predict own their flags
+        own_args, beam_args, delegated = argv[: command_at + 1], [], argv[command_at + 1 :]
+        if any(arg in ("-v", "--verbose") for arg in own_args[:-1]):
+            delegated = ["--log-level", "DEBUG", *delegated]
     else:
         (own_args, beam_args), delegated = _split_beam_args(argv), []
     args = build_parser().parse_args(own_args)

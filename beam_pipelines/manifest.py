@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beam_pipelines import fs
-from transforms.contract import MANIFEST, STAGE_OUTPUTS, STAGES
+from transforms.contract import MANIFEST, REPORT_DIR, STAGE_OUTPUTS, STAGES
 
 _LOG = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ def begin_stage(out: str, stage: str, overwrite: bool, requires: str | None = No
         raise StageError(f"{out} already has the '{stage}' output ({shown}); pass --overwrite to replace it")
     if overwrite:
         doomed = [fs.join(out, rel.rstrip("/")) for name in later for rel in STAGE_OUTPUTS[name]]
+        doomed.append(fs.join(out, REPORT_DIR))  # describes the replaced stages: stale from here on
         _check_can_replace(out, [path for path in doomed if fs.exists(path)])
         for name in later:  # the manifest stops claiming these stages before any of their files go
             manifest.get("stages", {}).pop(name, None)

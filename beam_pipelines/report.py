@@ -3,17 +3,34 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from beam_pipelines import fs
+from beam_pipelines.manifest import StageError
+from transforms.contract import MANIFEST
 from transforms.report.page import write_report
 from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD, dataset_skew
 
 _LOG = logging.getLogger("sigforge.report")
 
 
+def _require_manifest(out: str) -> None:
+    path = fs.join(out, MANIFEST)
+    if not fs.exists(path):
+        raise StageError(f"{out}: no {MANIFEST} (not a sigforge dataset folder?)")
+    try:
+        json.loads(fs.read_text(path))
+    except (ValueError, OSError) as error:
+        raise StageError(f"{path} is not readable JSON: {error}") from None
+
+
 def run_report(out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> str:
-    """Writes ``OUT/report/`` and returns the page's path; logs every flagged split skew as a warning."""
+    """Writes ``OUT/report/`` and returns the page's path; logs every flagged split skew as a warning.
+
+    Raises StageError (one line, exit 2 in the CLI) when ``out`` holds no readable ``manifest.json``.
+    """
+    _require_manifest(out)
     report = write_report(out, fs, threshold, alpha)
     for result in report.flagged:
         _LOG.warning("split skew: %s", result.describe())
@@ -23,6 +40,7 @@ def run_report(out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DE
 
 def run_skew_check(out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> int:
     """Logs every flagged train-vs-split comparison as an error; 1 when any, else 0."""
+    _require_manifest(out)
     results = dataset_skew(out, fs, threshold, alpha)
     flagged = [result for result in results if result.flagged]
     for result in flagged:

@@ -47,6 +47,8 @@ RAW_DIR, SPLIT_DIR, STATS_DIR, NORM_DIR, FILTERED_DIR, REJECTED_DIR = (
     "rejected",
 )
 RAW_PREFIX = "raw"
+# The dataset report (``sigforge report``) describes every stage: any stage replaced with --overwrite makes it stale.
+REPORT_DIR = "report"
 BASE_COLUMNS = ("uid", "target_id", "label", "shard")  # first columns of every data table
 SHARD_NUMBER = re.compile(r"_(\d+)-(\d+)\.tfrecord(?:\.gz)?$")
 

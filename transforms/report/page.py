@@ -12,14 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from transforms.contract import MANIFEST
+from transforms.contract import MANIFEST, REPORT_DIR
 from transforms.report import overview
 from transforms.report.data import ReportFiles, numeric_columns, split_tables
 from transforms.report.figures import Figure
 from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD, SkewResult, compare_splits
 
 _LOG = logging.getLogger(__name__)
-REPORT_DIR = "report"
 INDEX = "index.html"
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1320px;color:#222}
