@@ -40,7 +40,6 @@ def run_report(out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DE
 
 def run_skew_check(out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> int:
     """Logs every flagged train-vs-split comparison as an error; 1 when any, else 0."""
-    _require_manifest(out)
     results = dataset_skew(out, fs, threshold, alpha)
     flagged = [result for result in results if result.flagged]
     for result in flagged:
