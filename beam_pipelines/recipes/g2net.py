@@ -2,8 +2,8 @@
 
 Flow (``BuildG2Net.examples``):
     MatchNpy (every entry, regular or not) -> KeyById ┐
-    ReadLabels -> Parse ┼-> JoinById (CoGroupByKey; also breaks fusion so reads spread over workers)
-    ReadTruth  -> Parse ┘      -> ResolveJoin (file/label checks) -> Preprocess (read, validate, bandpass)
+    ReadLabels (ReadCsvRows)                          ┼-> JoinById (CoGroupByKey; also breaks fusion so reads spread over workers)
+    ReadTruth  (ReadCsvRows)                          ┘      -> ResolveJoin (file/label checks) -> Preprocess (read, validate, bandpass)
 The base class writes the raw shards, rejections and counts. Each sample id ends as exactly one written example
 or one rejection, so seen = written + rejected.
 """
@@ -19,7 +19,7 @@ from apache_beam.metrics import Metrics
 from beam_pipelines import fs
 from beam_pipelines.counting import Tally
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
-from beam_pipelines.recipes.inputs import SEEN, CsvSource, ParseCsvFn, csv_source, parse_csv_line, read_csv_lines
+from beam_pipelines.recipes.inputs import SEEN, CsvSource, ReadCsvRows, csv_source, parse_csv_line
 from beam_pipelines.rejects import REJECTED, guarded, reject
 from beam_pipelines.shards import ShardRecord
 from transforms.config import ConfigError
@@ -208,23 +208,9 @@ class BuildG2Net(RecipeBuild):
             | "MatchNpy" >> beam.FlatMap(fs.match_entries)
             | "KeyById" >> beam.Map(lambda entry: (sample_id(entry[0]), entry))
         )
-        labels = (
-            pipeline
-            | "ReadLabels" >> read_csv_lines(plan.labels.path)
-            | "ParseLabels"
-            >> beam.ParDo(ParseCsvFn(STAGE, plan.labels.header, cfg.id_column, "labels")).with_outputs(
-                REJECTED, SEEN, main="rows"
-            )
-        )
+        labels = pipeline | "ReadLabels" >> ReadCsvRows(STAGE, plan.labels, cfg.id_column, "labels")
         if plan.truth is not None:
-            truth = (
-                pipeline
-                | "ReadTruth" >> read_csv_lines(plan.truth.path)
-                | "ParseTruth"
-                >> beam.ParDo(ParseCsvFn(STAGE, plan.truth.header, cfg.id_column, "truth")).with_outputs(
-                    REJECTED, SEEN, main="rows"
-                )
-            )
+            truth = pipeline | "ReadTruth" >> ReadCsvRows(STAGE, plan.truth, cfg.id_column, "truth")
             truth_rows = truth.rows
             side_rejected, side_seen = [truth[REJECTED]], [truth[SEEN]]
         else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from beam_pipelines import fs
-from beam_pipelines.rejects import guarded, reject
+from beam_pipelines.rejects import REJECTED, guarded, reject
 from transforms.config import ConfigError
 from transforms.contract import MALFORMED_ROW, RejectedInput
 
@@ -93,3 +93,25 @@ class ParseCsvFn(beam.DoFn):
             yield reject(self._stage, f"{self._what}:{shown}", error.reason, error.detail)
         else:
             yield row[self._id_column].strip(), row
+
+
+class ReadCsvRows(beam.PTransform):
+    """A CSV input -> tagged outputs: ``rows`` (``(id, row)``), ``REJECTED`` (malformed or undecodable lines)
+    and ``SEEN`` (those lines again, as inputs met). Applied to the pipeline."""
+
+    def __init__(self, stage: str, source: CsvSource, id_column: str, what: str):
+        super().__init__()
+        self._stage = stage
+        self._source = source
+        self._id_column = id_column
+        self._what = what
+
+    def expand(self, pipeline):
+        return (
+            pipeline
+            | "ReadLines" >> read_csv_lines(self._source.path)
+            | "Parse"
+            >> beam.ParDo(ParseCsvFn(self._stage, self._source.header, self._id_column, self._what)).with_outputs(
+                REJECTED, SEEN, main="rows"
+            )
+        )

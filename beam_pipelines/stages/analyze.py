@@ -27,7 +27,7 @@ from beam_pipelines.shards import shard_glob
 from beam_pipelines.stages.outliers import DropScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
-from transforms.contract import SPLIT_DIR, STATS_DIR, bytes_feature, example_keys
+from transforms.contract import SPLIT_DIR, STATS_DIR, UID, decode_example
 from transforms.recipes import get_recipe
 from transforms.recipes.base import example_scale_fn
 
@@ -45,14 +45,12 @@ def raw_tfxio(file_pattern: str, feature_spec: dict[str, Any]) -> tfxio.TFExampl
 
 
 def group_value(serialized: bytes, group_column: str = "target_id") -> tuple[str, str]:
-    """(uid, value of the bytes feature ``group_column``) of a serialized example."""
-    uid, target_id, _ = example_keys(serialized)
-    if group_column == "target_id":
-        return uid, target_id
-    value = bytes_feature(serialized, group_column)
-    if value is None:
+    """(uid, value of the bytes feature ``group_column``) of a serialized example (decoded once)."""
+    feature = decode_example(serialized).features.feature
+    values = feature[group_column].bytes_list.value if group_column in feature else []
+    if not values:
         raise ValueError(f"example lacks the bytes feature '{group_column}' (analyze.cap_group_column)")
-    return uid, value
+    return feature[UID].bytes_list.value[0].decode("utf-8"), values[0].decode("utf-8")
 
 
 def cap_key(serialized: bytes, group_column: str = "target_id") -> tuple[str, tuple[bytes, bytes]]:
