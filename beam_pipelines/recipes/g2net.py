@@ -2,8 +2,9 @@
 
 Flow (``BuildG2Net.examples``):
     MatchNpy (every entry, regular or not) -> KeyById ┐
-    ReadLabels (ReadCsvRows)                          ┼-> JoinById (CoGroupByKey; also breaks fusion so reads spread over workers)
-    ReadTruth  (ReadCsvRows)                          ┘      -> ResolveJoin (file/label checks) -> Preprocess (read, validate, bandpass)
+    ReadLabels (ReadCsvRows)                          ┼-> JoinById (CoGroupByKey; spreads reads over workers)
+    ReadTruth  (ReadCsvRows)                          ┘   -> ResolveJoin (file/label checks)
+    -> Preprocess (read, validate, bandpass)
 The base class writes the raw shards, rejections and counts. Each sample id ends as exactly one written example
 or one rejection, so seen = written + rejected.
 """
