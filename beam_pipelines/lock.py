@@ -27,6 +27,7 @@ from beam_pipelines.manifest import StageError
 
 LOCK_FILE = ".sigforge.lock"
 _HELD: dict[tuple[str, int], tuple[str, int]] = {}  # (lock path, thread id) -> (token, depth)
+_CREATED: dict[tuple[str, int], list[str]] = {}  # (lock path, thread id) -> local folders the lock created
 
 
 class DatasetLocked(StageError):
@@ -67,8 +68,32 @@ def _refuse(out: str) -> DatasetLocked:
     )
 
 
-def _create_local(path: str, payload: bytes) -> bool:
+def _missing_folders(folder: str) -> list[str]:
+    """The folders of ``folder``'s local path that do not exist yet, deepest first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
+
+
+def _remove_if_empty(folders: list[str]) -> None:
+    """Removes the folders the lock created (deepest first) that are still empty: a refused or failed-before-
+    output stage leaves no new folder behind."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return  # not empty (the stage wrote something) or already gone: keep it and its parents
+
+
+def _create_local(path: str, payload: bytes, created: list[str]) -> bool:
     local = path.removeprefix("file://")
+    created.extend(_missing_folders(os.path.dirname(local) or "."))
     os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
     try:
         fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -99,10 +124,15 @@ def acquire(out: str, what: str = "") -> None:
         return
     record = _holder_record(what)
     payload = (json.dumps(record, indent=2) + "\n").encode("utf-8")
-    created = _create_local(path, payload) if fs.is_local(path) else _create_remote(path, payload, record["token"])
+    folders: list[str] = []
+    if fs.is_local(path):
+        created = _create_local(path, payload, folders)
+    else:
+        created = _create_remote(path, payload, str(record["token"]))
     if not created:
         raise _refuse(out)
     _HELD[key] = (str(record["token"]), 1)
+    _CREATED[key] = folders
 
 
 def release(out: str) -> None:
@@ -114,9 +144,11 @@ def release(out: str) -> None:
         _HELD[key] = (token, depth - 1)
         return
     del _HELD[key]
+    folders = _CREATED.pop(key, [])
     current = read_holder(out)
     if current is not None and current.get("token") == token:
         fs.delete_files([path])
+    _remove_if_empty(folders)
 
 
 @contextlib.contextmanager

@@ -125,3 +125,54 @@ def test_overwrite_drops_manifest_entries_before_deleting(clean, tmp_path, monke
         manifest.begin_stage(str(out), "analyze", overwrite=True, requires="split")
     stages = json.loads((out / "manifest.json").read_text())["stages"]
     assert "analyze" not in stages and "normalize" not in stages and "split" in stages
+
+
+@pytest.mark.parametrize("stage", ["split", "analyze", "normalize", "filter"])
+def test_a_refused_stage_leaves_no_new_folder(stage, tmp_path, caplog):
+    """The lock creates OUT to hold its file; a stage refused under it (no prerequisite) removes what it made."""
+    out = tmp_path / "new" / "ds"
+    with caplog.at_level(logging.ERROR):
+        code = cli.main([stage, "--config", "run_configs/demo.yaml", "--output", str(out)])
+    assert code == 2 and ("run `sigforge" in caplog.text or "no 'filter' section" in caplog.text)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_refused_build_leaves_no_new_folder(tmp_path, g2net_raw, caplog):
+    """A build refused under the lock (its output exists, no --overwrite) keeps the folder but adds nothing;
+    a build refused before it (missing input) creates nothing."""
+    out = tmp_path / "ds"
+    args = ["build", "--config", "run_configs/demo.yaml", "--output", str(out), "--input"]
+    assert cli.main([*args, str(tmp_path / "nope")]) == 2
+    assert not out.exists()
+    (out / "tfrecords").mkdir(parents=True)
+    assert cli.main([*args, str(g2net_raw)]) == 2
+    assert sorted(p.name for p in out.rglob("*")) == ["tfrecords"]
+
+
+def test_a_lock_refused_by_its_holder_keeps_the_holders_folder(tmp_path):
+    out = tmp_path / "ds"
+    with lock.dataset_lock(str(out)):
+        assert out.is_dir()
+        with pytest.raises(lock.DatasetLocked):
+            threading_acquire(str(out))
+        assert out.is_dir() and (out / lock.LOCK_FILE).exists()
+    assert not out.exists()  # the lock created it and nothing was written: gone with the lock
+
+
+def threading_acquire(out: str) -> None:
+    """``lock.acquire`` from another thread (the lock is re-entrant within one), re-raising its error."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def take():
+        try:
+            lock.acquire(out)
+        except BaseException as error:  # noqa: BLE001  (handed back to the test thread)
+            errors.append(error)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
