@@ -25,6 +25,15 @@ def is_local(path: str) -> bool:
     return FileSystems.get_scheme(path) in (None, "file")
 
 
+def absolute(path: str) -> str:
+    """``path`` as it reads from any working directory: a local path made absolute (``~`` expanded, ``..`` and
+    a trailing ``/`` removed); a URL (``gs://bucket/x/``) only loses its trailing ``/``."""
+    if is_local(path):
+        return os.path.abspath(os.path.expanduser(path.removeprefix("file://")))
+    scheme, sep, rest = path.partition("://")
+    return scheme + sep + (rest.rstrip("/") or rest)
+
+
 def exists(path: str) -> bool:
     """True for a file, or for a folder: on object stores (``gs://``, no folders) when any object lies below it.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import pytest
 from dataset_fixture import clean_dataset, copy_dataset, read_records, read_table, write_records, write_table
@@ -74,3 +75,36 @@ def test_inputs_are_not_recounted_when_the_input_folder_is_gone(clean, tmp_path)
     data["stages"]["build"]["input_dir"] = str(tmp_path / "moved-away")
     (ds / "manifest.json").write_text(json.dumps(data))
     assert audit.audit_dataset(str(ds)) == []
+
+
+def test_a_relative_input_dir_is_recounted_from_another_working_directory(g2net_raw, tmp_path, monkeypatch):
+    """`--input raw/` typed in one folder is recorded absolute; the audit, run from another folder, still
+    recounts the inputs and finds one added after the build (neither written nor rejected)."""
+    import shutil
+
+    from beam_pipelines import cli
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    shutil.copytree(g2net_raw, work / "raw")
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    config = str(Path(__file__).parent.parent / "run_configs" / "demo.yaml")
+    assert cli.main(["build", "--config", config, "--input", "raw/", "--output", "ds"]) == 0
+    recorded = json.loads((work / "ds" / "manifest.json").read_text())["stages"]["build"]["input_dir"]
+    assert recorded == str(work / "raw")
+    npy = sorted((work / "raw").rglob("*.npy"))[0]
+    shutil.copy(npy, npy.with_name("zz_added_after_the_build.npy"))
+    monkeypatch.chdir(elsewhere)
+    problems = audit.audit_dataset(str(work / "ds"))
+    assert len(problems) == 1 and "zz_added_after_the_build" in problems[0], problems
+
+
+def test_fs_absolute_normalizes_local_paths_and_keeps_urls(tmp_path, monkeypatch):
+    from beam_pipelines import fs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert fs.absolute("raw/") == str(tmp_path / "raw")
+    assert fs.absolute("./a/../raw") == str(tmp_path / "raw")
+    assert fs.absolute("~/raw/") == str(tmp_path / "home" / "raw")
+    assert fs.absolute("gs://bucket/raw/") == "gs://bucket/raw"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -59,6 +60,8 @@ def check_inputs_accounted(fs: Any, out: str, manifest: dict[str, Any], written_
     input_dir = build.get("input_dir")
     if not raw_config or not input_dir:
         return []
+    if "://" not in input_dir:  # recorded absolute since the build normalizes it; older manifests may hold "~"
+        input_dir = os.path.expanduser(input_dir)
     recipe = REGISTRY.get(raw_config.get("recipe", ""))
     hook = getattr(recipe, "input_ids", None)
     if hook is None:

@@ -34,8 +34,12 @@ def run_build(
     beam_args: list[str] | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Runs the build stage of ``config.recipe`` from ``input_dir`` into ``out``; returns the updated manifest."""
+    """Runs the build stage of ``config.recipe`` from ``input_dir`` into ``out``; returns the updated manifest.
+
+    ``input_dir`` is recorded absolute (``fs.absolute``), so the audit's recount of the raw inputs finds them from
+    any working directory."""
     recipe = get_recipe(config.recipe)
+    input_dir = fs.absolute(input_dir)
     build, plan = plan_build(config, input_dir)
 
     def work(ctx: StageContext) -> dict[str, Any]:
