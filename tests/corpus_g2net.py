@@ -115,6 +115,19 @@ def add_g2net_corpus(raw: Path, good: np.ndarray, outlier_in_range: bool = True)
     rows.append("duplica040,1,duplica040")
     put("nogroup041", npy_bytes(good), s.MISSING_GROUP)
     rows[-1] = "nogroup041,1,  "
+    # ---- truth-CSV rows (g2net.truth_csv): one id listed twice with different values, or twice the same ----
+    truth_header = (raw / "injections.csv").read_text().splitlines()[0].split(",")
+    truth_rows = []
+    for uid, snrs, outcome in (
+        ("truthdif43", ("5.0", "6.0"), s.DUPLICATE_TRUTH_ROW),
+        ("truthsam44", ("7.5", "7.5"), WRITTEN),
+    ):
+        put(uid, npy_bytes(noise), outcome, label="0")
+        for snr in snrs:
+            fields = {**dict.fromkeys(truth_header, ""), "id": uid, "source_id": uid, "target": "0", "snr": snr}
+            truth_rows.append(",".join(fields[c] for c in truth_header))
+    with open(raw / "injections.csv", "a") as handle:
+        handle.write("\n".join(truth_rows) + "\n")
     data = "\n".join(rows).encode() + b"\n"
     # ---- rows that are not rows: a wrong field count, a non-UTF-8 byte ----
     data += b"too,many,fields,here\n" + b"bad\xffbyte42,1,bad\xffbyte42\n"

@@ -69,6 +69,14 @@ def test_every_case_has_its_outcome(corpus_run):
     assert not [r for r in rejected if r["reason"] == INTERNAL_ERROR]
 
 
+def test_identical_truth_rows_are_one_row(corpus_run):
+    """truthsam44 is listed twice with the same values: written with its truth; truthdif43 (two different rows)
+    is rejected as duplicate_truth_row (test_every_case_has_its_outcome), never written with empty truth."""
+    rows = {row["uid"]: row for row in _rows(corpus_run["out"] / "tfrecords")}
+    assert rows["truthsam44"]["snr"] == "7.5"
+    assert "truthdif43" not in rows
+
+
 def test_nothing_is_lost(corpus_run):
     build = json.loads((corpus_run["out"] / "manifest.json").read_text())["stages"]["build"]
     expected = corpus_run["expected"]

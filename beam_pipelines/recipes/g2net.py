@@ -70,6 +70,19 @@ def resolve_join(
     return Candidate(uid=uid, path=paths[0], target_id=target_id, label=label, row=row)
 
 
+def resolve_truth(truth_rows: list[dict[str, str]]) -> dict[str, str]:
+    """The one truth-CSV row of a sample id (``{}`` when it has none); identical repeated rows are one row.
+    Rows that differ leave the truth ambiguous: RejectedInput(DUPLICATE_TRUTH_ROW), never a silent pick or empty
+    truth columns."""
+    distinct = {tuple(sorted(row.items())) for row in truth_rows}
+    if len(distinct) > 1:
+        raise strain_lib.RejectedInput(
+            strain_lib.DUPLICATE_TRUTH_ROW,
+            f"{len(truth_rows)} rows of the truth CSV list this id, {len(distinct)} of them different",
+        )
+    return truth_rows[0] if truth_rows else {}
+
+
 class _ResolveJoinFn(beam.DoFn):
     def __init__(self, cfg: G2NetConfig):
         self._cfg = cfg
@@ -93,10 +106,10 @@ class _ResolveJoinFn(beam.DoFn):
         irregular = tuple(path for path, regular in entries if not regular)
         try:
             candidate = resolve_join(uid, paths, label_rows, self._cfg, irregular)
+            truth = resolve_truth(truth_rows)
         except strain_lib.RejectedInput as error:
             yield reject(STAGE, ";".join(sorted(paths)) or uid, error.reason, error.detail)
             return
-        truth = truth_rows[0] if len(truth_rows) == 1 else {}
         yield Candidate(**{**candidate.__dict__, "row": {**truth, **candidate.row}})
 
 
