@@ -8,6 +8,7 @@ never an output that looks complete. Without ``--overwrite`` a stage refuses to 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -113,6 +114,44 @@ def _check_can_replace(out: str, paths: list[str]) -> None:
             raise StageError(
                 f"--overwrite: cannot write in {folder} ({error}); nothing was deleted. Fix the permissions and rerun"
             ) from None
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    """The sha256 of a resolved config (its JSON with sorted keys): equal hashes, equal configs."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): value}
+
+
+def config_changes(base: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """``{dotted key: value in config}`` for every key whose value differs from ``base`` (a key only in ``base``
+    maps to None)."""
+    old, new = _flatten(base), _flatten(config)
+    return {key: new.get(key) for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)}
+
+
+def stage_config_entry(out: str, stage: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What a stage records of the config it ran with: its hash, and (after build) the keys in which it differs
+    from the manifest's ``config`` (the build's). Raises StageError when it names another recipe than the build
+    (a stage of one recipe cannot read another recipe's examples)."""
+    entry: dict[str, Any] = {"config_sha256": config_sha256(config)}
+    built = read_manifest(out).get("config")
+    if stage == STAGES[0] or not built:
+        return entry
+    if built.get("recipe") != config.get("recipe"):
+        raise StageError(
+            f"config key 'recipe': '{config.get('recipe')}' but {out} was built with recipe '{built.get('recipe')}'; "
+            "use the build's config (or rebuild with --overwrite)"
+        )
+    entry["config_changes"] = config_changes(built, config)
+    return entry
 
 
 def finish_stage(run: StageRun, summary: dict[str, Any], config: dict[str, Any] | None = None) -> dict[str, Any]:

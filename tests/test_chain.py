@@ -251,3 +251,34 @@ def test_read_shard_with_table_joins_rows_by_uid(chain):
     for r in records:
         assert r.row["snr"] == table[r.uid]["snr"] and "shard" not in r.row
         assert example_keys(r.example)[0] == r.uid
+
+
+def test_every_stage_records_the_config_it_ran_with(chain, tmp_path):
+    """Each stage entry has the hash of its config; a stage rerun with other --set values records how its config
+    differs from the build's; a stage under another recipe's config is refused naming 'recipe'."""
+    import shutil
+
+    from beam_pipelines import cli
+
+    data = json.loads((chain["out"] / "manifest.json").read_text())
+    built = manifest.config_sha256(data["config"])
+    for stage in ("build", "split", "analyze", "normalize"):
+        assert data["stages"][stage]["config_sha256"] == built
+    assert all(data["stages"][s]["config_changes"] == {} for s in ("split", "analyze", "normalize"))
+
+    out = tmp_path / "ds"
+    shutil.copytree(chain["out"], out)
+    rerun = ["split", "--config", "run_configs/demo.yaml", "--output", str(out), "--overwrite"]
+    sets = ["--set", "build.examples_per_shard=16", "--set", "split.fractions={train: 0.6, val: 0.2, test: 0.2}"]
+    assert cli.main([*rerun, *sets, "--set", "split.examples_per_shard=7"]) == 0
+    data = json.loads((out / "manifest.json").read_text())
+    assert data["stages"]["split"]["config_changes"] == {"split.examples_per_shard": 7}
+    assert data["stages"]["split"]["config_sha256"] != built
+    assert data["stages"]["build"]["config_sha256"] == manifest.config_sha256(data["config"]) == built
+
+    before = (out / "manifest.json").read_text()
+    tce = ["split", "--config", "run_configs/tce_kepler.yaml", "--output", str(out), "--overwrite"]
+    with pytest.raises(manifest.StageError, match="config key 'recipe'"):
+        split.run_split(load_config(DatasetConfig, "run_configs/tce_kepler.yaml"), str(out), overwrite=True)
+    assert cli.main(tce) == 2
+    assert (out / "manifest.json").read_text() == before  # refused before anything was replaced

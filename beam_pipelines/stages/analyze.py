@@ -199,7 +199,9 @@ def run_analyze(
             "finite": bool(all(np.isfinite(v).all() for v in stats.values())),
         }
 
-    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="split", check=check_stats)
+    return run_stage(
+        STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="split", check=check_stats, config=config
+    )
 
 
 def check_stats(summary: dict[str, Any]) -> None:

@@ -286,4 +286,4 @@ def run_filter(
             "conditions": [_describe(c) for c in conditions],
         }
 
-    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="normalize")
+    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="normalize", config=config)

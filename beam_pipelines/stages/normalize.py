@@ -248,5 +248,12 @@ def run_normalize(
         }
 
     return run_stage(
-        STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="analyze", check=check_normalized
+        STAGE,
+        out,
+        work,
+        beam_args=beam_args,
+        overwrite=overwrite,
+        requires="analyze",
+        check=check_normalized,
+        config=config,
     )

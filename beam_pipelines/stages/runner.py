@@ -97,12 +97,16 @@ def run_stage(
     """Runs ``work`` as stage ``stage`` on the dataset folder ``out`` and returns the updated manifest.
 
     The stage holds the folder's exclusive lock (``beam_pipelines/lock.py``; re-entrant inside ``sigforge run``).
-    ``config`` (a DatasetConfig), when given, is recorded in the manifest as resolved. ``check(summary)``, when
-    given, inspects the stage's own output before it is published and raises StageError when it is wrong
-    (non-finite, degenerate, counts that do not add up). Nothing is published unless ``work`` returns and the
-    check passes: a failed pipeline or check leaves at most the stage's ``.tmp_`` folder.
+    ``config`` (a DatasetConfig) is the config the stage runs with: build records it in the manifest as resolved
+    (``config``); every stage records its ``config_sha256`` and, after build, its ``config_changes`` against the
+    build's (``manifest.stage_config_entry``), so a stage rerun with other ``--set`` values says so.
+    ``check(summary)``, when given, inspects the stage's own output before it is published and raises StageError
+    when it is wrong (non-finite, degenerate, counts that do not add up). Nothing is published unless ``work``
+    returns and the check passes: a failed pipeline or check leaves at most the stage's ``.tmp_`` folder.
     """
+    resolved = config.model_dump(mode="json") if config is not None else None
     with dataset_lock(out, f"sigforge {stage}"):
+        recorded = manifest.stage_config_entry(out, stage, resolved) if resolved is not None else {}
         run = manifest.begin_stage(out, stage, overwrite, requires=requires)
         started = time.monotonic()
         summary = work(StageContext(run, beam_args))
@@ -111,8 +115,8 @@ def run_stage(
         _LOG.info("%s: %s", stage, _one_line(summary))
         if check is not None:
             check(summary)
-        recorded = config.model_dump(mode="json") if config is not None else None
-        return manifest.finish_stage(run, summary, config=recorded)
+        summary.update(recorded)
+        return manifest.finish_stage(run, summary, config=resolved if stage == "build" else None)
 
 
 def _one_line(summary: dict[str, Any]) -> str:

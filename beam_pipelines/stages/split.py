@@ -151,4 +151,4 @@ def run_split(
             )
         return {**summarize_counts(ctx.counts()), "fractions": dict(split.fractions), "salt": split.salt}
 
-    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="build")
+    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="build", config=config)
