@@ -1,7 +1,8 @@
 """A corpus of bad light-curve inputs for the TCE recipe, added to a clean generated sample in one raw folder.
 
-``add_tce_corpus(raw)`` writes every case and returns ``(files, rows)``: ``{file name: reason}`` for the light
-curves and ``{tce row text prefix: reason}`` for TCE-table rows. Each bad file belongs to its own star without
+``add_tce_corpus(raw)`` writes every case and returns ``(files, rows, uids)``: ``{file name: reason}`` for the
+light curves, ``{tce row text prefix: reason}`` for TCE-table rows that do not parse, and ``{tce_uid: reason}``
+for rows that parse but cannot become examples. Each bad file belongs to its own star without
 a TCE row, so the file's own rejection is its only outcome.
 """
 
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from beam_pipelines.recipes.inputs import UNDECODABLE_ROW
+from transforms.contract import MALFORMED_ROW
+from transforms.csv_rows import UNDECODABLE_ROW
 from transforms.recipes.tce import sample as tce_sample
 from transforms.recipes.tce import schema
 
@@ -76,6 +78,12 @@ def add_tce_corpus(raw: Path, tce_rows: list[dict[str, str]]) -> tuple[dict[str,
     files["kplr006000013-folder_llc.fits"] = schema.NOT_A_REGULAR_FILE
     os.symlink(bad / "missing.fits", bad / "kplr006000014-dangling_llc.fits")
     files["kplr006000014-dangling_llc.fits"] = schema.NOT_A_REGULAR_FILE
+    empty, empty_int = np.zeros(0), np.zeros(0, np.int32)
+    lc("kplr006000015-zerorows_llc.fits", 6000015, TIME=("D", empty), PDCSAP_FLUX=("D", empty),
+       PDCSAP_FLUX_ERR=("D", empty), SAP_QUALITY=("J", empty_int))  # fmt: skip
+    files["kplr006000015-zerorows_llc.fits"] = schema.EMPTY_LIGHT_CURVE
+    lc("kplr006000016-nantime_llc.fits", 6000016, TIME=("D", time * np.nan))
+    files["kplr006000016-nantime_llc.fits"] = schema.EMPTY_LIGHT_CURVE
 
     # TCE-table rows on the first sample star (its light curves are good), each with one defect.
     base = tce_rows[0]
@@ -86,6 +94,11 @@ def add_tce_corpus(raw: Path, tce_rows: list[dict[str, str]]) -> tuple[dict[str,
         "infinite epoch": ({**base, "tce_plnt_num": "24", "tce_time0bk": "inf"}, schema.BAD_TCE),
         "huge period": ({**base, "tce_plnt_num": "25", "tce_period": "1e400"}, schema.BAD_PERIOD),
         "empty target": ({**base, "tce_plnt_num": "26", "target_id": ""}, schema.BAD_TCE),
+        "nan period": ({**base, "tce_plnt_num": "27", "tce_period": "nan"}, schema.BAD_PERIOD),
+        "long duration": (
+            {**base, "tce_plnt_num": "28", "tce_duration": str(float(base["tce_period"]) * 30)},
+            schema.BAD_TCE,
+        ),  # fmt: skip
     }
     header = list(base)
     lines = [",".join(str(row[c]) for c in header) for row, _ in rows.values()]
@@ -93,6 +106,17 @@ def add_tce_corpus(raw: Path, tce_rows: list[dict[str, str]]) -> tuple[dict[str,
     undecodable = ",".join(str(base[c]) for c in header).replace(str(base["tce_plnt_num"]), "2\xff7", 1)
     data = "\n".join(lines).encode() + b"\n" + undecodable.encode("latin-1") + b"\n"
     expected_rows[undecodable[:20].encode("latin-1").decode("utf-8", "backslashreplace")] = UNDECODABLE_ROW
+    # TCE rows that parse but cannot be examples, named by their tce_uid: the first sample row once more, and a
+    # TCE of a star with no light curve.
+    header_line = ",".join(header)
+    orphan = {**base, "target_id": "6999999", "tce_plnt_num": "1"}
+    data += (",".join(str(base[c]) for c in header) + "\n" + ",".join(str(orphan[c]) for c in header) + "\n").encode()
+    data += b"one,field,too,many," + header_line.encode() + b"\n"
+    expected_rows["one,field,too,many"] = MALFORMED_ROW
+    uids = {
+        f"{base['target_id']}-{base['tce_plnt_num']}": schema.DUPLICATE_TCE,
+        "6999999-1": schema.TCE_WITHOUT_LIGHT_CURVE,
+    }
     with open(raw / "tces.csv", "ab") as handle:
         handle.write(data)
-    return files, expected_rows
+    return files, expected_rows, uids

@@ -4,7 +4,11 @@ The manifest's counts (seen = written + rejected) can be edited together with th
 cannot. For a recipe with an ``input_ids(config, input_dir, fs)`` hook (one id per raw input, e.g. G2Net's
 ``.npy`` files), the audit re-lists the inputs under the build's recorded ``input_dir`` and requires each id to
 be a written example (a uid of the raw data tables) or a rejection (an id or a path of ``rejected/build.csv``).
-An example removed from every stage with every count adjusted is found here. When ``input_dir`` is not
+A recipe whose inputs are not one example each (TCE: a table row becomes several transits, a file serves a star)
+has the general hook ``unaccounted_inputs(config, input_dir, fs, written_rows, rejected_rows)`` instead: it gets
+the raw data-table rows and the rejection rows and names every input that is neither
+(``transforms/recipes/tce/recount.py``). An example, a TCE or a star removed from every stage with every count
+adjusted is found here. When ``input_dir`` is not
 reachable from where the audit runs, the check is skipped with an info line (it cannot be decided).
 """
 
@@ -18,7 +22,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from transforms.contract import REJECTED_DIR, sample_id
+from transforms.contract import RAW_DIR, REJECTED_DIR, TABLE_PATTERN, sample_id
 
 _LOG = logging.getLogger(__name__)
 SHOWN = 5
@@ -38,13 +42,23 @@ def list_matching(fs: Any, folder: str, pattern: str) -> list[str]:
     return [path for path in fs.list_tree(folder) if path.startswith(base) and regex.match(path[len(base) :])]
 
 
+def _rejected_rows(fs: Any, out: str) -> list[dict[str, str]]:
+    path = fs.join(out, REJECTED_DIR, "build.csv")
+    return list(csv.DictReader(io.StringIO(fs.read_text(path)))) if fs.exists(path) else []
+
+
+def _raw_rows(fs: Any, out: str) -> list[dict[str, str]]:
+    """Every row of the raw data tables (``OUT/tfrecords/data_tbl_*.csv``)."""
+    rows: list[dict[str, str]] = []
+    for path in fs.glob(fs.join(out, RAW_DIR, TABLE_PATTERN)):
+        rows += csv.DictReader(io.StringIO(fs.read_text(path)))
+    return rows
+
+
 def _rejected_ids(fs: Any, out: str, suffix: str) -> set[str]:
     """Ids and paths named by ``rejected/build.csv`` (a duplicate id lists its paths joined by ``;``)."""
-    path = fs.join(out, REJECTED_DIR, "build.csv")
-    if not fs.exists(path):
-        return set()
     named: set[str] = set()
-    for row in csv.DictReader(io.StringIO(fs.read_text(path))):
+    for row in _rejected_rows(fs, out):
         for part in row.get("uid_or_path", "").split(";"):
             named.update((part, sample_id(part, suffix)))
     return named
@@ -63,8 +77,8 @@ def check_inputs_accounted(fs: Any, out: str, manifest: dict[str, Any], written_
     if "://" not in input_dir:  # recorded absolute since the build normalizes it; older manifests may hold "~"
         input_dir = os.path.expanduser(input_dir)
     recipe = REGISTRY.get(raw_config.get("recipe", ""))
-    hook = getattr(recipe, "input_ids", None)
-    if hook is None:
+    general, input_ids = getattr(recipe, "unaccounted_inputs", None), getattr(recipe, "input_ids", None)
+    if general is None and input_ids is None:
         return []
     if not fs.exists(input_dir):
         _LOG.info("audit: the build's input folder %s is not reachable here; inputs not recounted", input_dir)
@@ -73,9 +87,12 @@ def check_inputs_accounted(fs: Any, out: str, manifest: dict[str, Any], written_
         config = validate(DatasetConfig, raw_config, f"{out} manifest 'config'")
     except ConfigError as error:
         return [f"build: the manifest's config does not validate: {error}"]
-    suffix = getattr(recipe.serving, "input_suffix", "") if recipe.serving is not None else ""
-    accounted = set(written_uids) | _rejected_ids(fs, out, suffix)
-    missing = sorted({uid for uid in hook(config, input_dir, fs) if uid not in accounted})
+    if general is not None:
+        missing = general(config, input_dir, fs, _raw_rows(fs, out), _rejected_rows(fs, out))
+    else:
+        suffix = getattr(recipe.serving, "input_suffix", "") if recipe.serving is not None else ""
+        accounted = set(written_uids) | _rejected_ids(fs, out, suffix)
+        missing = sorted({uid for uid in input_ids(config, input_dir, fs) if uid not in accounted})
     if not missing:
         return []
     shown = ", ".join(missing[:SHOWN]) + (" ..." if len(missing) > SHOWN else "")

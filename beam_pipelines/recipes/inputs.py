@@ -6,7 +6,6 @@ row with the wrong field count is rejected (``malformed_csv_row``); neither fail
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -14,10 +13,11 @@ import apache_beam as beam
 from beam_pipelines import fs
 from beam_pipelines.rejects import REJECTED, guarded, reject
 from transforms.config import ConfigError
-from transforms.contract import MALFORMED_ROW, RejectedInput
+from transforms.contract import RejectedInput
+from transforms.csv_rows import UNDECODABLE_ROW as UNDECODABLE_ROW  # the pure parts live in transforms/ (the
+from transforms.csv_rows import decode_csv_line, parse_csv_line, parse_header, row_key  # audit's recount uses them)
 
 SEEN = "seen"
-UNDECODABLE_ROW = "undecodable_csv_row"
 
 
 @dataclass(frozen=True)
@@ -32,25 +32,14 @@ def read_csv_header(path: str) -> tuple[str, ...]:
     with fs.open_read(path) as handle:
         raw = handle.readline()
     try:
-        first = raw.decode("utf-8-sig").strip()
+        return parse_header(raw)
     except UnicodeDecodeError as error:
         raise ConfigError(f"CSV {path}: the header line is not UTF-8 ({error})") from None
-    return tuple(next(csv.reader([first]))) if first else ()
 
 
 def read_csv_lines(path: str) -> beam.PTransform:
     """The data lines of a CSV (header skipped) as raw bytes, for ``ParseCsvFn`` to decode row by row."""
     return beam.io.ReadFromText(path, skip_header_lines=1, coder=beam.coders.BytesCoder())
-
-
-def decode_csv_line(line: bytes | str) -> str:
-    """One CSV line as text; raises RejectedInput(UNDECODABLE_ROW) when it is not UTF-8."""
-    if isinstance(line, str):
-        return line
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise RejectedInput(UNDECODABLE_ROW, f"not UTF-8 ({error}): {line[:200]!r}") from None
 
 
 def csv_source(input_dir: str, relative: str, key: str) -> CsvSource:
@@ -59,17 +48,6 @@ def csv_source(input_dir: str, relative: str, key: str) -> CsvSource:
     if not fs.exists(path):
         raise ConfigError(f"config key '{key}': file {path} does not exist")
     return CsvSource(path, read_csv_header(path))
-
-
-def parse_csv_line(line: str, header: tuple[str, ...]) -> dict[str, str]:
-    """One CSV line -> a dict keyed by header; raises RejectedInput(MALFORMED_ROW) on a wrong field count."""
-    fields = next(csv.reader([line]), [])
-    if len(fields) != len(header):
-        raise RejectedInput(
-            MALFORMED_ROW,
-            f"expected {len(header)} fields {header}, got {len(fields)}: {line[:200]!r}",
-        )
-    return dict(zip(header, fields, strict=True))
 
 
 class ParseCsvFn(beam.DoFn):
@@ -82,15 +60,15 @@ class ParseCsvFn(beam.DoFn):
         self._what = what
 
     def process(self, line: bytes | str):
-        shown = line[:80].decode("utf-8", "backslashreplace") if isinstance(line, bytes) else line[:80]
-        yield from guarded(self._stage, f"{self._what}:{shown}", self._parse(line, shown))
+        key = row_key(self._what, line)
+        yield from guarded(self._stage, key, self._parse(line, key))
 
-    def _parse(self, line: bytes | str, shown: str):
+    def _parse(self, line: bytes | str, key: str):
         try:
             row = parse_csv_line(decode_csv_line(line), self._header)
         except RejectedInput as error:
-            yield beam.pvalue.TaggedOutput(SEEN, shown)
-            yield reject(self._stage, f"{self._what}:{shown}", error.reason, error.detail)
+            yield beam.pvalue.TaggedOutput(SEEN, key.partition(":")[2])
+            yield reject(self._stage, key, error.reason, error.detail)
         else:
             yield row[self._id_column].strip(), row
 

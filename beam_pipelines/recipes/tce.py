@@ -29,14 +29,16 @@ from apache_beam.metrics import Metrics
 from beam_pipelines import fs
 from beam_pipelines.counting import Tally
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
-from beam_pipelines.recipes.inputs import CsvSource, csv_source, decode_csv_line, parse_csv_line, read_csv_lines
+from beam_pipelines.recipes.inputs import CsvSource, csv_source, read_csv_lines
 from beam_pipelines.rejects import REJECTED, guarded, reject
 from beam_pipelines.shards import ShardRecord
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput, encode_example
+from transforms.csv_rows import decode_csv_line, parse_csv_line, row_key
 from transforms.recipes.tce import fits_io, schema, target, tce_table
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.recipe import TCE_UID
+from transforms.recipes.tce.recount import TCE_ROW
 
 STAGE = "build"
 
@@ -109,14 +111,14 @@ class _ParseTceFn(beam.DoFn):
         self._cfg = cfg
 
     def process(self, line: bytes | str):
-        shown = line[:80].decode("utf-8", "backslashreplace") if isinstance(line, bytes) else line[:80]
-        yield from guarded(STAGE, f"tce_csv:{shown}", self._parse(line, shown))
+        key = row_key(TCE_ROW, line)
+        yield from guarded(STAGE, key, self._parse(line, key))
 
-    def _parse(self, line: bytes | str, shown: str):
+    def _parse(self, line: bytes | str, key: str):
         try:
             tce = tce_table.parse_tce(parse_csv_line(decode_csv_line(line), self._header), self._cfg)
         except RejectedInput as error:
-            yield reject(STAGE, f"tce_csv:{shown}", error.reason, error.detail)
+            yield reject(STAGE, key, error.reason, error.detail)
             return
         yield tce.target_id, tce
 

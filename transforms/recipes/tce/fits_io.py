@@ -115,10 +115,13 @@ def _open_table(data: bytes, path: str, wanted: list[str]) -> tuple[list[fits.He
                 header = hdu.header
                 columns = [str(header.get(f"TTYPE{i}", "")).strip() for i in range(1, int(header["TFIELDS"]) + 1)]
                 present = [c for c in wanted if c in columns]
-                try:
-                    loaded = _columns_from_bytes(header, data, int(hdu.fileinfo()["datLoc"]), present)
-                except LookupError:
-                    loaded = {name: np.array(hdu.data[name]) for name in present}
+                if int(header.get("NAXIS2", 0)) == 0:  # a table of 0 cadences: empty, not unreadable
+                    loaded = {name: np.zeros(0) for name in present}
+                else:
+                    try:
+                        loaded = _columns_from_bytes(header, data, int(hdu.fileinfo()["datLoc"]), present)
+                    except LookupError:
+                        loaded = {name: np.array(hdu.data[name]) for name in present}
                 return [hdul[0].header.copy(), header.copy()], columns, loaded
     except (OSError, ValueError, TypeError, IndexError, KeyError) as error:
         raise RejectedInput(UNREADABLE_FITS, f"not a readable FITS light curve: {error}") from None

@@ -71,6 +71,14 @@ class TceRecipe:
 
         return report_figures(config, out, manifest, fs)
 
+    def unaccounted_inputs(
+        self, config: Any, input_dir: str, fs: Any, written_rows: list[dict], rejected_rows: list[dict]
+    ) -> list[str]:
+        """The audit's recount of the raw inputs (TCE-table rows, TCEs, light-curve files); see ``recount.py``."""
+        from transforms.recipes.tce.recount import unaccounted_inputs
+
+        return unaccounted_inputs(config, input_dir, fs, written_rows, rejected_rows)
+
     def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:
         from transforms.recipes.tce.sample import write_tce_sample
 
