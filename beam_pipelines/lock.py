@@ -3,9 +3,14 @@
 The lock is the file ``OUT/.sigforge.lock``, a small JSON naming the holder (host, pid, start time, command
 and a random token). It is created with create-if-absent semantics as far as the filesystem allows: locally
 ``O_CREAT | O_EXCL`` (atomic); on object stores, which have no such primitive through Beam's ``FileSystems``, the
-holder checks that no lock exists, writes its own and reads it back to confirm its token (two writers racing
-inside that window are not excluded; the window is one round trip). Within one thread the lock is re-entrant,
-so ``sigforge run`` holds it across its stages and each stage re-takes it; another thread or process is refused.
+holder checks that no lock exists, writes its own, reads it back, waits ``settle_seconds()`` (2 s) and reads it
+back again: of writers that all passed the check in the same round trip, only the last one to write still
+finds its token, and the others refuse. Every stage also re-reads the lock (``verify``) before ``--overwrite``
+deletes and before it publishes. What remains: a writer whose check and write are more than the settle time
+apart can still overwrite a lock taken meanwhile; that holder then finds the foreign token at its next
+``verify`` and stops without deleting or publishing (its pipeline's work is lost, the data stays true). Within
+one thread the lock is re-entrant, so ``sigforge run`` holds it across its stages and each stage re-takes it;
+another thread or process is refused.
 
 A run that is killed leaves its lock behind; the refusal names the holder and says how to clear a stale one.
 """
@@ -19,6 +24,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -104,14 +110,42 @@ def _create_local(path: str, payload: bytes, created: list[str]) -> bool:
     return True
 
 
+def settle_seconds() -> float:
+    """How long an object-store lock waits after writing before it re-reads its token (``SIGFORGE_LOCK_SETTLE_S``,
+    default 2 s): a competitor that found no lock in the same round trip writes within this time."""
+    return float(os.environ.get("SIGFORGE_LOCK_SETTLE_S", "2"))
+
+
+def _token_at(path: str) -> str | None:
+    try:
+        return json.loads(fs.read_text(path)).get("token")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _create_remote(path: str, payload: bytes, token: str) -> bool:
+    """Check, write, read back, wait ``settle_seconds``, read back again: of writers that raced past the check,
+    only the last one still finds its own token; the others refuse (and leave its lock alone)."""
     if fs.exists(path):
         return False
     fs.write_bytes(path, payload)
-    try:
-        return json.loads(fs.read_text(path)).get("token") == token
-    except (OSError, ValueError):
+    if _token_at(path) != token:
         return False
+    time.sleep(settle_seconds())
+    return _token_at(path) == token
+
+
+def verify(out: str) -> None:
+    """Raises DatasetLocked unless the lock file still names this thread's holder: called before a stage deletes
+    (``--overwrite``) and before it publishes, so a run that lost its lock (another writer on an object store, a
+    lock deleted by hand) changes nothing. A no-op where this thread holds no lock on ``out``."""
+    path = lock_path(out)
+    held = _HELD.get((path, threading.get_ident()))
+    if held is not None and (read_holder(out) or {}).get("token") != held[0]:
+        raise DatasetLocked(
+            f"{out}: this run no longer holds {path} (another run replaced or removed it); nothing was "
+            "deleted or published by this stage. " + str(_refuse(out))
+        )
 
 
 def acquire(out: str, what: str = "") -> None:

@@ -89,6 +89,9 @@ def begin_stage(out: str, stage: str, overwrite: bool, requires: str | None = No
         shown = ", ".join(existing) or f"manifest entry '{stage}'"
         raise StageError(f"{out} already has the '{stage}' output ({shown}); pass --overwrite to replace it")
     if overwrite:
+        from beam_pipelines.lock import verify  # lock imports this module
+
+        verify(out)  # still ours: nothing is deleted by a run that lost the folder's lock
         doomed = [fs.join(out, rel.rstrip("/")) for name in later for rel in STAGE_OUTPUTS[name]]
         doomed.append(fs.join(out, REPORT_DIR))  # describes the replaced stages: stale from here on
         _check_can_replace(out, [path for path in doomed if fs.exists(path)])
@@ -155,7 +158,11 @@ def stage_config_entry(out: str, stage: str, config: dict[str, Any]) -> dict[str
 
 
 def finish_stage(run: StageRun, summary: dict[str, Any], config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Publishes the stage's outputs from its temporary folder and records ``summary`` in the manifest."""
+    """Publishes the stage's outputs from its temporary folder and records ``summary`` in the manifest (after
+    checking that this run still holds the folder's lock, ``lock.verify``)."""
+    from beam_pipelines.lock import verify  # lock imports this module
+
+    verify(run.out)
     for rel in STAGE_OUTPUTS[run.stage]:
         src = run.tmp_path(rel)
         if not fs.exists(src):

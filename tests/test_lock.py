@@ -176,3 +176,63 @@ def threading_acquire(out: str) -> None:
     thread.join()
     if errors:
         raise errors[0]
+
+
+def test_object_store_writers_racing_past_the_check_leave_one_holder(monkeypatch):
+    """Two runs both find no lock on an object store (memfs://) and both write theirs, the second one 50 ms
+    later; each reads back its own token at first. After the settle wait only the last writer holds the lock."""
+    import threading
+
+    import memfs
+
+    memfs.clear()
+    out = f"{memfs.PREFIX}race/ds"
+    monkeypatch.setenv("SIGFORGE_LOCK_SETTLE_S", "0.5")
+    both_checked = threading.Barrier(2)
+    real_write = fs.write_bytes
+
+    def write_after_both_checked(path, data):
+        if path.endswith(lock.LOCK_FILE):
+            both_checked.wait(timeout=10)
+            if threading.current_thread().name == "second":
+                time.sleep(0.05)
+        real_write(path, data)
+
+    monkeypatch.setattr(fs, "write_bytes", write_after_both_checked)
+    outcome: dict[str, str] = {}
+
+    def run(name):
+        try:
+            lock.acquire(out, name)
+            outcome[name] = "held"
+        except lock.DatasetLocked:
+            outcome[name] = "refused"
+
+    threads = [threading.Thread(target=run, args=(name,), name=name) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcome == {"first": "refused", "second": "held"}
+    assert lock.read_holder(out)["command"] == "second"
+    memfs.clear()
+
+
+def test_a_run_that_lost_its_lock_neither_deletes_nor_publishes(clean, tmp_path):
+    """The lock file is replaced under a holding run (another writer, or deleted by hand and retaken): --overwrite
+    refuses before deleting, and a finished stage refuses before publishing."""
+    out = tmp_path / "ds"
+    shutil.copytree(clean, out)
+    files_before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    with lock.dataset_lock(str(out), "sigforge split"):
+        (out / lock.LOCK_FILE).write_text(json.dumps({"host": "other", "pid": 7, "token": "theirs"}))
+        with pytest.raises(lock.DatasetLocked, match="no longer holds"):
+            manifest.begin_stage(str(out), "split", overwrite=True, requires="build")
+        files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != lock.LOCK_FILE)
+        assert files == files_before
+        run = manifest.StageRun(str(out), "filter")
+        (out / ".tmp_filter").mkdir()
+        with pytest.raises(lock.DatasetLocked, match="no longer holds"):
+            manifest.finish_stage(run, {"seen": 0})
+        assert "filter" not in json.loads((out / "manifest.json").read_text())["stages"]
+    assert json.loads((out / lock.LOCK_FILE).read_text())["token"] == "theirs"  # theirs is left alone
