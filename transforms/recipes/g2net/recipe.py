@@ -134,6 +134,7 @@ class G2NetRecipe:
         """The id of every raw input, recounted by the audit: each ``.npy`` matched by ``g2net.npy_glob`` and each
         well-formed row of the labels CSV (a malformed row has no reliable id; the build rejects it as such)."""
         from transforms.audit_inputs import list_matching
+        from transforms.csv_rows import data_lines, parse_header
 
         section: G2NetConfig = config.section
         ids = [sample_id(path) for path in list_matching(fs, input_dir, section.npy_glob)]
@@ -141,16 +142,20 @@ class G2NetRecipe:
         path = labels if "://" in labels or labels.startswith("/") else fs.join(input_dir, labels)
         if not fs.exists(path):
             return ids
+        data = fs.read_bytes(path)
+        try:
+            header = list(parse_header(data.split(b"\n", 1)[0]))  # a byte-order mark is not part of the name
+        except UnicodeDecodeError:
+            return ids
         lines = []
-        for raw in fs.read_bytes(path).splitlines():
+        for raw in data_lines(data):
             try:
                 lines.append(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 continue  # rejected by the build as an undecodable row, without an id
-        rows = csv.reader(lines)
-        header = next(rows, [])
         if section.id_column in header:
             column = header.index(section.id_column)
+            rows = csv.reader(lines)
             ids += [row[column].strip() for row in rows if len(row) == len(header) and row[column].strip()]
         return ids
 
