@@ -111,11 +111,17 @@ def add_tce_corpus(raw: Path, tce_rows: list[dict[str, str]]) -> tuple[dict[str,
     header_line = ",".join(header)
     orphan = {**base, "target_id": "6999999", "tce_plnt_num": "1"}
     data += (",".join(str(base[c]) for c in header) + "\n" + ",".join(str(orphan[c]) for c in header) + "\n").encode()
+    # A TCE shorter than one cadence (6 min vs 29.4 min) on a good light curve: no window can resolve it.
+    lc("kplr006000020-good_llc.fits", 6000020)
+    short = {**base, "target_id": "6000020", "tce_plnt_num": "1", "tce_period": "0.5", "tce_time0bk": "300.1",
+             "tce_duration": "0.1"}  # fmt: skip
+    data += (",".join(str(short[c]) for c in header) + "\n").encode()
     data += b"one,field,too,many," + header_line.encode() + b"\n"
     expected_rows["one,field,too,many"] = MALFORMED_ROW
     uids = {
         f"{base['target_id']}-{base['tce_plnt_num']}": schema.DUPLICATE_TCE,
         "6999999-1": schema.TCE_WITHOUT_LIGHT_CURVE,
+        "6000020-1": schema.UNRESOLVED_TRANSIT,
     }
     with open(raw / "tces.csv", "ab") as handle:
         handle.write(data)

@@ -43,3 +43,16 @@ def test_bjd_epochs_are_converted_with_the_header_reference():
     tce = tce_table.parse_tce(make_row(period="4.0", epoch=str(2454833.0 + 101.3)), cfg)
     examples, _ = target.process_target("7", [make_curve([(4.0, 101.3, 6.0, 1000.0)])], [tce], cfg)
     assert examples[0].row["midtime"] == pytest.approx(101.3)
+
+
+@pytest.mark.parametrize("mode", ["transits", "views"])
+def test_a_transit_shorter_than_the_cadence_is_dropped_and_still_masked(mode):
+    """A 6-minute TCE on a 30-minute light curve cannot be resolved: dropped with its reason in both modes, while
+    the star's other TCE is still written."""
+    cfg = make_cfg(mode=mode)
+    good = tce_table.parse_tce(make_row(period="4.0", epoch="101.3"), cfg)
+    short = tce_table.parse_tce(make_row(number="2", period="1.7", epoch="100.2", duration="0.1"), cfg)
+    curve = make_curve([(4.0, 101.3, 6.0, 1000.0)])
+    examples, drops = target.process_target("7", [curve], [good, short], cfg)
+    assert [(d.what, d.reason) for d in drops] == [("7-2", schema.UNRESOLVED_TRANSIT)]
+    assert examples and {e.tce_uid for e in examples} == {"7-1"}

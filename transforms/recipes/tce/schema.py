@@ -39,6 +39,7 @@ TRANSIT_IN_GAP = "transit_in_gap"
 WINDOW_LOW_COVERAGE = "window_low_coverage"
 OVERLAPS_POSITIVE = "overlaps_positive_transit"
 NO_ROOM_FOR_OOT = "no_room_for_out_of_transit"
+UNRESOLVED_TRANSIT = "transit_shorter_than_cadence"
 
 HOURS_PER_DAY = 24.0
 
@@ -125,6 +126,19 @@ class Drop:
     what: str
     reason: str
     detail: str
+
+
+def unresolved_transit(tce: Tce, cadence_days: float) -> Drop | None:
+    """A Drop when ``tce``'s transit is shorter than one cadence of its light curve: no window or view can
+    resolve it (a sub-cadence TCE would give windows of one cadence interpolated over every bin); else None."""
+    if cadence_days > 0 and tce.duration_days < cadence_days:
+        return Drop(
+            tce.tce_uid,
+            UNRESOLVED_TRANSIT,
+            f"duration {tce.duration_hours:.3g} h is shorter than the light curve's cadence "
+            f"{cadence_days * HOURS_PER_DAY:.3g} h",
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from transforms.recipes.tce.schema import (
     Tce,
     TceExample,
     tce_row,
+    unresolved_transit,
 )
 
 
@@ -78,6 +79,9 @@ def view_examples(curve: Detrended, tces: Sequence[Tce], cfg: TceConfig) -> tupl
     examples: list[TceExample] = []
     drops: list[Drop] = []
     for tce in tces:
+        if (unresolved := unresolved_transit(tce, curve.cadence)) is not None:
+            drops.append(unresolved)  # still masked in the others' windows: its transits are real
+            continue
         others = [t for t in tces if t.tce_uid != tce.tce_uid]
         arrays, info = tce_views(curve, tce, others, cfg)
         if info["n_transits"] == 0:

@@ -34,6 +34,7 @@ from transforms.recipes.tce.schema import (
     Tce,
     TceExample,
     tce_row,
+    unresolved_transit,
 )
 
 OOT_DRAWS_PER_WINDOW = 200  # draws per out-of-transit slot before it is given up as no_room_for_out_of_transit
@@ -88,6 +89,9 @@ def transit_windows(
     all_transits = transit_intervals(tces, t_lo - reach, t_hi + reach, cfg.mask_width_factor)
     positive_transits = transit_intervals([t for t in tces if t.label == 1], t_lo, t_hi, cfg.mask_width_factor)
     for tce in tces:
+        if (unresolved := unresolved_transit(tce, curve.cadence)) is not None:
+            drops.append(unresolved)  # still masked in the others' windows: its transits are real
+            continue
         width = cfg.window_durations * tce.duration_days
         half = 0.5 * tce.duration_days
         mids = observed_transits(tce, spans)
