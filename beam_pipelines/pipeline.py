@@ -1,5 +1,4 @@
-"""``sigforge run``: every stage in order on one dataset folder, each published atomically; build + split and
-analyze + normalize each run as one pipeline (``stages/fused.py``)."""
+"""``sigforge run``: every stage in order on one dataset folder, each published atomically."""
 
 from __future__ import annotations
 
@@ -9,9 +8,10 @@ from typing import Any
 
 from beam_pipelines import fs, manifest
 from beam_pipelines.lock import dataset_lock
-from beam_pipelines.stages.analyze import check_analyze_config
-from beam_pipelines.stages.build import plan_build
-from beam_pipelines.stages.fused import run_analyze_normalize, run_build_split
+from beam_pipelines.stages.analyze import check_analyze_config, run_analyze
+from beam_pipelines.stages.build import plan_build, run_build
+from beam_pipelines.stages.normalize import run_normalize
+from beam_pipelines.stages.split import run_split
 from transforms.config import DatasetConfig
 from transforms.contract import MANIFEST
 
@@ -33,26 +33,22 @@ def run_all(
 def _run_stages(
     config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None, overwrite: bool
 ) -> dict[str, Any]:
-    # Fused where the atomic publish allows (beam_pipelines/stages/fused.py): 2 pipelines do the work of 4 stages.
-    steps = [
-        (("build", "split"), lambda: run_build_split(config, input_dir, out, beam_args, overwrite=overwrite)),
-        (("analyze", "normalize"), lambda: run_analyze_normalize(config, out, beam_args, overwrite=overwrite)),
+    stages = [
+        ("build", lambda: run_build(config, input_dir, out, beam_args, overwrite=overwrite)),
+        ("split", lambda: run_split(config, out, beam_args, overwrite=overwrite)),
+        ("analyze", lambda: run_analyze(config, out, beam_args, overwrite=overwrite)),
+        ("normalize", lambda: run_normalize(config, out, beam_args, overwrite=overwrite)),
     ]
     if config.filter is not None and config.filter.conditions:
         from beam_pipelines.stages.filter import run_filter
 
-        steps.append((("filter",), lambda: run_filter(config, out, beam_args, overwrite=overwrite)))
-    total = sum(len(names) for names, _ in steps)
+        stages.append(("filter", lambda: run_filter(config, out, beam_args, overwrite=overwrite)))
     result: dict[str, Any] = {}
     started = time.monotonic()
-    first = 1
-    for names, step in steps:
-        last = first + len(names) - 1
-        position = f"{first}/{total}" if first == last else f"{first}-{last}/{total}"
-        _LOG.info("[%s] %s ...", position, " + ".join(names))
-        result = step()
-        seconds = sum(result["stages"][name].get("seconds", 0.0) for name in names)
-        _LOG.debug("[%s] %s done in %.1f s", position, " + ".join(names), seconds)
-        first = last + 1
+    for index, (name, stage) in enumerate(stages, start=1):
+        _LOG.info("[%d/%d] %s ...", index, len(stages), name)
+        result = stage()
+        entry = result["stages"][name]
+        _LOG.debug("[%d/%d] %s done in %.1f s", index, len(stages), name, entry.get("seconds", 0.0))
     _LOG.info("run: dataset ready in %s (%.1f s)", out, time.monotonic() - started)
     return result

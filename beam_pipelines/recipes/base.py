@@ -35,23 +35,13 @@ class RecipeBuild(beam.PTransform):
 
     STAGE = "build"
 
-    def __init__(
-        self,
-        config: Any,
-        input_dir: str,
-        plan: Any,
-        tmp: str,
-        progress: beam.PTransform | None = None,
-        with_records: bool = False,
-    ):
+    def __init__(self, config: Any, input_dir: str, plan: Any, tmp: str, progress: beam.PTransform | None = None):
         super().__init__()
         self._config = config
         self._input_dir = input_dir
         self._plan = plan
         self._tmp = tmp
         self._progress = progress  # counts decided inputs (written or rejected) while the pipeline runs
-        # True: expand returns (shards, records), so that a fused pipeline splits the written records directly
-        self._with_records = with_records
 
     @classmethod
     def plan(cls, config: Any, input_dir: str) -> Any:
@@ -93,4 +83,4 @@ class RecipeBuild(beam.PTransform):
         )
         flat = pairs | "FlattenCounts" >> beam.Flatten()
         _ = flat | "WriteSummary" >> WriteSummary(fs.join(self._tmp, SUMMARY_FILE))
-        return (shards, built.records) if self._with_records else shards
+        return shards

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -82,9 +80,7 @@ class CapPerGroup(beam.PTransform):
 
 
 class AnalyzeTrain(beam.PTransform):
-    """Raw train records (serialized tf.Examples) -> tf.Transform ``transform_fn`` written to ``stats_dir``;
-    returns the ``(transform_fn, transformed_metadata)`` pair, which ``TransformDataset`` accepts in the same
-    pipeline (``sigforge run`` fuses the last pass with the normalize stage)."""
+    """Raw train records (serialized tf.Examples) -> tf.Transform ``transform_fn`` written to ``stats_dir``."""
 
     def __init__(
         self,
@@ -109,8 +105,7 @@ class AnalyzeTrain(beam.PTransform):
             batches,
             self._source.TensorAdapterConfig(),
         ) | "AnalyzeDataset" >> tft_beam.AnalyzeDataset(self._preprocessing_fn)
-        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(self._stats_dir)
-        return transform_fn
+        return transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(self._stats_dir)
 
 
 def read_stats(stats_dir: str, stat_names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -148,23 +143,10 @@ def check_analyze_config(config: DatasetConfig) -> None:
         )
 
 
-@dataclass(frozen=True)
-class AnalyzePlan:
-    """What the analyze stage decides on the driver before any pipeline: the train split, its TFXIO source, the
-    per-group cap and the optional outlier guard."""
-
-    config: DatasetConfig
-    recipe: Any
-    pattern: str
-    source: tfxio.TFExampleRecord
-    train_split: dict[str, Any]
-    cap: int | None
-    group_column: str
-    scale_fn: Any
-
-
-def plan_analyze(config: DatasetConfig, out: str) -> AnalyzePlan:
-    """Checks the config and the published train split (StageError/ConfigError before any work)."""
+def run_analyze(
+    config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
+) -> dict[str, Any]:
+    """Runs the analyze stage on ``out/split/train`` and returns the updated manifest."""
     recipe = get_recipe(config.recipe)
     check_analyze_config(config)
     stages = manifest.read_manifest(out).get("stages", {})
@@ -174,88 +156,50 @@ def plan_analyze(config: DatasetConfig, out: str) -> AnalyzePlan:
         if problem is not None:
             raise manifest.StageError(f"{out}: {problem}")
     pattern = shard_glob(fs.join(out, SPLIT_DIR, "train"), "train")
-    return AnalyzePlan(
-        config=config,
-        recipe=recipe,
-        pattern=pattern,
-        source=raw_tfxio(pattern, recipe.raw_feature_spec(config)),
-        train_split=train_split,
-        cap=config.analyze.max_examples_per_group,
-        group_column=config.analyze.cap_group_column,
-        scale_fn=example_scale_fn(recipe, config),
-    )
+    source = raw_tfxio(pattern, recipe.raw_feature_spec(config))
+    cap = config.analyze.max_examples_per_group
+    group_column = config.analyze.cap_group_column
+    scale_fn = example_scale_fn(recipe, config)
 
+    def work(ctx: StageContext) -> dict[str, Any]:
+        _LOG.debug("analyze: tf.Transform statistics on %s (cap per %s: %s)", pattern, group_column, cap)
+        stats_dir = ctx.tmp_path(STATS_DIR)
+        passes = recipe.analysis_passes(config)
+        stats: dict[str, np.ndarray] = {}
+        for index, analysis in enumerate(passes):
+            last = index == len(passes) - 1
+            pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
+            label = f"analyze pass {index + 1}/{len(passes)} ({analysis.name})"
+            with ctx.pipeline(tft=True, total=train_split.get("examples"), label=label) as pipeline:
+                records = pipeline | "ReadTrain" >> source.RawRecordBeamSource() | "Progress" >> ctx.progress()
+                if scale_fn is not None:  # the same deterministic exclusion in every pass
+                    records, outliers = records | "DropScaleOutliers" >> DropScaleOutliers(scale_fn)
+                    tally = outliers | "OutlierPairs" >> outlier_tally()
+                    _ = tally | "WriteSummary" >> ctx.summary()
+                _ = records | "AnalyzeTrain" >> AnalyzeTrain(
+                    source, analysis.make_fn(stats), pass_dir, cap, group_column
+                )
+            stats = read_stats(pass_dir, analysis.stat_names)
+            if not last:
+                fs.delete_tree(pass_dir)
+            _LOG.debug("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
+        for name, arrays in recipe.stats_files(config, stats).items():
+            write_npz(fs.join(stats_dir, name), **arrays)
+        counts = ctx.counts() if scale_fn is not None else None
+        excluded = sorted(counts.under("stats_outlier/")) if counts is not None else []
+        if excluded:
+            shown = excluded[:20]
+            _LOG.warning("analyze: %d train examples left out of the statistics as outliers: %s", len(excluded), shown)
+        return {
+            "train_examples": train_split.get("examples", 0),
+            "stats_outliers_excluded": len(excluded),
+            "stats_outlier_uids": excluded[:100],
+            "max_examples_per_group": cap,
+            **recipe.stats_summary(config, stats),
+            "finite": bool(all(np.isfinite(v).all() for v in stats.values())),
+        }
 
-def analyze_work(
-    plan: AnalyzePlan,
-    ctx: StageContext,
-    extend: Callable[[beam.Pipeline, Any], None] | None = None,
-    extra_total: int = 0,
-) -> dict[str, Any]:
-    """Runs the recipe's analysis passes (one pipeline each) into ``ctx``'s folder; returns the manifest entry.
-
-    ``extend(pipeline, transform_fn)``, when given, adds more steps to the last pass's pipeline, which the last
-    pass's ``transform_fn`` feeds (the normalize stage, fused by ``sigforge run``); ``extra_total`` is the number
-    of records those steps report through ``ctx.progress()``.
-    """
-    recipe, config, source, scale_fn = plan.recipe, plan.config, plan.source, plan.scale_fn
-    _LOG.debug("analyze: tf.Transform statistics on %s (cap per %s: %s)", plan.pattern, plan.group_column, plan.cap)
-    stats_dir = ctx.tmp_path(STATS_DIR)
-    passes = recipe.analysis_passes(config)
-    stats: dict[str, np.ndarray] = {}
-    for index, analysis in enumerate(passes):
-        last = index == len(passes) - 1
-        pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
-        label = f"analyze pass {index + 1}/{len(passes)} ({analysis.name})"
-        total = plan.train_split.get("examples")
-        if last and extend is not None and total is not None:
-            total += extra_total
-        with ctx.pipeline(tft=True, total=total, label=label) as pipeline:
-            records = pipeline | "ReadTrain" >> source.RawRecordBeamSource() | "Progress" >> ctx.progress()
-            if scale_fn is not None:  # the same deterministic exclusion in every pass
-                records, outliers = records | "DropScaleOutliers" >> DropScaleOutliers(scale_fn)
-                tally = outliers | "OutlierPairs" >> outlier_tally()
-                _ = tally | "WriteSummary" >> ctx.summary()
-            transform_fn = records | "AnalyzeTrain" >> AnalyzeTrain(
-                source, analysis.make_fn(stats), pass_dir, plan.cap, plan.group_column
-            )
-            if last and extend is not None:
-                extend(pipeline, transform_fn)
-        stats = read_stats(pass_dir, analysis.stat_names)
-        if not last:
-            fs.delete_tree(pass_dir)
-        _LOG.debug("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
-    for name, arrays in recipe.stats_files(config, stats).items():
-        write_npz(fs.join(stats_dir, name), **arrays)
-    counts = ctx.counts() if scale_fn is not None else None
-    excluded = sorted(counts.under("stats_outlier/")) if counts is not None else []
-    if excluded:
-        shown = excluded[:20]
-        _LOG.warning("analyze: %d train examples left out of the statistics as outliers: %s", len(excluded), shown)
-    return {
-        "train_examples": plan.train_split.get("examples", 0),
-        "stats_outliers_excluded": len(excluded),
-        "stats_outlier_uids": excluded[:100],
-        "max_examples_per_group": plan.cap,
-        **recipe.stats_summary(config, stats),
-        "finite": bool(all(np.isfinite(v).all() for v in stats.values())),
-    }
-
-
-def run_analyze(
-    config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
-) -> dict[str, Any]:
-    """Runs the analyze stage on ``out/split/train`` and returns the updated manifest."""
-    plan = plan_analyze(config, out)
-    return run_stage(
-        STAGE,
-        out,
-        lambda ctx: analyze_work(plan, ctx),
-        beam_args=beam_args,
-        overwrite=overwrite,
-        requires="split",
-        check=check_stats,
-    )
+    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="split", check=check_stats)
 
 
 def check_stats(summary: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from beam_pipelines import fs
-from beam_pipelines.counting import Counts
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import RAW_DIR
@@ -42,20 +41,16 @@ def run_build(
     def work(ctx: StageContext) -> dict[str, Any]:
         with ctx.pipeline() as pipeline:
             _ = pipeline | f"Build[{recipe.name}]" >> build(config, input_dir, plan, ctx.tmp, progress=ctx.progress())
-        return build_entry(build, config, input_dir, ctx.counts())
+        counts = ctx.counts()
+        return {
+            "seen": counts["seen"],
+            "written": counts["written"],
+            "rejected": counts["rejected"],
+            "rejected_by_reason": counts.under("rejected/"),
+            "num_shards": counts["num_shards"],
+            **build.summary_extras(config, counts),
+            "input_dir": input_dir,
+            "shard_dir": RAW_DIR,
+        }
 
     return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, config=config)
-
-
-def build_entry(build: Any, config: DatasetConfig, input_dir: str, counts: Counts) -> dict[str, Any]:
-    """The build stage's manifest entry from the counts its pipeline wrote."""
-    return {
-        "seen": counts["seen"],
-        "written": counts["written"],
-        "rejected": counts["rejected"],
-        "rejected_by_reason": counts.under("rejected/"),
-        "num_shards": counts["num_shards"],
-        **build.summary_extras(config, counts),
-        "input_dir": input_dir,
-        "shard_dir": RAW_DIR,
-    }

@@ -12,13 +12,14 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from apache_beam.metrics import Metrics
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.counting import Counts, Tally
+from beam_pipelines.counting import Tally
 from beam_pipelines.manifest import StageError
 from beam_pipelines.shards import (
     EnrichTables,
@@ -203,59 +204,48 @@ class NormalizeSplits(beam.PTransform):
         return pairs | "FlattenCounts" >> beam.Flatten()
 
 
-def normalize_splits(
-    ctx: StageContext, config: DatasetConfig, out: str, transform_fn, progress: beam.PTransform | None = None
-) -> NormalizeSplits:
-    """The normalize stage's NormalizeSplits into ``ctx``'s folder: every split of ``out`` through ``transform_fn``
-    (from ``tft_beam.ReadTransformFn``, or the analyze stage's ``AnalyzeTrain`` in the same pipeline)."""
-    schema_bytes = transform_fn[1].schema.SerializeToString()
-    raw_spec = get_recipe(config.recipe).raw_feature_spec(config)
-    return NormalizeSplits(
-        transform_fn,
-        fs.join(out, SPLIT_DIR),
-        ctx.tmp_path(NORM_DIR),
-        raw_spec,
-        schema_bytes,
-        config.split.examples_per_shard,
-        progress=progress if progress is not None else ctx.progress(),
-    )
-
-
-def normalize_entry(counts: Counts) -> dict[str, Any]:
-    """The normalize stage's manifest entry from the counts its pipeline wrote."""
-    splits = {
-        s: {
-            "seen": counts[f"{s}/seen"],
-            "examples": counts[f"{s}/written"],
-            NON_FINITE: counts[f"{s}/{NON_FINITE}"],
-            COLLAPSED: counts[f"{s}/{COLLAPSED}"],
-        }
-        for s in SPLITS
-    }
-    return {
-        "seen": sum(v["seen"] for v in splits.values()),
-        "written": sum(v["examples"] for v in splits.values()),
-        "rejected": 0,
-        "splits": splits,
-    }
-
-
 def run_normalize(
     config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
     """Runs the normalize stage for every split of ``out`` and returns the updated manifest."""
     stats_dir = fs.join(out, STATS_DIR)
+    raw_spec = get_recipe(config.recipe).raw_feature_spec(config)
 
     def work(ctx: StageContext) -> dict[str, Any]:
+        schema_bytes = tft.TFTransformOutput(stats_dir).transformed_metadata.schema.SerializeToString()
         total = manifest.read_manifest(out).get("stages", {}).get("split", {}).get("written")
         with ctx.pipeline(tft=True, total=total) as pipeline:
             transform_fn = pipeline | "ReadTransformFn" >> tft_beam.ReadTransformFn(stats_dir)
             _ = (
                 pipeline
-                | "NormalizeSplits" >> normalize_splits(ctx, config, out, transform_fn)
+                | "NormalizeSplits"
+                >> NormalizeSplits(
+                    transform_fn,
+                    fs.join(out, SPLIT_DIR),
+                    ctx.tmp_path(NORM_DIR),
+                    raw_spec,
+                    schema_bytes,
+                    config.split.examples_per_shard,
+                    progress=ctx.progress(),
+                )
                 | "WriteSummary" >> ctx.summary()
             )
-        return normalize_entry(ctx.counts())
+        counts = ctx.counts()
+        splits = {
+            s: {
+                "seen": counts[f"{s}/seen"],
+                "examples": counts[f"{s}/written"],
+                NON_FINITE: counts[f"{s}/{NON_FINITE}"],
+                COLLAPSED: counts[f"{s}/{COLLAPSED}"],
+            }
+            for s in SPLITS
+        }
+        return {
+            "seen": sum(v["seen"] for v in splits.values()),
+            "written": sum(v["examples"] for v in splits.values()),
+            "rejected": 0,
+            "splits": splits,
+        }
 
     return run_stage(
         STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="analyze", check=check_normalized

@@ -4,11 +4,6 @@ A stage supplies only its ``work(ctx)``: it builds its pipeline(s) with ``ctx.pi
 context included when asked), writes its counts with ``ctx.summary()``, and returns its manifest entry, usually
 from ``ctx.counts()``. The runner checks the stage may run (``manifest.begin_stage``), times it, logs one
 summary line and publishes (``manifest.finish_stage``). See docs/ARCHITECTURE.md section 2.
-
-``run_fused`` runs consecutive stages as one pipeline (``sigforge run``: build + split, analyze's last pass +
-normalize): every stage keeps its own temporary folder, summary, check and publish; nothing is published until
-the fused pipeline has finished, then each stage is checked and published in order, so a failed check leaves
-the later stages unpublished exactly as a run of separate stages would.
 """
 
 from __future__ import annotations
@@ -16,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -108,64 +102,17 @@ def run_stage(
     (non-finite, degenerate, counts that do not add up). Nothing is published unless ``work`` returns and the
     check passes: a failed pipeline or check leaves at most the stage's ``.tmp_`` folder.
     """
-    spec = StageSpec(stage, requires=requires, config=config, check=check)
-    return run_fused(
-        [spec], out, lambda contexts: {stage: work(contexts[stage])}, beam_args=beam_args, overwrite=overwrite
-    )
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """One stage of ``run_fused``: its name, the stage it needs published first, the config to record in the
-    manifest (build) and its output check."""
-
-    stage: str
-    requires: str | None = None
-    config: Any = None
-    check: Callable[[dict[str, Any]], None] | None = None
-
-
-def run_fused(
-    specs: Sequence[StageSpec],
-    out: str,
-    work: Callable[[dict[str, StageContext]], dict[str, dict[str, Any]]],
-    *,
-    beam_args: list[str] | None = None,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Runs consecutive stages ``specs`` whose ``work`` shares one pipeline; returns the updated manifest.
-
-    ``work`` gets one StageContext per stage (each its own ``.tmp_<stage>/``) and returns each stage's manifest
-    entry. Only the first stage's ``requires`` is checked before the work: the later stages' prerequisites are
-    the earlier stages of the same call, published first. After ``work`` each stage in order is timed, logged,
-    checked and published (``manifest.finish_stage``); a failed check raises before that stage and every later
-    one is published. The first stage's ``seconds`` is the time of ``work`` (the shared pipeline); a later
-    stage's is the time of its own check and publish, and every entry of a fused run records ``fused`` (the stage
-    names), so the time is never counted twice.
-    """
-    names = [spec.stage for spec in specs]
-    with dataset_lock(out, f"sigforge {'+'.join(names)}"):
-        runs = {}
-        for index, spec in enumerate(specs):
-            runs[spec.stage] = manifest.begin_stage(
-                out, spec.stage, overwrite, requires=spec.requires if index == 0 else None
-            )
+    with dataset_lock(out, f"sigforge {stage}"):
+        run = manifest.begin_stage(out, stage, overwrite, requires=requires)
         started = time.monotonic()
-        summaries = work({name: StageContext(run, beam_args) for name, run in runs.items()})
-        result: dict[str, Any] = {}
-        for spec in specs:
-            run, summary = runs[spec.stage], summaries[spec.stage]
-            fs.delete_tree(run.tmp_path("tft_tmp"))
-            summary["seconds"] = round(time.monotonic() - started, 2)
-            if len(specs) > 1:
-                summary["fused"] = names
-            _LOG.info("%s: %s", spec.stage, _one_line(summary))
-            if spec.check is not None:
-                spec.check(summary)
-            recorded = spec.config.model_dump(mode="json") if spec.config is not None else None
-            result = manifest.finish_stage(run, summary, config=recorded)
-            started = time.monotonic()
-        return result
+        summary = work(StageContext(run, beam_args))
+        fs.delete_tree(run.tmp_path("tft_tmp"))
+        summary["seconds"] = round(time.monotonic() - started, 2)
+        _LOG.info("%s: %s", stage, _one_line(summary))
+        if check is not None:
+            check(summary)
+        recorded = config.model_dump(mode="json") if config is not None else None
+        return manifest.finish_stage(run, summary, config=recorded)
 
 
 def _one_line(summary: dict[str, Any]) -> str:

@@ -124,23 +124,12 @@ def summarize_counts(counts: Counts) -> dict[str, Any]:
     return {"seen": counts["seen"], "written": written, "rejected": 0, "splits": splits}
 
 
-def split_entry(config: DatasetConfig, counts: Counts) -> dict[str, Any]:
-    """The split stage's manifest entry from the counts its pipeline wrote."""
-    return {**summarize_counts(counts), "fractions": dict(config.split.fractions), "salt": config.split.salt}
-
-
-def split_by_target(ctx: StageContext, config: DatasetConfig, columns: list[str]) -> SplitByTarget:
-    """The split stage's SplitByTarget into ``ctx``'s temporary folder; ``columns`` are the raw data-table columns."""
-    split = config.split
-    table = [c for c in columns if c != "shard"]
-    return SplitByTarget(ctx.tmp_path(SPLIT_DIR), split.fractions, split.salt, split.examples_per_shard, table)
-
-
 def run_split(
     config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
     """Runs the split stage on ``out/tfrecords`` and returns the updated manifest."""
     raw_dir = fs.join(out, RAW_DIR)
+    split = config.split
 
     def work(ctx: StageContext) -> dict[str, Any]:
         header = table_columns(raw_dir)
@@ -150,9 +139,16 @@ def run_split(
                 pipeline
                 | "ReadRaw" >> ReadShards(shard_glob(raw_dir, RAW_PREFIX))
                 | "Progress" >> ctx.progress()
-                | "SplitByTarget" >> split_by_target(ctx, config, header)
+                | "SplitByTarget"
+                >> SplitByTarget(
+                    ctx.tmp_path(SPLIT_DIR),
+                    split.fractions,
+                    split.salt,
+                    split.examples_per_shard,
+                    [c for c in header if c != "shard"],
+                )
                 | "WriteSummary" >> ctx.summary()
             )
-        return split_entry(config, ctx.counts())
+        return {**summarize_counts(ctx.counts()), "fractions": dict(split.fractions), "salt": split.salt}
 
     return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="build")
