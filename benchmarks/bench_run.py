@@ -1,6 +1,6 @@
 """Throughput and peak memory of ``sigforge run`` against the plain-script baseline, on generated G2Net data.
 
-    python benchmarks/bench_run.py --n 4000 16000 [--workers] [--multiproc] [--repeat 1] [--keep] [--results PATH]
+    python benchmarks/bench_run.py --n 4000 16000 [--workers] [--threads] [--repeat 1] [--keep] [--results PATH]
                                    [--raw-root DIR]
 
 For each size N the sample (``transforms.recipes.g2net.sample.write_g2net_sample``, ``signals_per_source=3``) is
@@ -12,9 +12,9 @@ another, each variant runs as its own subprocess:
   printed apart from the ratios);
 - ``plain``: ``python benchmarks/plain_script.py`` (same config, same numeric functions, one process);
 - ``sigforge-2w`` (with ``--workers``): sigforge with ``--profile run_configs/local_multiprocess.yaml --
-  --direct_num_workers=2`` (the multi-threaded FnApiRunner, 2 worker threads);
-- ``sigforge-mp2`` (with ``--multiproc``): sigforge with ``-- --direct_running_mode=multi_processing
-  --direct_num_workers=2`` (2 worker processes; the profile's mode before issue #13).
+  --direct_num_workers=2`` (2 worker processes; the profile was multi-threaded for part of issue #13);
+- ``sigforge-mt2`` (with ``--threads``): sigforge with ``-- --direct_running_mode=multi_threading
+  --direct_num_workers=2`` (2 worker threads; at 16,000 examples their statistics disagreed, see README.md).
 
 Measured per variant: wall time of the whole subprocess (interpreter start and TensorFlow/Beam imports
 included), the time inside the stages (``OUT/manifest.json`` ``stages.*.seconds`` for sigforge,
@@ -45,7 +45,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "run_configs/demo.yaml"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STAGE_ORDER = ("build", "split", "analyze", "normalize", "filter")
-MP_ARGS = ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+MT_ARGS = ["--", "--direct_running_mode=multi_threading", "--direct_num_workers=2"]
 WORKER_ARGS = ["--profile", "run_configs/local_multiprocess.yaml", "--", "--direct_num_workers=2"]
 
 
@@ -120,7 +120,7 @@ def sigforge_cmd(raw: str, out: str, variant: str) -> list[str]:
     # --no-report: the plain script draws no report; `sigforge report` is timed on its own (report_cmd)
     cmd = [sys.executable, "-m", "beam_pipelines.cli", "run", "--config", CONFIG, "--input", raw, "--output", out]
     cmd.append("--no-report")
-    return cmd + {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mp2": MP_ARGS}[variant]
+    return cmd + {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mt2": MT_ARGS}[variant]
 
 
 def report_cmd(out: str) -> list[str]:
@@ -229,7 +229,7 @@ def print_size(n: int, runs: list[dict]) -> None:
         )
     default = next((r for r in ok if r["variant"] == "sigforge"), None)
     for r in ok:
-        if default is not None and r["variant"] in ("sigforge-2w", "sigforge-mp2"):
+        if default is not None and r["variant"] in ("sigforge-2w", "sigforge-mt2"):
             print(
                 f"{r['variant']}/sigforge (default) throughput: {default['wall_s'] / r['wall_s']:.2f} (wall), "
                 f"{default['stage_total_s'] / r['stage_total_s']:.2f} (stages), CPU s {_cpu(r):.0f} vs "
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, nargs="+", default=[4000, 16000], help="sample sizes (default 4000 16000)")
     parser.add_argument("--workers", action="store_true", help="also run sigforge with the 2-worker local profile")
-    parser.add_argument("--multiproc", action="store_true", help="also run sigforge with 2 multi-processing workers")
+    parser.add_argument("--threads", action="store_true", help="also run sigforge with 2 multi-threading workers")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-script baseline")
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant (each is reported)")
     parser.add_argument("--seed", type=int, default=0)
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     variants = (["plain"] if not args.no_plain else []) + ["sigforge"]
-    variants += (["sigforge-2w"] if args.workers else []) + (["sigforge-mp2"] if args.multiproc else [])
+    variants += (["sigforge-2w"] if args.workers else []) + (["sigforge-mt2"] if args.threads else [])
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
