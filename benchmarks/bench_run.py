@@ -1,16 +1,20 @@
 """Throughput and peak memory of ``sigforge run`` against the plain-script baseline, on generated G2Net data.
 
-    python benchmarks/bench_run.py --n 4000 16000 [--workers] [--multiproc] [--repeat 1] [--keep] [--results PATH]
+    python benchmarks/bench_run.py --n 4000 16000 [--workers] [--threads] [--repeat 1] [--keep] [--results PATH]
+                                   [--raw-root DIR]
 
 For each size N the sample (``transforms.recipes.g2net.sample.write_g2net_sample``, ``signals_per_source=3``) is
-generated once into a temporary folder (not timed). Then, one after another, each variant runs as its own subprocess:
+generated once into a temporary folder, or kept in and reused from ``--raw-root`` (not timed). Then, one after
+another, each variant runs as its own subprocess:
 
-- ``sigforge``: ``python -m beam_pipelines.cli run --config run_configs/demo.yaml`` (in-memory FnApiRunner);
+- ``sigforge``: ``python -m beam_pipelines.cli run --config run_configs/demo.yaml --no-report`` (in-memory
+  FnApiRunner; the plain script draws no report, so ``sigforge report OUT`` is timed on its own afterwards and
+  printed apart from the ratios);
 - ``plain``: ``python benchmarks/plain_script.py`` (same config, same numeric functions, one process);
 - ``sigforge-2w`` (with ``--workers``): sigforge with ``--profile run_configs/local_multiprocess.yaml --
-  --direct_num_workers=2`` (the multi-threaded FnApiRunner, 2 worker threads);
-- ``sigforge-mp2`` (with ``--multiproc``): sigforge with ``-- --direct_running_mode=multi_processing
-  --direct_num_workers=2`` (2 worker processes; the profile's mode before issue #13).
+  --direct_num_workers=2`` (2 worker processes; the profile was multi-threaded for part of issue #13);
+- ``sigforge-mt2`` (with ``--threads``): sigforge with ``-- --direct_running_mode=multi_threading
+  --direct_num_workers=2`` (2 worker threads; at 16,000 examples their statistics disagreed, see README.md).
 
 Measured per variant: wall time of the whole subprocess (interpreter start and TensorFlow/Beam imports
 included), the time inside the stages (``OUT/manifest.json`` ``stages.*.seconds`` for sigforge,
@@ -41,7 +45,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "run_configs/demo.yaml"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STAGE_ORDER = ("build", "split", "analyze", "normalize", "filter")
-MP_ARGS = ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+MT_ARGS = ["--", "--direct_running_mode=multi_threading", "--direct_num_workers=2"]
 WORKER_ARGS = ["--profile", "run_configs/local_multiprocess.yaml", "--", "--direct_num_workers=2"]
 
 
@@ -113,8 +117,14 @@ def measure(cmd: list[str], log_path: str, env: dict[str, str]) -> dict:
 
 
 def sigforge_cmd(raw: str, out: str, variant: str) -> list[str]:
+    # --no-report: the plain script draws no report; `sigforge report` is timed on its own (report_cmd)
     cmd = [sys.executable, "-m", "beam_pipelines.cli", "run", "--config", CONFIG, "--input", raw, "--output", out]
-    return cmd + {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mp2": MP_ARGS}[variant]
+    cmd.append("--no-report")
+    return cmd + {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mt2": MT_ARGS}[variant]
+
+
+def report_cmd(out: str) -> list[str]:
+    return [sys.executable, "-m", "beam_pipelines.cli", "report", out]
 
 
 def plain_cmd(raw: str, out: str) -> list[str]:
@@ -171,6 +181,9 @@ def run_variant(name: str, raw: str, work: str, env: dict[str, str], keep: bool)
     result.update(figures(out))
     result["stage_total_s"] = round(sum(v for v in result["stages_s"].values() if v), 2)
     result["output_mib"] = du_mib(out)
+    if name == "sigforge":  # what `sigforge run` adds without --no-report, measured apart from the comparison
+        timed = measure(report_cmd(out), os.path.join(work, "report.log"), env)
+        result["report"] = {k: timed[k] for k in ("rc", "wall_s", "cpu_user_s", "cpu_sys_s", "max_rss_mib")}
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
     return result
@@ -211,15 +224,23 @@ def print_size(n: int, runs: list[dict]) -> None:
         print(
             f"{r['variant']}/plain throughput: {plain['wall_s'] / r['wall_s']:.2f} (wall), "
             f"{plain['stage_total_s'] / r['stage_total_s']:.2f} (stages); "
-            f"i.e. {r['wall_s'] / plain['wall_s']:.1f}x the plain script's wall time; {agreement(r, plain)}"
+            f"{_cpu(plain) / _cpu(r):.2f} (CPU s); i.e. {r['wall_s'] / plain['wall_s']:.1f}x the plain script's "
+            f"wall time; {agreement(r, plain)}"
         )
     default = next((r for r in ok if r["variant"] == "sigforge"), None)
     for r in ok:
-        if default is not None and r["variant"] in ("sigforge-2w", "sigforge-mp2"):
+        if default is not None and r["variant"] in ("sigforge-2w", "sigforge-mt2"):
             print(
                 f"{r['variant']}/sigforge (default) throughput: {default['wall_s'] / r['wall_s']:.2f} (wall), "
-                f"{default['stage_total_s'] / r['stage_total_s']:.2f} (stages); {agreement(r, default)}"
+                f"{default['stage_total_s'] / r['stage_total_s']:.2f} (stages), CPU s {_cpu(r):.0f} vs "
+                f"{_cpu(default):.0f}; {agreement(r, default)}"
             )
+    if default is not None and default.get("report"):
+        rep = default["report"]
+        print(
+            f"sigforge report (not in the ratios: the plain script draws none): {rep['wall_s']:.1f} s wall, "
+            f"{rep['cpu_user_s'] + rep['cpu_sys_s']:.1f} CPU s, rc {rep['rc']}"
+        )
     for r in ok:
         stages = ", ".join(f"{k} {v:.1f} ({v / r['wall_s']:.0%})" for k, v in r["stages_s"].items() if v is not None)
         other = r["wall_s"] - r["stage_total_s"]
@@ -229,16 +250,23 @@ def print_size(n: int, runs: list[dict]) -> None:
         )
 
 
+def _cpu(run: dict) -> float:
+    return run["cpu_user_s"] + run["cpu_sys_s"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, nargs="+", default=[4000, 16000], help="sample sizes (default 4000 16000)")
     parser.add_argument("--workers", action="store_true", help="also run sigforge with the 2-worker local profile")
-    parser.add_argument("--multiproc", action="store_true", help="also run sigforge with 2 multi-processing workers")
+    parser.add_argument("--threads", action="store_true", help="also run sigforge with 2 multi-threading workers")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-script baseline")
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant (each is reported)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=None, help="parent of the temporary folder (default: system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and outputs")
+    parser.add_argument(
+        "--raw-root", default=None, help="keep generated samples in RAW_ROOT/g2net-N-seedS and reuse them on later runs"
+    )
     parser.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results.json"))
     args = parser.parse_args(argv)
 
@@ -247,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     variants = (["plain"] if not args.no_plain else []) + ["sigforge"]
-    variants += (["sigforge-2w"] if args.workers else []) + (["sigforge-mp2"] if args.multiproc else [])
+    variants += (["sigforge-2w"] if args.workers else []) + (["sigforge-mt2"] if args.threads else [])
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
@@ -262,11 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     for n in args.n:
         work = tempfile.mkdtemp(prefix=f"sigforge-bench-{n}-", dir=args.workdir)
-        raw = os.path.join(work, "raw")
+        raw = os.path.join(args.raw_root or work, f"g2net-{n}-seed{args.seed}" if args.raw_root else "raw")
         started = time.monotonic()
-        gw_sample.write_g2net_sample(raw, n=n, seed=args.seed, signals_per_source=3)
+        if not os.path.exists(os.path.join(raw, "training_labels.csv")):  # written last: a complete sample
+            gw_sample.write_g2net_sample(raw, n=n, seed=args.seed, signals_per_source=3, overwrite=True)
         generated = time.monotonic() - started
-        print(f"generated {n} samples in {generated:.1f} s (not timed) -> {raw} ({du_mib(raw):.0f} MiB)", flush=True)
+        print(f"sample of {n} ready in {generated:.1f} s (not timed) -> {raw} ({du_mib(raw):.0f} MiB)", flush=True)
         runs = []
         for repeat in range(args.repeat):
             for name in variants:

@@ -31,9 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     sizes.add_argument("--n", type=int, nargs="+", help="explicit sizes")
     sizes.add_argument("--full", action="store_true", help=f"sizes {FULL_SIZES} (the default; kept for old commands)")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--raw-root", default=None, help="reuse generated G2Net samples kept here (bench_run.py)")
     args = parser.parse_args(argv)
     chosen = args.n or (QUICK_SIZES if args.quick else FULL_SIZES)
     forwarded = ["--n", *map(str, chosen), "--repeat", str(args.repeat)]
+    if args.raw_root:
+        forwarded += ["--raw-root", args.raw_root]
     if not args.quick:
         forwarded.append("--workers")
     print(f"bench_run.py {' '.join(forwarded)}", flush=True)

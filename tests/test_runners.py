@@ -2,8 +2,8 @@
 
 The fast tests check the profiles in run_configs/ and how ``--profile`` merges with the Beam flags after ``--``.
 The slow ones run the whole chain (build, split, analyze, normalize) on the same generated sample four ways and
-require the same dataset from each: in memory (FnApiRunner), in 2 worker threads (the local_multiprocess profile),
-in 2 worker subprocesses (DoFns pickled to fresh processes), and through the PortableRunner against Beam's Python
+require the same dataset from each: in memory (FnApiRunner), in 2 worker threads, in 2 worker subprocesses (the
+local_multiprocess profile: DoFns pickled to fresh processes), and through the PortableRunner against Beam's Python
 job service (pipeline proto, job API, Fn API over gRPC). One job service serves the module; nothing is downloaded.
 """
 
@@ -47,7 +47,8 @@ def test_local_profiles_stay_on_the_fn_api_runner():
     assert in_memory.view_as(DirectOptions).direct_running_mode == "in_memory"
     multi = make_pipeline_options(load_profile(MULTI))
     assert multi.view_as(StandardOptions).runner == FN_API_RUNNER
-    assert multi.view_as(DirectOptions).direct_running_mode == "multi_threading"  # the faster one (issue #13)
+    # processes: threads lost train examples in analyze at 16,000 examples (issue #13, README)
+    assert multi.view_as(DirectOptions).direct_running_mode == "multi_processing"
     assert multi.view_as(DirectOptions).direct_num_workers == 0  # FnApiRunner: 0 = one worker per core
 
 
@@ -224,10 +225,10 @@ def test_in_memory_chain_passes_audit(in_memory):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["multi_threading", "multi_processing", "portable"])
 def test_other_runner_gives_the_same_dataset(mode, in_memory, g2net_raw, tmp_path, request):
-    if mode == "multi_threading":  # what the local_multiprocess profile does
+    if mode == "multi_threading":  # right at this size; at 16,000 examples it was not (README, issue #13)
+        beam_args = with_profile(MULTI, ["--direct_running_mode=multi_threading", "--direct_num_workers=2"])
+    elif mode == "multi_processing":  # what the local_multiprocess profile does
         beam_args = with_profile(MULTI, ["--direct_num_workers=2"])
-    elif mode == "multi_processing":
-        beam_args = with_profile(MULTI, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     else:
         beam_args = with_profile(PORTABLE, [f"--job_endpoint={request.getfixturevalue('job_endpoint')}"])
     out, reference = _run_chain(g2net_raw, tmp_path / "ds", beam_args), in_memory

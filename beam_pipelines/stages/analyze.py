@@ -27,7 +27,7 @@ from beam_pipelines.shards import shard_glob
 from beam_pipelines.stages.outliers import DropScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
-from transforms.contract import SPLIT_DIR, STATS_DIR, UID, decode_example
+from transforms.contract import SPLIT_DIR, STATS_DIR, UID, decode_example, example_keys
 from transforms.recipes import get_recipe
 from transforms.recipes.base import example_scale_fn
 
@@ -166,27 +166,30 @@ def run_analyze(
         stats_dir = ctx.tmp_path(STATS_DIR)
         passes = recipe.analysis_passes(config)
         stats: dict[str, np.ndarray] = {}
+        excluded: list[str] = []
         for index, analysis in enumerate(passes):
             last = index == len(passes) - 1
             pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
             label = f"analyze pass {index + 1}/{len(passes)} ({analysis.name})"
             with ctx.pipeline(tft=True, total=train_split.get("examples"), label=label) as pipeline:
                 records = pipeline | "ReadTrain" >> source.RawRecordBeamSource() | "Progress" >> ctx.progress()
-                if scale_fn is not None:  # the same deterministic exclusion in every pass
+                if scale_fn is not None and index == 0:  # the guard decides once, on the first pass
                     records, outliers = records | "DropScaleOutliers" >> DropScaleOutliers(scale_fn)
                     tally = outliers | "OutlierPairs" >> outlier_tally()
                     _ = tally | "WriteSummary" >> ctx.summary()
+                elif excluded:  # later passes leave out the same uids (the guard is deterministic)
+                    records = records | "DropOutliers" >> beam.Filter(_not_in, frozenset(excluded))
                 _ = records | "AnalyzeTrain" >> AnalyzeTrain(
                     source, analysis.make_fn(stats), pass_dir, cap, group_column
                 )
             stats = read_stats(pass_dir, analysis.stat_names)
+            if scale_fn is not None and index == 0:
+                excluded = sorted(ctx.counts().under("stats_outlier/"))
             if not last:
                 fs.delete_tree(pass_dir)
             _LOG.debug("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
         for name, arrays in recipe.stats_files(config, stats).items():
             write_npz(fs.join(stats_dir, name), **arrays)
-        counts = ctx.counts() if scale_fn is not None else None
-        excluded = sorted(counts.under("stats_outlier/")) if counts is not None else []
         if excluded:
             shown = excluded[:20]
             _LOG.warning("analyze: %d train examples left out of the statistics as outliers: %s", len(excluded), shown)
@@ -202,6 +205,10 @@ def run_analyze(
     return run_stage(
         STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="split", check=check_stats, config=config
     )
+
+
+def _not_in(serialized: bytes, uids: frozenset[str]) -> bool:
+    return example_keys(serialized)[0] not in uids
 
 
 def check_stats(summary: dict[str, Any]) -> None:

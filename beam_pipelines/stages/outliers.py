@@ -5,7 +5,10 @@ them and collapse every other normalized example to ~0. Before the tf.Transform 
 scale (the recipe's ``example_scale``, e.g. the strain std) is binned on a log10 grid (``BINS_PER_DECADE``); the
 median bin of the train split is found from the histogram (a deterministic combine, no sampling), and a record
 more than ``max_decades`` from it is excluded from the statistics (counted and named in the manifest; it stays in
-the dataset). Recipes without ``example_scale`` skip the guard.
+the dataset). Recipes without ``example_scale`` skip the guard. With several analysis passes (strain: PSD, then
+moments) the guard runs in the first pass only and later passes drop the same uids by a plain filter: the
+exclusion is a deterministic function of the train split, so the result is the same, without holding every train
+record in the runner until the histogram is known a second time (issue #13).
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 DEFAULT_THRESHOLD = 0.2
 DEFAULT_ALPHA = 0.01
@@ -60,6 +59,8 @@ def compare_splits(
         for split in per_split
         if split != reference
     ]
+    from scipy import stats  # ~1 s to import: only when skew is computed, not at every CLI start
+
     corrected = alpha / max(1, len(pairs))
     results = []
     for name, split in pairs:
