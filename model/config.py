@@ -39,6 +39,10 @@ class G2NetCNNConfig(_Strict):
     kernel_sizes: list[int] = [64, 32, 16, 16]
     pool_sizes: list[int] = [4, 4, 4, 2]
     activation: Activation = "silu"
+    # Momentum of the BatchNormalization moving mean/variance used at inference (Keras default 0.99). With ~50
+    # steps an epoch, 0.99 averages over statistics of weights two epochs old, and val scores swing from epoch
+    # to epoch; 0.9 follows the current weights.
+    bn_momentum: float = Field(0.99, gt=0.0, lt=1.0)
     # Generalized-mean pooling over time: initial exponent p, clamp eps, whether p is learned.
     gem_p: float = Field(3.0, ge=1.0)
     gem_eps: float = Field(1e-6, gt=0)
@@ -269,6 +273,12 @@ class TrainerConfig(_Strict):
         if self.data.augment.enabled and self.data.augment.feature not in self.model.input_features:
             raise ValueError(
                 f"data.augment.feature '{self.data.augment.feature}' is not a model input {self.model.input_features}"
+            )
+        injection = self.data.injection
+        if injection.enabled and self.model.input_features != [injection.feature]:
+            raise ValueError(
+                f"data.injection needs the model's only input to be '{injection.feature}', the model reads "
+                f"{self.model.input_features}"
             )
         return self
 
