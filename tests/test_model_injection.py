@@ -142,3 +142,17 @@ def test_injection_refuses_a_dataset_without_g2net_stats(tmp_path):
     with pytest.raises(DatasetError, match="g2net"):
         train(data, str(REPO / "run_configs" / "train_g2net.yaml"), str(tmp_path / "runs"), overrides=TINY)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_injection_config_is_checked():
+    from transforms.config import ConfigError
+
+    path = str(REPO / "run_configs" / "train_g2net.yaml")
+    config = load_trainer_config(path, ["data.injection.enabled=true", "data.injection.prior={mass_range: [20, 30]}"])
+    assert config.data.injection.prior == {"mass_range": [20, 30]}
+    with pytest.raises(ConfigError, match="only input"):
+        load_trainer_config(path, ["data.injection.enabled=true", "data.injection.feature=flux"])
+    with pytest.raises(ConfigError, match="snr_range"):
+        load_trainer_config(path, ["data.injection.snr_range=[20, 4]"])
+    with pytest.raises(ConfigError, match="positive_fraction"):
+        load_trainer_config(path, ["data.injection.positive_fraction=1.0"])

@@ -162,6 +162,7 @@ def test_architecture_registry_covers_the_config_union():
 def test_shipped_trainer_configs_load():
     g2net = load_trainer_config(str(REPO / "run_configs" / "train_g2net.yaml"))
     assert g2net.model.architecture == "g2net_cnn" and g2net.model.input_shape == [3, 4096]
+    assert g2net.data.injection.enabled and g2net.data.injection.snr_range == (4.0, 20.0)
     tce = load_trainer_config(str(REPO / "run_configs" / "train_tce.yaml"))
     assert tce.model.architecture == "multibranch_cnn"
     assert tce.model.input_features == ["global_view", "local_view"]
