@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             runs,
             "--set",
             f"train.epochs={args.epochs}",
+            "--set",
+            # Train-time injection's bank: 2000 waveforms cost 45-90 s of one core; a 3-epoch demo draws ~1500.
+            "data.injection.bank_size=500",
         ]
     )
     if code != 0:

@@ -1,7 +1,7 @@
 """Detection quality of the CNN against the matched-filter baseline on the same generated G2Net data.
 
-    python benchmarks/bench_quality.py [--n 4000] [--signals-per-source 3] [--epochs E] [--psd design] \
-        [--templates 256] [--reference] [--keep]
+    python benchmarks/bench_quality.py [--n 4000] [--signals-per-source 3] [--epochs E] [--train-set K=V ...] \
+        [--psd design] [--templates 256] [--reference] [--keep]
 
 Steps (all in this process, each timed):
 
@@ -9,7 +9,8 @@ Steps (all in this process, each timed):
    an IMRPhenomD signal (aligned spins) at network SNR U(4, 20), ``--signals-per-source`` noise draws per waveform;
 2. ``sigforge run`` (``beam_pipelines.pipeline.run_all``, ``run_configs/demo.yaml``: split by ``source_id``,
    injections joined into the data tables);
-3. ``python -m model.train`` with the default ``run_configs/train_g2net.yaml`` (``--epochs`` overrides its budget);
+3. ``python -m model.train`` with the default ``run_configs/train_g2net.yaml`` (``--epochs`` overrides its budget,
+   ``--train-set`` any other key);
 4. ``sigforge baseline matched-filter`` on the same raw folder (``--psd``, ``--templates``);
 5. ``python -m model.evaluate --baseline``: both searches on the test split's uids;
 6. with ``--reference``: ``benchmarks/pycbc_reference.py``, an independent PyCBC matched filter, on the test uids.
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="sample seed (default 1)")
     parser.add_argument("--signals-per-source", type=int, default=3, help="noise draws per waveform (default 3)")
     parser.add_argument("--epochs", type=int, default=None, help="training epoch budget (default: the config's)")
+    parser.add_argument(
+        "--train-set", action="append", default=[], metavar="KEY=VALUE", help="trainer override (repeatable)"
+    )
     parser.add_argument("--psd", choices=["design", "estimated"], default="design", help="matched-filter PSD")
     parser.add_argument("--templates", type=int, default=256, help="matched-filter bank size (default 256)")
     parser.add_argument("--reference", action="store_true", help="also run the independent PyCBC filter on test")
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return result
 
     keep = args.keep or args.workdir is not None
-    epochs = [f"train.epochs={args.epochs}"] if args.epochs else []
+    epochs = ([f"train.epochs={args.epochs}"] if args.epochs else []) + list(args.train_set)
     step(
         "make_sample",
         lambda: gw_sample.write_g2net_sample(
@@ -132,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "signals_per_source": args.signals_per_source,
         "epochs_budget": args.epochs or "config",
+        "train_overrides": list(args.train_set),
         "epochs_run": training["epochs_run"],
         "best_epoch": training["best_epoch"],
         "mf_psd": args.psd,

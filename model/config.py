@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -39,6 +39,10 @@ class G2NetCNNConfig(_Strict):
     kernel_sizes: list[int] = [64, 32, 16, 16]
     pool_sizes: list[int] = [4, 4, 4, 2]
     activation: Activation = "silu"
+    # Momentum of the BatchNormalization moving mean/variance used at inference (Keras default 0.99). With ~50
+    # steps an epoch, 0.99 averages over statistics of weights two epochs old, and val scores swing from epoch
+    # to epoch; 0.9 follows the current weights.
+    bn_momentum: float = Field(0.99, gt=0.0, lt=1.0)
     # Generalized-mean pooling over time: initial exponent p, clamp eps, whether p is learned.
     gem_p: float = Field(3.0, ge=1.0)
     gem_eps: float = Field(1e-6, gt=0)
@@ -130,6 +134,33 @@ class AugmentConfig(_Strict):
         return self.time_shift_max > 0 or self.sign_flip_prob > 0 or self.detector_swap_prob > 0
 
 
+class InjectionConfig(_Strict):
+    """Train-time injection (G2Net strain; ``model/injection.py``): fresh positives every epoch.
+
+    The train stream is the train split's noise-only examples (label 0); each becomes a positive with probability
+    ``positive_fraction`` by adding ``rho * bank[i]``: a random entry of a bank of ``bank_size`` normalized
+    waveforms at unit network SNR (``transforms/recipes/g2net/injection.py``, built at the start of training from
+    the dataset's train statistics) scaled to an SNR ``rho`` drawn uniformly from ``snr_range``. The train
+    split's own positives are not used for training (val and test are unchanged).
+    """
+
+    enabled: bool = False
+    feature: str = "strain"
+    bank_size: int = Field(2000, ge=1)
+    bank_seed: int = Field(12, ge=0)
+    # Generator prior of the bank's sources: any SampleSpec field but fs/n_samples (as `make-sample --prior`).
+    prior: dict[str, Any] = {}
+    snr_range: tuple[float, float] = (4.0, 20.0)
+    positive_fraction: float = Field(0.5, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _snr(self) -> InjectionConfig:
+        low, high = self.snr_range
+        if not 0.0 < low <= high:
+            raise ValueError(f"snr_range must satisfy 0 < low <= high, got {list(self.snr_range)}")
+        return self
+
+
 class DataConfig(_Strict):
     """tf.data input over ``DATA/{subdir}/{split}/*.tfrecord``."""
 
@@ -147,6 +178,7 @@ class DataConfig(_Strict):
     # "head" reads the first record of each shard, "off" skips it.
     verify_shards: Literal["full", "head", "off"] = "full"
     augment: AugmentConfig = AugmentConfig()
+    injection: InjectionConfig = InjectionConfig()
 
     @property
     def eval_batch(self) -> int:
@@ -241,6 +273,12 @@ class TrainerConfig(_Strict):
         if self.data.augment.enabled and self.data.augment.feature not in self.model.input_features:
             raise ValueError(
                 f"data.augment.feature '{self.data.augment.feature}' is not a model input {self.model.input_features}"
+            )
+        injection = self.data.injection
+        if injection.enabled and self.model.input_features != [injection.feature]:
+            raise ValueError(
+                f"data.injection needs the model's only input to be '{injection.feature}', the model reads "
+                f"{self.model.input_features}"
             )
         return self
 

@@ -67,7 +67,7 @@ def build_g2net_cnn(input_spec: Mapping[str, tuple[int, ...]], hp: G2NetCNNConfi
     x = layers.Permute((2, 1), name="to_channels_last")(inputs)
     for i, (filters, kernel, pool) in enumerate(zip(hp.filters, hp.kernel_sizes, hp.pool_sizes, strict=True), start=1):
         x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, name=f"block{i}_conv")(x)
-        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.BatchNormalization(momentum=hp.bn_momentum, name=f"block{i}_bn")(x)
         x = layers.Activation(hp.activation, name=f"block{i}_act")(x)
         x = layers.MaxPooling1D(pool, padding="same", name=f"block{i}_pool")(x)
     x = GeMPooling1D(p=hp.gem_p, eps=hp.gem_eps, trainable_p=hp.gem_trainable, name="gem")(x)

@@ -29,6 +29,7 @@ from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trai
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
 from model.errors import DatasetError
 from model.evaluate import choose_threshold, predict_split, split_result
+from model.injection import check_injection_input, load_bank, make_injection_dataset
 from model.layers import WarmupCosineDecay
 from model.networks import build_model
 from model.plots import write_plots
@@ -190,9 +191,19 @@ def train(
     info = check_dataset(data_dir, config)
     n_train, n_train_pos = _split_counts(info, "train", config)
     steps_per_epoch = config.train.steps_per_epoch or math.ceil(n_train / config.data.batch_size)
-    weights = class_weights(config.train, n_train, n_train_pos)
-    if n_train_pos in (0, n_train):
-        logger.warning("the train split has a single label (%d of %d positive)", n_train_pos, n_train)
+    injecting = config.data.injection.enabled
+    if injecting:
+        # Positives are made on the fly from the noise-only examples (model/injection.py): labels are balanced
+        # by data.injection.positive_fraction, so no class weights from the split's counts.
+        check_injection_input(info, config)
+        if n_train_pos == n_train:
+            raise DatasetError(f"data.injection needs noise-only (label 0) train examples; {data_dir} has none")
+        weights = None
+        bank = load_bank(data_dir, config.data.injection)
+    else:
+        weights = class_weights(config.train, n_train, n_train_pos)
+        if n_train_pos in (0, n_train):
+            logger.warning("the train split has a single label (%d of %d positive)", n_train_pos, n_train)
 
     paths = make_run_dir(out_dir, name)
     logger.info("run folder %s", paths.run_dir)
@@ -220,9 +231,12 @@ def train(
         },
     )
 
-    train_ds = make_dataset(info, "train", config, training=True)
-    if config.train.steps_per_epoch is not None:
-        train_ds = train_ds.repeat()
+    if injecting:
+        train_ds = make_injection_dataset(info, config, bank)  # endless: epochs are steps_per_epoch batches
+    else:
+        train_ds = make_dataset(info, "train", config, training=True)
+        if config.train.steps_per_epoch is not None:
+            train_ds = train_ds.repeat()
     val_ds = make_dataset(info, "val", config, training=False)
     network = build_model(info.input_spec, config.model)
     compile_model(network, make_optimizer(config.train, steps_per_epoch))
@@ -234,7 +248,7 @@ def train(
         train_ds,
         validation_data=val_ds,
         epochs=config.train.epochs,
-        steps_per_epoch=config.train.steps_per_epoch,
+        steps_per_epoch=steps_per_epoch if injecting else config.train.steps_per_epoch,
         class_weight=weights,
         shuffle=False,  # the train dataset is shuffled (seeded) by model.data
         callbacks=callbacks,

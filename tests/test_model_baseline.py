@@ -29,6 +29,7 @@ TINY = [
     "data.eval_batch_size=32",
     "train.verbose=0",
     "evaluation.snr_bins=3",
+    "data.injection.enabled=false",  # the fake dataset has no G2Net statistics to whiten a bank with
 ]
 
 

@@ -179,7 +179,10 @@ def test_missing_manifest(dataset):
 
 def test_feature_missing_from_spec(base_dataset):
     with pytest.raises(FeatureSpecError, match=r"feature 'whitened' \(model input\) is not in .*available.*strain"):
-        check_dataset(str(base_dataset), config("model.input_feature=whitened", "data.augment.feature=whitened"))
+        check_dataset(
+            str(base_dataset),
+            config("model.input_feature=whitened", "data.augment.feature=whitened", "data.injection.feature=whitened"),
+        )
     tce = load_trainer_config(str(REPO / "run_configs" / "train_tce.yaml"))
     with pytest.raises(FeatureSpecError, match="feature 'global_view'"):
         check_dataset(str(base_dataset), tce)

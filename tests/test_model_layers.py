@@ -121,6 +121,10 @@ def test_g2net_cnn_default_config_has_four_blocks_and_builds_from_a_dict():
         {"architecture": "g2net_cnn", "filters": [4], "kernel_sizes": [3], "pool_sizes": [2], "dense_units": [4]},
     )
     assert tuple(model({"strain": np.ones((1, 3, 512), np.float32)}).shape) == (1, 1)
+    assert model.get_layer("block1_bn").momentum == defaults.bn_momentum == 0.99
+    small = {"architecture": "g2net_cnn", "filters": [4], "kernel_sizes": [3], "pool_sizes": [2], "dense_units": [4]}
+    tuned = build_model({"strain": (3, 512)}, {**small, "bn_momentum": 0.9})
+    assert tuned.get_layer("block1_bn").momentum == 0.9
 
 
 def test_multibranch_cnn_shapes():
@@ -162,6 +166,7 @@ def test_architecture_registry_covers_the_config_union():
 def test_shipped_trainer_configs_load():
     g2net = load_trainer_config(str(REPO / "run_configs" / "train_g2net.yaml"))
     assert g2net.model.architecture == "g2net_cnn" and g2net.model.input_shape == [3, 4096]
+    assert g2net.data.injection.enabled and g2net.data.injection.snr_range == (4.0, 20.0)
     tce = load_trainer_config(str(REPO / "run_configs" / "train_tce.yaml"))
     assert tce.model.architecture == "multibranch_cnn"
     assert tce.model.input_features == ["global_view", "local_view"]

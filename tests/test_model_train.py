@@ -38,6 +38,7 @@ TINY = [
     "data.augment.sign_flip_prob=0.5",
     "data.augment.detector_swap_prob=0.5",
     "train.verbose=0",
+    "data.injection.enabled=false",  # the fake dataset has no G2Net statistics to whiten a bank with
 ]
 
 

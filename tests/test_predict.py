@@ -41,6 +41,7 @@ TINY = [
     "data.batch_size=16",
     "data.eval_batch_size=24",
     "train.verbose=0",
+    "data.injection.bank_size=8",  # the default train-time injection, with a small bank
 ]
 _NORM_SPEC = {
     "uid": tf.io.FixedLenFeature([], tf.string),
