@@ -156,6 +156,9 @@ def test_analyze_stats_equal_numpy_oracle(chain):
     np.testing.assert_allclose(stats["channel_std"], windowed.std(axis=(0, 2)), rtol=1e-8)
     np.testing.assert_allclose(np.load(out / "stats" / "avg_psd.npz")["psd"], avg_psd, rtol=1e-9)
     assert (out / "stats" / "transform_fn").is_dir() and (out / "stats" / "transformed_metadata").is_dir()
+    analyzed = json.loads((out / "manifest.json").read_text())["stages"]["analyze"]["analyzed_examples"]
+    assert analyzed == {name: {"read": len(train), "handed": len(train), "analyzed": len(train)} for name in analyzed}
+    assert sorted(analyzed) == ["moments", "psd"]
 
 
 def test_normalized_shards_match_numpy_reference(chain):

@@ -20,6 +20,7 @@ from beam_pipelines.manifest import StageError
 from beam_pipelines.recipes.inputs import SEEN, UNDECODABLE_ROW, ParseCsvFn
 from beam_pipelines.rejects import INTERNAL_ERROR, REJECTED, guarded, reject
 from beam_pipelines.stages.analyze import check_stats
+from beam_pipelines.stages.filter import check_filtered
 from beam_pipelines.stages.normalize import check_normalized
 from beam_pipelines.stages.outliers import BINS_PER_DECADE, DropScaleOutliers, median_bin
 from transforms.recipes.g2net import strain as s
@@ -130,8 +131,26 @@ def test_stage_checks_raise_before_publishing():
         check_stats({"finite": False})
     with pytest.raises(StageError, match="'channel_std'"):
         check_stats({"finite": True, "channel_std": [1.0, 0.0]})
+    whole = {"read": 10, "handed": 8, "analyzed": 8}
+    counted = {"finite": True, "train_examples": 10, "stats_outliers_excluded": 2, "max_examples_per_group": None}
+    check_stats({**counted, "analyzed_examples": {"psd": whole, "moments": whole}})
+    with pytest.raises(StageError, match="pass 'psd' read 9 train examples, the split holds 10"):
+        check_stats({**counted, "analyzed_examples": {"psd": {**whole, "read": 9}}})
+    with pytest.raises(StageError, match="handed 8 examples to tf.Transform, whose analyzers saw 7"):
+        check_stats({**counted, "analyzed_examples": {"moments": {**whole, "analyzed": 7}}})
+    with pytest.raises(StageError, match="analyzed 9 examples, expected 8"):
+        check_stats({**counted, "analyzed_examples": {"psd": {**whole, "handed": 9, "analyzed": 9}}})
+    capped = {**counted, "max_examples_per_group": 4}
+    check_stats({**capped, "analyzed_examples": {"views": {**whole, "handed": 5, "analyzed": 5}}})
+    with pytest.raises(StageError, match="expected at most 8"):
+        check_stats({**capped, "analyzed_examples": {"views": {**whole, "handed": 9, "analyzed": 9}}})
     ok = {"seen": 4, "examples": 4, "non_finite": 0, "collapsed": 0}
     check_normalized({"splits": {"train": ok, "val": ok}})
+    with pytest.raises(StageError, match="split val read 4 examples, the split stage wrote 5"):
+        check_normalized({"splits": {"train": {**ok, "in_split": 4}, "val": {**ok, "in_split": 5}}})
+    check_filtered({"splits": {"train": {"seen": 4, "in_norm": 4}, "val": {"seen": 2, "in_norm": None}}})
+    with pytest.raises(StageError, match="filter: split train read 3 examples, the normalize stage wrote 4"):
+        check_filtered({"splits": {"train": {"seen": 3, "in_norm": 4}}})
     with pytest.raises(StageError, match="read 4 examples but wrote 3"):
         check_normalized({"splits": {"train": ok, "val": {**ok, "examples": 3}}})
     with pytest.raises(StageError, match="NaN/inf"):

@@ -12,6 +12,7 @@ import apache_beam as beam
 
 from beam_pipelines import fs
 from beam_pipelines.rejects import REJECTED, guarded, reject
+from beam_pipelines.shards import ReadWholeFiles, data_lines
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput
 from transforms.csv_rows import UNDECODABLE_ROW as UNDECODABLE_ROW  # the pure parts live in transforms/ (the
@@ -38,8 +39,10 @@ def read_csv_header(path: str) -> tuple[str, ...]:
 
 
 def read_csv_lines(path: str) -> beam.PTransform:
-    """The data lines of a CSV (header skipped) as raw bytes, for ``ParseCsvFn`` to decode row by row."""
-    return beam.io.ReadFromText(path, skip_header_lines=1, coder=beam.coders.BytesCoder())
+    """The data lines of a CSV (header skipped) as raw bytes, for ``ParseCsvFn`` to decode row by row; the file
+    is read whole by one worker (``ReadWholeFiles``: Beam's splittable text source lost lines at split points
+    with the multi-threaded runner)."""
+    return ReadWholeFiles(path, data_lines)
 
 
 def csv_source(input_dir: str, relative: str, key: str) -> CsvSource:

@@ -23,7 +23,8 @@ from apache_beam.metrics import Metrics
 from tfx_bsl.public import tfxio
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.shards import shard_glob
+from beam_pipelines.counting import Tally
+from beam_pipelines.shards import ReadWholeFiles, shard_glob
 from beam_pipelines.stages.outliers import DropScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
@@ -36,6 +37,21 @@ STAGE = "analyze"
 # Fixed Arrow record-batch size: tfx_bsl's default adapts batch sizes to timing, which changes the order in which
 # analyzers sum floats and so the last bits of the statistics between two identical runs.
 RECORD_BATCH_SIZE = 64
+# Every pass also counts, inside tf.Transform, the examples its analyzers saw (tft.size of the uid feature), so the
+# stage can check that the statistics come from every example it meant to analyze: a runner that drops or
+# repeats elements (seen with the multi-threaded FnApiRunner) stops the stage instead of publishing.
+ANALYZED = "sigforge_analyzed_examples"
+
+
+def counting_fn(preprocessing_fn):
+    """``preprocessing_fn`` plus a named analyzer ``ANALYZED``: the number of examples the analyzers saw."""
+
+    def fn(inputs):
+        outputs = preprocessing_fn(inputs)
+        tf.identity(tft.size(inputs[UID]), name=ANALYZED)
+        return outputs
+
+    return fn
 
 
 def raw_tfxio(file_pattern: str, feature_spec: dict[str, Any]) -> tfxio.TFExampleRecord:
@@ -80,7 +96,8 @@ class CapPerGroup(beam.PTransform):
 
 
 class AnalyzeTrain(beam.PTransform):
-    """Raw train records (serialized tf.Examples) -> tf.Transform ``transform_fn`` written to ``stats_dir``."""
+    """Raw train records (serialized tf.Examples) -> tf.Transform ``transform_fn`` written to ``stats_dir``;
+    returns ``("analyzed", 1)`` pairs, one per record handed to the analyzers (after the cap)."""
 
     def __init__(
         self,
@@ -100,12 +117,14 @@ class AnalyzeTrain(beam.PTransform):
     def expand(self, records):
         if self._cap is not None:
             records = records | "CapPerGroup" >> CapPerGroup(self._cap, self._cap_group_column)
+        pairs = records | "AnalyzedPairs" >> Tally("analyzed")
         batches = records | "ToRecordBatches" >> self._source.RawRecordToRecordBatch(batch_size=RECORD_BATCH_SIZE)
         transform_fn = (
             batches,
             self._source.TensorAdapterConfig(),
-        ) | "AnalyzeDataset" >> tft_beam.AnalyzeDataset(self._preprocessing_fn)
-        return transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(self._stats_dir)
+        ) | "AnalyzeDataset" >> tft_beam.AnalyzeDataset(counting_fn(self._preprocessing_fn))
+        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(self._stats_dir)
+        return pairs
 
 
 def read_stats(stats_dir: str, stat_names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -167,24 +186,33 @@ def run_analyze(
         passes = recipe.analysis_passes(config)
         stats: dict[str, np.ndarray] = {}
         excluded: list[str] = []
+        passes_seen: dict[str, dict[str, int]] = {}
         for index, analysis in enumerate(passes):
             last = index == len(passes) - 1
             pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
             label = f"analyze pass {index + 1}/{len(passes)} ({analysis.name})"
             with ctx.pipeline(tft=True, total=train_split.get("examples"), label=label) as pipeline:
-                records = pipeline | "ReadTrain" >> source.RawRecordBeamSource() | "Progress" >> ctx.progress()
+                records = pipeline | "ReadTrain" >> ReadWholeFiles(pattern) | "Progress" >> ctx.progress()
+                pairs = [records | "ReadPairs" >> Tally("read")]
                 if scale_fn is not None and index == 0:  # the guard decides once, on the first pass
                     records, outliers = records | "DropScaleOutliers" >> DropScaleOutliers(scale_fn)
-                    tally = outliers | "OutlierPairs" >> outlier_tally()
-                    _ = tally | "WriteSummary" >> ctx.summary()
+                    pairs.append(outliers | "OutlierPairs" >> outlier_tally())
                 elif excluded:  # later passes leave out the same uids (the guard is deterministic)
                     records = records | "DropOutliers" >> beam.Filter(_not_in, frozenset(excluded))
-                _ = records | "AnalyzeTrain" >> AnalyzeTrain(
-                    source, analysis.make_fn(stats), pass_dir, cap, group_column
+                pairs.append(
+                    records
+                    | "AnalyzeTrain" >> AnalyzeTrain(source, analysis.make_fn(stats), pass_dir, cap, group_column)
                 )
-            stats = read_stats(pass_dir, analysis.stat_names)
+                _ = pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> ctx.summary()
+            stats = read_stats(pass_dir, (*analysis.stat_names, ANALYZED))
+            counts = ctx.counts()
             if scale_fn is not None and index == 0:
-                excluded = sorted(ctx.counts().under("stats_outlier/"))
+                excluded = sorted(counts.under("stats_outlier/"))
+            passes_seen[analysis.name] = {
+                "read": counts["read"],
+                "handed": counts["analyzed"],
+                "analyzed": int(stats.pop(ANALYZED)),
+            }
             if not last:
                 fs.delete_tree(pass_dir)
             _LOG.debug("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
@@ -198,6 +226,7 @@ def run_analyze(
             "stats_outliers_excluded": len(excluded),
             "stats_outlier_uids": excluded[:100],
             "max_examples_per_group": cap,
+            "analyzed_examples": passes_seen,
             **recipe.stats_summary(config, stats),
             "finite": bool(all(np.isfinite(v).all() for v in stats.values())),
         }
@@ -216,9 +245,32 @@ def check_stats(summary: dict[str, Any]) -> None:
     (a summary key ending in ``std``) strictly positive; StageError before anything is published."""
     if not summary.get("finite", False):
         raise manifest.StageError("analyze: the train statistics are not finite (NaN/inf); nothing was published")
+    check_analyzed_counts(summary)
     for key, value in summary.items():
         numbers = list(value.values()) if isinstance(value, dict) else value
         if key.endswith("std") and not (np.asarray(numbers, dtype=np.float64) > 0).all():
             raise manifest.StageError(
                 f"analyze: statistic '{key}' = {value} is not positive (degenerate train data); nothing was published"
+            )
+
+
+def check_analyzed_counts(summary: dict[str, Any]) -> None:
+    """Every pass read the whole train split (``read`` = the split's ``train_examples``), handed every example
+    that the outlier guard and the cap kept to tf.Transform (without a cap: ``train_examples`` minus the
+    outliers), and its analyzers saw exactly those (``analyzed`` = ``handed``, counted inside the graph). A
+    mismatch means the runner lost or repeated elements: StageError before anything is published."""
+    train = summary.get("train_examples", 0)
+    expected = train - summary.get("stats_outliers_excluded", 0)
+    capped = summary.get("max_examples_per_group") is not None
+    for name, seen in summary.get("analyzed_examples", {}).items():
+        problem = None
+        if seen["read"] != train:
+            problem = f"read {seen['read']} train examples, the split holds {train}"
+        elif seen["analyzed"] != seen["handed"]:
+            problem = f"handed {seen['handed']} examples to tf.Transform, whose analyzers saw {seen['analyzed']}"
+        elif (seen["handed"] > expected) if capped else (seen["handed"] != expected):
+            problem = f"analyzed {seen['handed']} examples, expected {'at most ' if capped else ''}{expected}"
+        if problem:
+            raise manifest.StageError(
+                f"analyze: pass '{name}' {problem} (the runner lost or repeated elements); nothing was published"
             )

@@ -29,7 +29,16 @@ from apache_beam.metrics import Metrics
 from beam_pipelines import fs, manifest
 from beam_pipelines.counting import SUMMARY_FILE, Counts, Tally, WriteSummary
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
-from beam_pipelines.shards import ParseTableLineFn, ShardRecord, WriteShards, shard_glob, table_columns, table_glob
+from beam_pipelines.shards import (
+    ParseTableLineFn,
+    ReadWholeFiles,
+    ShardRecord,
+    WriteShards,
+    read_table_lines,
+    shard_glob,
+    table_columns,
+    table_glob,
+)
 from beam_pipelines.stages.runner import StageContext, run_stage
 from beam_pipelines.stages.split import key_by_uid
 from transforms import filtering
@@ -149,14 +158,12 @@ class FilterNorm(beam.PTransform):
         for split in self._plan.splits:
             folder = fs.join(self._norm_dir, split)
             header = self._plan.headers[split]
-            examples = pipeline | f"ReadNorm[{split}]" >> beam.io.ReadFromTFRecord(
-                shard_glob(folder, norm_prefix(split))
-            )
+            examples = pipeline | f"ReadNorm[{split}]" >> ReadWholeFiles(shard_glob(folder, norm_prefix(split)))
             if self._progress is not None:
                 examples = examples | f"Progress[{split}]" >> self._progress
             rows = (
                 pipeline
-                | f"ReadDataTables[{split}]" >> beam.io.ReadFromText(table_glob(folder), skip_header_lines=1)
+                | f"ReadDataTables[{split}]" >> ReadWholeFiles(table_glob(folder), read_table_lines)
                 | f"ParseDataTables[{split}]" >> beam.ParDo(ParseTableLineFn(header))
             )
             outputs = (examples, rows) | f"ApplyConditions[{split}]" >> ApplyConditions(
@@ -277,6 +284,9 @@ def run_filter(
                 progress=ctx.progress(),
             )
         summary = summarize_counts(ctx.counts(), conditions, plan.splits)
+        normalized = manifest.read_manifest(out).get("stages", {}).get("normalize", {}).get("splits", {})
+        for split, counts in summary["splits"].items():
+            counts["in_norm"] = normalized.get(split, {}).get("examples")
         if summary["orphan_table_rows"]:
             _LOG.warning("filter: %d data-table rows in norm/ have no example", summary["orphan_table_rows"])
         return {
@@ -286,4 +296,24 @@ def run_filter(
             "conditions": [_describe(c) for c in conditions],
         }
 
-    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="normalize", config=config)
+    return run_stage(
+        STAGE,
+        out,
+        work,
+        beam_args=beam_args,
+        overwrite=overwrite,
+        requires="normalize",
+        check=check_filtered,
+        config=config,
+    )
+
+
+def check_filtered(summary: dict[str, Any]) -> None:
+    """The filter stage's own check: every split read as many examples as normalize wrote for it (a runner that
+    lost or repeated elements stops the stage before it publishes)."""
+    for split, counts in summary["splits"].items():
+        if counts.get("in_norm") is not None and counts["seen"] != counts["in_norm"]:
+            raise manifest.StageError(
+                f"filter: split {split} read {counts['seen']} examples, the normalize stage wrote {counts['in_norm']} "
+                "(the runner lost or repeated elements); nothing was published"
+            )

@@ -24,8 +24,10 @@ from beam_pipelines.manifest import StageError
 from beam_pipelines.shards import (
     EnrichTables,
     ParseTableLineFn,
+    ReadWholeFiles,
     ShardRecord,
     WriteShards,
+    read_table_lines,
     shard_glob,
     table_columns,
     table_glob,
@@ -112,9 +114,15 @@ def example_quality(record_batch) -> list[str | None]:
 
 
 def check_normalized(summary: dict[str, Any]) -> None:
-    """The normalize stage's own output check: every split wrote what it read, no value is NaN/inf, and the
-    normalized train examples have not collapsed to constants (statistics wrecked by an outlier)."""
+    """The normalize stage's own output check: every split read what the split stage wrote and wrote what it
+    read, no value is NaN/inf, and the normalized train examples have not collapsed to constants (statistics
+    wrecked by an outlier)."""
     for split, counts in summary["splits"].items():
+        if counts.get("in_split") is not None and counts["seen"] != counts["in_split"]:
+            raise StageError(
+                f"normalize: split {split} read {counts['seen']} examples, the split stage wrote {counts['in_split']} "
+                "(the runner lost or repeated elements); nothing was published"
+            )
         if counts["seen"] != counts["examples"]:
             raise StageError(f"normalize: split {split} read {counts['seen']} examples but wrote {counts['examples']}")
         if counts[NON_FINITE]:
@@ -183,14 +191,14 @@ class NormalizeSplits(beam.PTransform):
             out_dir = fs.join(self._folder, split)
             source = raw_tfxio(shard_glob(split_dir, split), self._raw_spec)
             header = table_columns(split_dir)
-            records = pipeline | f"ReadSplit[{split}]" >> source.RawRecordBeamSource()
+            records = pipeline | f"ReadSplit[{split}]" >> ReadWholeFiles(shard_glob(split_dir, split))
             if self._progress is not None:
                 records = records | f"Progress[{split}]" >> self._progress
             encoded = records | f"TransformSplit[{split}]" >> TransformSplit(source, transform_fn, self._schema_bytes)
             examples = encoded.examples
             rows = (
                 pipeline
-                | f"ReadDataTables[{split}]" >> beam.io.ReadFromText(table_glob(split_dir), skip_header_lines=1)
+                | f"ReadDataTables[{split}]" >> ReadWholeFiles(table_glob(split_dir), read_table_lines)
                 | f"ParseDataTables[{split}]" >> beam.ParDo(ParseTableLineFn(header))
             )
             columns = [c for c in header if c != "shard"]
@@ -213,7 +221,9 @@ def run_normalize(
 
     def work(ctx: StageContext) -> dict[str, Any]:
         schema_bytes = tft.TFTransformOutput(stats_dir).transformed_metadata.schema.SerializeToString()
-        total = manifest.read_manifest(out).get("stages", {}).get("split", {}).get("written")
+        split_stage = manifest.read_manifest(out).get("stages", {}).get("split", {})
+        total = split_stage.get("written")
+        expected = {s: split_stage.get("splits", {}).get(s, {}).get("examples") for s in SPLITS}
         with ctx.pipeline(tft=True, total=total) as pipeline:
             transform_fn = pipeline | "ReadTransformFn" >> tft_beam.ReadTransformFn(stats_dir)
             _ = (
@@ -233,6 +243,7 @@ def run_normalize(
         counts = ctx.counts()
         splits = {
             s: {
+                "in_split": expected[s],
                 "seen": counts[f"{s}/seen"],
                 "examples": counts[f"{s}/written"],
                 NON_FINITE: counts[f"{s}/{NON_FINITE}"],

@@ -9,12 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs, manifest
 from beam_pipelines.counting import Counts, Tally
-from beam_pipelines.shards import ShardRecord, WriteShards, read_table, shard_glob, table_columns, table_for_shard
+from beam_pipelines.shards import (
+    ReadWholeFiles,
+    ShardRecord,
+    WriteShards,
+    read_table,
+    shard_glob,
+    table_columns,
+    table_for_shard,
+)
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import DatasetConfig
 from transforms.contract import RAW_DIR, RAW_PREFIX, SPLIT_DIR, SPLITS, example_keys
@@ -38,20 +45,9 @@ def read_shard_with_table(shard_path: str):
             yield ShardRecord(uid, serialized, {**row, "uid": uid, "target_id": target_id, "label": label})
 
 
-class ReadShards(beam.PTransform):
+def ReadShards(pattern: str) -> beam.PTransform:  # noqa: N802 (a PTransform factory, named like one)
     """Shard files matching ``pattern`` -> ShardRecords (example + data-table row), read file by file."""
-
-    def __init__(self, pattern: str):
-        super().__init__()
-        self._pattern = pattern
-
-    def expand(self, pipeline):
-        return (
-            pipeline
-            | "MatchShards" >> fileio.MatchFiles(self._pattern)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadShardWithTable" >> beam.FlatMap(lambda meta: read_shard_with_table(meta.path))
-        )
+    return ReadWholeFiles(pattern, read_shard_with_table)
 
 
 class _AssignSplitFn(beam.DoFn):
