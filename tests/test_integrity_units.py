@@ -23,6 +23,7 @@ from beam_pipelines.stages.analyze import check_stats
 from beam_pipelines.stages.filter import check_filtered
 from beam_pipelines.stages.normalize import check_normalized
 from beam_pipelines.stages.outliers import BINS_PER_DECADE, DropScaleOutliers, median_bin
+from beam_pipelines.stages.split import check_split
 from transforms.recipes.g2net import strain as s
 
 GOOD = np.random.default_rng(0).normal(0, 7e-22, (3, 4096))
@@ -148,6 +149,11 @@ def test_stage_checks_raise_before_publishing():
     check_normalized({"splits": {"train": ok, "val": ok}})
     with pytest.raises(StageError, match="split val read 4 examples, the split stage wrote 5"):
         check_normalized({"splits": {"train": {**ok, "in_split": 4}, "val": {**ok, "in_split": 5}}})
+    check_split({"in_build": 5, "seen": 5, "written": 5})
+    with pytest.raises(StageError, match="split: read 4 examples, the build stage wrote 5"):
+        check_split({"in_build": 5, "seen": 4, "written": 4})
+    with pytest.raises(StageError, match="split: read 5 examples but wrote 4"):
+        check_split({"in_build": 5, "seen": 5, "written": 4})
     check_filtered({"splits": {"train": {"seen": 4, "in_norm": 4}, "val": {"seen": 2, "in_norm": None}}})
     with pytest.raises(StageError, match="filter: split train read 3 examples, the normalize stage wrote 4"):
         check_filtered({"splits": {"train": {"seen": 3, "in_norm": 4}}})

@@ -145,6 +145,20 @@ def run_split(
                 )
                 | "WriteSummary" >> ctx.summary()
             )
-        return {**summarize_counts(ctx.counts()), "fractions": dict(split.fractions), "salt": split.salt}
+        summary = summarize_counts(ctx.counts())
+        return {**summary, "in_build": total, "fractions": dict(split.fractions), "salt": split.salt}
 
-    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="build", config=config)
+    return run_stage(
+        STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="build", check=check_split, config=config
+    )
+
+
+def check_split(summary: dict[str, Any]) -> None:
+    """The split stage's own check: it read every example build wrote, and wrote every example it read."""
+    if summary.get("in_build") is not None and summary["seen"] != summary["in_build"]:
+        raise manifest.StageError(
+            f"split: read {summary['seen']} examples, the build stage wrote {summary['in_build']} "
+            "(the runner lost or repeated elements); nothing was published"
+        )
+    if summary["seen"] != summary["written"]:
+        raise manifest.StageError(f"split: read {summary['seen']} examples but wrote {summary['written']}")
