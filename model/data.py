@@ -211,6 +211,21 @@ def list_shards(data_dir: str, split: str, subdir: str = NORM_DIR) -> tuple[str,
     return directory, shards
 
 
+def interleave_records(files: list[str], cycle: int, seed: int, shuffle: bool) -> tf.data.Dataset:
+    """The serialized records of ``files``, read ``cycle`` files at a time in a deterministic interleave; the
+    file order is reshuffled every epoch when ``shuffle``."""
+    files_ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    compression = _compression(files[0])
+    return files_ds.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression_type=compression, buffer_size=8 << 20),
+        cycle_length=min(cycle, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
 def _compression(path: str) -> str:
     return "GZIP" if path.endswith(".gz") else ""
 
@@ -360,16 +375,7 @@ def make_dataset(
     inputs = list(config.model.input_features)
     parse_spec = dict(info.parse_spec)
 
-    files_ds = tf.data.Dataset.from_tensor_slices(files)
-    if training:
-        files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    compression = _compression(files[0])
-    records = files_ds.interleave(
-        lambda path: tf.data.TFRecordDataset(path, compression_type=compression, buffer_size=8 << 20),
-        cycle_length=min(data.interleave_cycle, len(files)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    records = interleave_records(files, data.interleave_cycle, seed, shuffle=training)
     # Cache the serialized records of splits read every epoch (train, val during fit), when they fit.
     if not with_uid and split != "test" and should_cache(split_info, data):
         records = records.cache()

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from model.augment import augment_batches
 from model.config import InjectionConfig, TrainerConfig
-from model.data import DatasetInfo, _compression, join, read_manifest, should_cache
+from model.data import DatasetInfo, interleave_records, join, read_manifest, should_cache
 from model.errors import DatasetError, FeatureSpecError
 from transforms.contract import STATS_DIR
 
@@ -115,14 +115,7 @@ def make_injection_dataset(
         data.label_feature: info.parse_spec[data.label_feature],
     }
 
-    files_ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    compression = _compression(files[0])
-    records = files_ds.interleave(
-        lambda path: tf.data.TFRecordDataset(path, compression_type=compression, buffer_size=8 << 20),
-        cycle_length=min(data.interleave_cycle, len(files)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    records = interleave_records(files, data.interleave_cycle, seed, shuffle=True)
 
     def parse(serialized):
         example = tf.io.parse_example(serialized, parse_spec)

@@ -22,7 +22,7 @@ from beam_pipelines.rejects import INTERNAL_ERROR, REJECTED, guarded, reject
 from beam_pipelines.stages.analyze import check_stats
 from beam_pipelines.stages.filter import check_filtered
 from beam_pipelines.stages.normalize import check_normalized
-from beam_pipelines.stages.outliers import BINS_PER_DECADE, DropScaleOutliers, median_bin
+from beam_pipelines.stages.outliers import BINS_PER_DECADE, ScaleOutliers, median_bin
 from beam_pipelines.stages.split import check_split
 from transforms.recipes.g2net import strain as s
 
@@ -121,9 +121,8 @@ def test_median_bin_and_outlier_guard():
     scales["near"] = 1e-22 * 10**1.9
     records = {encode_example(uid, uid, 0, {}): scale for uid, scale in scales.items()}
     with TestPipeline(runner=FnApiRunner()) as p:
-        kept, outliers = p | beam.Create(sorted(records)) | DropScaleOutliers(records.get)
-        assert_that(kept, equal_to([r for r, v in records.items() if v != scales["far"]]), label="Kept")
-        assert_that(outliers, equal_to(["far"]), label="Outliers")
+        outliers = p | beam.Create(sorted(records)) | ScaleOutliers(records.get)
+        assert_that(outliers, equal_to(["far"]))
 
 
 def test_stage_checks_raise_before_publishing():
@@ -135,6 +134,8 @@ def test_stage_checks_raise_before_publishing():
     whole = {"read": 10, "handed": 8, "analyzed": 8}
     counted = {"finite": True, "train_examples": 10, "stats_outliers_excluded": 2, "max_examples_per_group": None}
     check_stats({**counted, "analyzed_examples": {"psd": whole, "moments": whole}})
+    with pytest.raises(StageError, match="the outlier guard read 11 train examples, the split holds 10"):
+        check_stats({**counted, "guard_read": 11, "analyzed_examples": {"psd": whole}})
     with pytest.raises(StageError, match="pass 'psd' read 9 train examples, the split holds 10"):
         check_stats({**counted, "analyzed_examples": {"psd": {**whole, "read": 9}}})
     with pytest.raises(StageError, match="handed 8 examples to tf.Transform, whose analyzers saw 7"):

@@ -25,7 +25,7 @@ from tfx_bsl.public import tfxio
 from beam_pipelines import fs, manifest
 from beam_pipelines.counting import Tally
 from beam_pipelines.shards import ReadWholeFiles, shard_glob
-from beam_pipelines.stages.outliers import DropScaleOutliers, outlier_tally
+from beam_pipelines.stages.outliers import ScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import SPLIT_DIR, STATS_DIR, UID, decode_example, example_keys
@@ -187,6 +187,19 @@ def run_analyze(
         stats: dict[str, np.ndarray] = {}
         excluded: list[str] = []
         passes_seen: dict[str, dict[str, int]] = {}
+        if scale_fn is not None:  # the outlier guard: its own pass over the train split, yielding only uids
+            with ctx.pipeline(total=train_split.get("examples"), label="analyze guard (example scales)") as pipeline:
+                records = pipeline | "ReadTrain" >> ReadWholeFiles(pattern) | "Progress" >> ctx.progress()
+                pairs = [
+                    records | "ReadPairs" >> Tally("read"),
+                    records | "ScaleOutliers" >> ScaleOutliers(scale_fn) | "OutlierPairs" >> outlier_tally(),
+                ]
+                _ = pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> ctx.summary()
+            counts = ctx.counts()
+            excluded = sorted(counts.under("stats_outlier/"))
+            guard_read: int | None = counts["read"]
+        else:
+            guard_read = None
         for index, analysis in enumerate(passes):
             last = index == len(passes) - 1
             pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
@@ -194,10 +207,7 @@ def run_analyze(
             with ctx.pipeline(tft=True, total=train_split.get("examples"), label=label) as pipeline:
                 records = pipeline | "ReadTrain" >> ReadWholeFiles(pattern) | "Progress" >> ctx.progress()
                 pairs = [records | "ReadPairs" >> Tally("read")]
-                if scale_fn is not None and index == 0:  # the guard decides once, on the first pass
-                    records, outliers = records | "DropScaleOutliers" >> DropScaleOutliers(scale_fn)
-                    pairs.append(outliers | "OutlierPairs" >> outlier_tally())
-                elif excluded:  # later passes leave out the same uids (the guard is deterministic)
+                if excluded:  # the guard's outliers stay out of the statistics
                     records = records | "DropOutliers" >> beam.Filter(_not_in, frozenset(excluded))
                 pairs.append(
                     records
@@ -206,8 +216,6 @@ def run_analyze(
                 _ = pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> ctx.summary()
             stats = read_stats(pass_dir, (*analysis.stat_names, ANALYZED))
             counts = ctx.counts()
-            if scale_fn is not None and index == 0:
-                excluded = sorted(counts.under("stats_outlier/"))
             passes_seen[analysis.name] = {
                 "read": counts["read"],
                 "handed": counts["analyzed"],
@@ -227,6 +235,7 @@ def run_analyze(
             "stats_outlier_uids": excluded[:100],
             "max_examples_per_group": cap,
             "analyzed_examples": passes_seen,
+            "guard_read": guard_read,
             **recipe.stats_summary(config, stats),
             "finite": bool(all(np.isfinite(v).all() for v in stats.values())),
         }
@@ -255,13 +264,18 @@ def check_stats(summary: dict[str, Any]) -> None:
 
 
 def check_analyzed_counts(summary: dict[str, Any]) -> None:
-    """Every pass read the whole train split (``read`` = the split's ``train_examples``), handed every example
-    that the outlier guard and the cap kept to tf.Transform (without a cap: ``train_examples`` minus the
-    outliers), and its analyzers saw exactly those (``analyzed`` = ``handed``, counted inside the graph). A
-    mismatch means the runner lost or repeated elements: StageError before anything is published."""
+    """The outlier guard and every pass read the whole train split (``read`` = the split's ``train_examples``);
+    every pass handed the examples the guard and the cap kept to tf.Transform (without a cap: ``train_examples``
+    minus the outliers), and its analyzers saw exactly those (``analyzed`` = ``handed``, counted inside the
+    graph). A mismatch means the runner lost or repeated elements: StageError before anything is published."""
     train = summary.get("train_examples", 0)
     expected = train - summary.get("stats_outliers_excluded", 0)
     capped = summary.get("max_examples_per_group") is not None
+    if summary.get("guard_read") is not None and summary["guard_read"] != train:
+        raise manifest.StageError(
+            f"analyze: the outlier guard read {summary['guard_read']} train examples, the split holds {train} "
+            "(the runner lost or repeated elements); nothing was published"
+        )
     for name, seen in summary.get("analyzed_examples", {}).items():
         problem = None
         if seen["read"] != train:
