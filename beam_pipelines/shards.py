@@ -18,13 +18,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from beam_pipelines import fs
+from transforms import csv_rows
 from transforms.contract import (
     BASE_COLUMNS,
     TABLE_PATTERN,
@@ -77,13 +77,10 @@ def read_records(path: str) -> Iterable[bytes]:
 
 
 def data_lines(path: str) -> list[bytes]:
-    """The lines after the header of a text file, split like Beam's text source (at ``\\n``, a preceding
-    ``\\r`` dropped; no empty line after the last ``\\n``), as bytes."""
+    """The lines after the header of a text file, as bytes (``csv_rows.data_lines``: split like Beam's text
+    source, so the build and the audit's recount see the same rows)."""
     with fs.open_read(path) as handle:
-        lines = handle.read().split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return [line.removesuffix(b"\r") for line in lines[1:]]
+        return csv_rows.data_lines(handle.read())
 
 
 def read_table_lines(path: str) -> list[str]:
@@ -92,26 +89,25 @@ def read_table_lines(path: str) -> list[str]:
 
 
 class ReadWholeFiles(beam.PTransform):
-    """Files matching ``pattern`` -> ``read(path)``'s elements, each file read whole by one worker.
+    """Files matching ``pattern`` (listed and sorted on the driver; a single path is taken literally) ->
+    ``read(path)``'s elements (default: TFRecord records), each file read whole by one worker.
 
-    Used instead of Beam's splittable TFRecord/text sources: with the multi-threaded FnApiRunner those lost
-    elements at split points (an analyze pass read 3176 of 3180 train records, issue #13), and a shard is
-    small, so reading file by file loses no parallelism that matters. Files are spread over workers by a
-    Reshuffle (which keeps their order on the in-memory runner, so reruns stay byte-identical)."""
+    Used instead of Beam's splittable TFRecord/text sources: with the multi-threaded FnApiRunner an analyze pass
+    lost train records right after the TFRecord source (3176 of 3180, issue #13), and a shard is small, so
+    reading file by file loses no parallelism that matters. Files are spread over workers by ``beam.Create``'s
+    reshuffle, and the sorted list keeps the order (and so the bytes of a rerun) independent of directory
+    listing order."""
 
-    def __init__(self, pattern: str, read=read_records):
+    def __init__(self, pattern: str, read=None, literal: bool = False):
         super().__init__()
         self._pattern = pattern
         self._read = read
+        self._literal = literal
 
     def expand(self, pipeline):
-        read = self._read
-        return (
-            pipeline
-            | "MatchFiles" >> fileio.MatchFiles(self._pattern)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFile" >> beam.FlatMap(lambda meta: read(meta.path))
-        )
+        read = self._read or read_records
+        paths = [self._pattern] if self._literal else sorted(fs.glob(self._pattern))
+        return pipeline | "ListFiles" >> beam.Create(paths).with_output_types(str) | "ReadFile" >> beam.FlatMap(read)
 
 
 class ParseTableLineFn(beam.DoFn):

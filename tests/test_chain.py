@@ -285,3 +285,29 @@ def test_every_stage_records_the_config_it_ran_with(chain, tmp_path):
         split.run_split(load_config(DatasetConfig, "run_configs/tce_kepler.yaml"), str(out), overwrite=True)
     assert cli.main(tce) == 2
     assert (out / "manifest.json").read_text() == before  # refused before anything was replaced
+
+
+@pytest.mark.parametrize("stage", ["analyze", "normalize"])
+def test_a_stage_that_loses_a_record_publishes_nothing(chain, tmp_path, monkeypatch, stage):
+    """Fault injection: the file reader drops one record (as Beam's splittable source did under several threads);
+    the stage's read-what-was-written check stops it before it publishes."""
+    import shutil
+
+    from beam_pipelines import shards
+
+    out = tmp_path / "ds"
+    shutil.copytree(chain["out"], out)
+    original = shards.read_records
+
+    def lossy(path):
+        records = list(original(path))
+        return records[1:] if "_shard_0001-" in path else records  # the first record of every first shard
+
+    monkeypatch.setattr(shards, "read_records", lossy)
+    run = analyze.run_analyze if stage == "analyze" else normalize.run_normalize
+    expected = "read .* train examples, the split holds" if stage == "analyze" else "the split stage wrote"
+    with pytest.raises(manifest.StageError, match=expected):
+        run(chain["config"], str(out), overwrite=True)
+    published = json.loads((out / "manifest.json").read_text())["stages"]
+    assert stage not in published and "normalize" not in published
+    assert not (out / ("stats" if stage == "analyze" else "norm")).exists()

@@ -47,7 +47,8 @@ def test_local_profiles_stay_on_the_fn_api_runner():
     assert in_memory.view_as(DirectOptions).direct_running_mode == "in_memory"
     multi = make_pipeline_options(load_profile(MULTI))
     assert multi.view_as(StandardOptions).runner == FN_API_RUNNER
-    # processes: threads lost train examples in analyze at 16,000 examples (issue #13, README)
+    # processes: threads are slower on 2 cores (and lost records from Beam's splittable reads, now replaced;
+    # issue #13, README)
     assert multi.view_as(DirectOptions).direct_running_mode == "multi_processing"
     assert multi.view_as(DirectOptions).direct_num_workers == 0  # FnApiRunner: 0 = one worker per core
 
@@ -225,7 +226,7 @@ def test_in_memory_chain_passes_audit(in_memory):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["multi_threading", "multi_processing", "portable"])
 def test_other_runner_gives_the_same_dataset(mode, in_memory, g2net_raw, tmp_path, request):
-    if mode == "multi_threading":  # right at this size; at 16,000 examples it was not (README, issue #13)
+    if mode == "multi_threading":  # lost records from splittable reads at 16,000 examples before ReadWholeFiles
         beam_args = with_profile(MULTI, ["--direct_running_mode=multi_threading", "--direct_num_workers=2"])
     elif mode == "multi_processing":  # what the local_multiprocess profile does
         beam_args = with_profile(MULTI, ["--direct_num_workers=2"])

@@ -20,7 +20,7 @@ from pydantic import Field
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from beam_pipelines.recipes.inputs import csv_source, parse_csv_line
 from beam_pipelines.rejects import REJECTED, reject
-from beam_pipelines.shards import ShardRecord
+from beam_pipelines.shards import ReadWholeFiles, ShardRecord, read_table_lines
 from transforms.config import _Strict
 from transforms.contract import LABEL, TARGET_ID, UID, RejectedInput, encode_example
 from transforms.recipes.base import AnalysisPass, default_check_train_split
@@ -70,7 +70,7 @@ class BuildToy(RecipeBuild):
         return []
 
     def examples(self, pipeline) -> BuildOutputs:
-        lines = pipeline | "ReadCsv" >> beam.io.ReadFromText(self._plan.path, skip_header_lines=1)
+        lines = pipeline | "ReadCsv" >> ReadWholeFiles(self._plan.path, read_table_lines, literal=True)
         parsed = lines | "Parse" >> beam.ParDo(_ParseFn(self._plan.header, self._config.section.length)).with_outputs(
             REJECTED, main="records"
         )

@@ -40,9 +40,9 @@ def read_csv_header(path: str) -> tuple[str, ...]:
 
 def read_csv_lines(path: str) -> beam.PTransform:
     """The data lines of a CSV (header skipped) as raw bytes, for ``ParseCsvFn`` to decode row by row; the file
-    is read whole by one worker (``ReadWholeFiles``: Beam's splittable text source lost lines at split points
-    with the multi-threaded runner)."""
-    return ReadWholeFiles(path, data_lines)
+    is read whole by one worker (``ReadWholeFiles``, as every stage reads its files: Beam's splittable TFRecord
+    source lost records with the multi-threaded runner), and its path is taken literally (no glob)."""
+    return ReadWholeFiles(path, data_lines, literal=True)
 
 
 def csv_source(input_dir: str, relative: str, key: str) -> CsvSource:

@@ -20,7 +20,6 @@ from beam_pipelines.counting import Tally
 from transforms.contract import example_keys
 
 BINS_PER_DECADE = 20
-OUTLIERS = "outliers"
 
 
 def scale_bin(serialized: bytes, scale_fn) -> int | None:
