@@ -3,7 +3,7 @@
 of each stage), the light-curve benchmark (CPU-s per 17-quarter star and peak RSS at 8 and 32 stars), then the
 trainer's input pipeline vs training step. About 15 minutes on an idle 2-core machine.
 
-    python benchmarks/run_all.py                 # what make bench runs (N = 4000 and 16000, --workers)
+    python benchmarks/run_all.py                 # what make bench runs (N = 4000 and 16000, --workers --threads)
     python benchmarks/run_all.py --quick         # N = 2000 and 4000, in memory only, no trainer benchmark
     python benchmarks/run_all.py --n 1000        # any sizes
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.raw_root:
         forwarded += ["--raw-root", args.raw_root]
     if not args.quick:
-        forwarded.append("--workers")
+        forwarded += ["--workers", "--threads"]
     print(f"bench_run.py {' '.join(forwarded)}", flush=True)
     code = bench_run.main(forwarded)
     if code != 0 or args.quick:

@@ -47,9 +47,9 @@ def test_local_profiles_stay_on_the_fn_api_runner():
     assert in_memory.view_as(DirectOptions).direct_running_mode == "in_memory"
     multi = make_pipeline_options(load_profile(MULTI))
     assert multi.view_as(StandardOptions).runner == FN_API_RUNNER
-    # processes: threads are slower on 2 cores (and lost records from Beam's splittable reads, now replaced;
-    # issue #13, README)
-    assert multi.view_as(DirectOptions).direct_running_mode == "multi_processing"
+    # threads: faster than processes (issue #13, README); they lost records from Beam's splittable reads, now
+    # replaced by whole-file reads
+    assert multi.view_as(DirectOptions).direct_running_mode == "multi_threading"
     assert multi.view_as(DirectOptions).direct_num_workers == 0  # FnApiRunner: 0 = one worker per core
 
 
@@ -226,10 +226,10 @@ def test_in_memory_chain_passes_audit(in_memory):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["multi_threading", "multi_processing", "portable"])
 def test_other_runner_gives_the_same_dataset(mode, in_memory, g2net_raw, tmp_path, request):
-    if mode == "multi_threading":  # lost records from splittable reads at 16,000 examples before ReadWholeFiles
-        beam_args = with_profile(MULTI, ["--direct_running_mode=multi_threading", "--direct_num_workers=2"])
-    elif mode == "multi_processing":  # what the local_multiprocess profile does
+    if mode == "multi_threading":  # what the local_multiprocess profile does
         beam_args = with_profile(MULTI, ["--direct_num_workers=2"])
+    elif mode == "multi_processing":
+        beam_args = with_profile(MULTI, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     else:
         beam_args = with_profile(PORTABLE, [f"--job_endpoint={request.getfixturevalue('job_endpoint')}"])
     out, reference = _run_chain(g2net_raw, tmp_path / "ds", beam_args), in_memory
