@@ -1,7 +1,8 @@
-"""``make bench``: the pipeline benchmark (plain script vs sigforge, in memory and with 2 workers of the
-``local_multiprocess`` profile, at N = 4000 and 16000: throughput ratios, 2-worker speed-up, peak RSS, the share
-of each stage), the light-curve benchmark (CPU-s per 17-quarter star and peak RSS at 8 and 32 stars), then the
-trainer's input pipeline vs training step. About 15 minutes on an idle 2-core machine.
+"""``make bench``: the pipeline benchmark (plain script vs sigforge, in memory, with 2 worker processes and with
+the 2 worker threads of the ``local_multiprocess`` profile, at N = 4000 and 16000: throughput ratios, 2-worker
+speed-up, peak RSS, the share of each stage), the light-curve benchmark (CPU-s per 17-quarter star and peak RSS
+at 8 and 32 stars), then the trainer's input pipeline vs training step. About 7.5 minutes on an idle 2-core
+machine, plus ~5 minutes to generate the samples (reused with ``--raw-root``).
 
     python benchmarks/run_all.py                 # what make bench runs (N = 4000 and 16000, --workers --threads)
     python benchmarks/run_all.py --quick         # N = 2000 and 4000, in memory only, no trainer benchmark
