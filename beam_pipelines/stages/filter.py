@@ -39,7 +39,7 @@ from beam_pipelines.shards import (
     table_columns,
     table_glob,
 )
-from beam_pipelines.stages.runner import StageContext, run_stage
+from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from beam_pipelines.stages.split import key_by_uid
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition
@@ -312,8 +312,4 @@ def check_filtered(summary: dict[str, Any]) -> None:
     """The filter stage's own check: every split read as many examples as normalize wrote for it (a runner that
     lost or repeated elements stops the stage before it publishes)."""
     for split, counts in summary["splits"].items():
-        if counts.get("in_norm") is not None and counts["seen"] != counts["in_norm"]:
-            raise manifest.StageError(
-                f"filter: split {split} read {counts['seen']} examples, the normalize stage wrote {counts['in_norm']} "
-                "(the runner lost or repeated elements); nothing was published"
-            )
+        check_read_all(f"filter: split {split}", counts["seen"], counts.get("in_norm"), "the normalize stage")

@@ -33,7 +33,7 @@ from beam_pipelines.shards import (
     table_glob,
 )
 from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE, raw_tfxio
-from beam_pipelines.stages.runner import StageContext, run_stage
+from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
 from transforms.contract import NORM_DIR, SPLIT_DIR, SPLITS, STATS_DIR, norm_prefix
 from transforms.recipes import get_recipe
@@ -118,11 +118,7 @@ def check_normalized(summary: dict[str, Any]) -> None:
     read, no value is NaN/inf, and the normalized train examples have not collapsed to constants (statistics
     wrecked by an outlier)."""
     for split, counts in summary["splits"].items():
-        if counts.get("in_split") is not None and counts["seen"] != counts["in_split"]:
-            raise StageError(
-                f"normalize: split {split} read {counts['seen']} examples, the split stage wrote {counts['in_split']} "
-                "(the runner lost or repeated elements); nothing was published"
-            )
+        check_read_all(f"normalize: split {split}", counts["seen"], counts.get("in_split"), "the split stage")
         if counts["seen"] != counts["examples"]:
             raise StageError(f"normalize: split {split} read {counts['seen']} examples but wrote {counts['examples']}")
         if counts[NON_FINITE]:

@@ -83,6 +83,16 @@ class StageContext:
         return Counts.read(self.tmp_path(SUMMARY_FILE))
 
 
+def check_read_all(what: str, seen: int, expected: int | None, source: str) -> None:
+    """StageError unless ``what`` read as many examples (``seen``) as ``source`` wrote (``expected``; None: no
+    count to compare with): a runner that lost or repeated elements stops the stage before it publishes."""
+    if expected is not None and seen != expected:
+        raise manifest.StageError(
+            f"{what} read {seen} examples, {source} wrote {expected} (the runner lost or repeated elements); "
+            "nothing was published"
+        )
+
+
 def run_stage(
     stage: str,
     out: str,

@@ -22,7 +22,7 @@ from beam_pipelines.shards import (
     table_columns,
     table_for_shard,
 )
-from beam_pipelines.stages.runner import StageContext, run_stage
+from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
 from transforms.contract import RAW_DIR, RAW_PREFIX, SPLIT_DIR, SPLITS, example_keys
 from transforms.splitting import assign_split
@@ -155,10 +155,6 @@ def run_split(
 
 def check_split(summary: dict[str, Any]) -> None:
     """The split stage's own check: it read every example build wrote, and wrote every example it read."""
-    if summary.get("in_build") is not None and summary["seen"] != summary["in_build"]:
-        raise manifest.StageError(
-            f"split: read {summary['seen']} examples, the build stage wrote {summary['in_build']} "
-            "(the runner lost or repeated elements); nothing was published"
-        )
+    check_read_all("split:", summary["seen"], summary.get("in_build"), "the build stage")
     if summary["seen"] != summary["written"]:
         raise manifest.StageError(f"split: read {summary['seen']} examples but wrote {summary['written']}")
