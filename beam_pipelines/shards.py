@@ -94,9 +94,10 @@ class ReadWholeFiles(beam.PTransform):
 
     Used instead of Beam's splittable TFRecord/text sources: with the multi-threaded FnApiRunner an analyze pass
     lost train records right after the TFRecord source (3176 of 3180, issue #13), and a shard is small, so
-    reading file by file loses no parallelism that matters. Files are spread over workers by ``beam.Create``'s
-    reshuffle, and the sorted list keeps the order (and so the bytes of a rerun) independent of directory
-    listing order."""
+    reading file by file loses no parallelism that matters. Files are spread over workers by a Reshuffle after
+    a ``beam.Create`` without its own reshuffle (``Create``'s built-in one made which examples share a shard
+    vary between reruns in one process: tests/test_determinism.py failed 4 of 12 runs), and the sorted
+    list keeps the order (and so the bytes of a rerun) independent of directory listing order."""
 
     def __init__(self, pattern: str, read=None, literal: bool = False):
         super().__init__()
@@ -107,7 +108,12 @@ class ReadWholeFiles(beam.PTransform):
     def expand(self, pipeline):
         read = self._read or read_records
         paths = [self._pattern] if self._literal else sorted(fs.glob(self._pattern))
-        return pipeline | "ListFiles" >> beam.Create(paths).with_output_types(str) | "ReadFile" >> beam.FlatMap(read)
+        return (
+            pipeline
+            | "ListFiles" >> beam.Create(paths, reshuffle=False).with_output_types(str)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadFile" >> beam.FlatMap(read)
+        )
 
 
 class ParseTableLineFn(beam.DoFn):
