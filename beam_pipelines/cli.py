@@ -17,6 +17,7 @@ Without ``--runner`` sigforge runs locally on Beam's FnApiRunner (never the Pris
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import logging
 import os
@@ -383,5 +384,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+# The exit code of a command that returned normally (see entry), read by _exit_without_teardown.
+_EXIT_CODE: list[int] = []
+
+
+def _exit_without_teardown() -> None:
+    """Registered before anything else, so it runs after every other exit handler: flushes logs and the standard
+    streams, then ends the process with ``os._exit``. The interpreter's own teardown after TensorFlow and Beam
+    have loaded (deallocating modules and their native state) takes ~1.7 s and changes nothing on disk: every
+    output file was closed and renamed before the command returned. Only for a normal return; a command that
+    raised exits the usual way."""
+    if not _EXIT_CODE:
+        return
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be written to it anyway
+            pass
+    os._exit(_EXIT_CODE[0])
+
+
+atexit.register(_exit_without_teardown)
+
+
+def entry(argv: Sequence[str] | None = None) -> None:
+    """The ``sigforge`` executable (and ``python -m beam_pipelines.cli``): ``main``, then a fast exit."""
+    code = main(argv)
+    _EXIT_CODE.append(code if isinstance(code, int) else 1)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

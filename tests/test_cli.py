@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
@@ -34,6 +36,22 @@ def test_local_runner_is_forced_to_fnapi_but_others_pass():
     assert opts.get_all_options()["project"] == "p"
     multi = make_pipeline_options(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     assert multi.view_as(DirectOptions).direct_num_workers == 2
+
+
+def test_executable_flushes_output_and_keeps_exit_codes(tmp_path):
+    """``python -m beam_pipelines.cli`` ends with os._exit after a normal return (no interpreter teardown): the
+    piped (block-buffered) output must still arrive whole, and the exit codes must be the command's."""
+    listed = subprocess.run([sys.executable, "-m", "beam_pipelines.cli", "recipes"], capture_output=True, text=True)
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["g2net", "tce"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "beam_pipelines.cli", "build", "--config", "run_configs/g2net.yaml"]
+        + ["--input", str(tmp_path), "--output", str(tmp_path / "ds"), "--set", "g2net.bandpas.low_hz=10"],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2
+    assert "g2net.bandpas" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_bad_config_key_refused_before_any_work(tmp_path, caplog, g2net_raw):
