@@ -368,3 +368,56 @@ def test_batched_preprocess_equals_per_sample_and_keeps_rejects_in_place():
     assert [results[1].reason, results[3].reason] == [strain_lib.UNREADABLE_NPY, strain_lib.WRONG_SHAPE]
     for got, raw in zip([results[0], results[2], results[4]], good, strict=True):
         np.testing.assert_array_equal(got, signal.bandpass(raw).astype(np.float32))
+
+
+def test_distinct_per_channel_counts_as_np_unique():
+    rng = np.random.default_rng(5)
+    strain = rng.normal(size=(3, 4096))
+    strain[1] = np.round(strain[1] * 3) / 3  # quantized: few distinct values
+    strain[2, :100] = 0.0
+    strain[2, 100:200] = -0.0  # np.unique counts 0.0 and -0.0 as one value
+    expected = [np.unique(row).size for row in strain]
+    assert strain_lib.distinct_per_channel(strain).tolist() == expected
+
+
+@pytest.mark.parametrize("n, parts", [(0, 2), (1, 2), (5, 2), (7, 3), (64, 2), (3, 8)])
+def test_parallel_chunks_cover_items_in_order(n, parts):
+    from beam_pipelines import parallel
+
+    got = parallel.chunks(list(range(n)), parts)
+    assert [i for chunk in got for i in chunk] == list(range(n))
+    assert all(chunk for chunk in got) and len(got) == min(parts, n)
+    sizes = [len(chunk) for chunk in got]
+    assert not sizes or max(sizes) - min(sizes) <= 1
+
+
+def test_parallel_map_chunks_keeps_order_and_raises():
+    from beam_pipelines import parallel
+
+    pairs = parallel.map_chunks(lambda chunk: [x * x for x in chunk], list(range(10)), 3)
+    assert [x for _, squares in pairs for x in squares] == [x * x for x in range(10)]
+
+    def fails(chunk):
+        raise ValueError(f"bad {chunk[0]}")
+
+    with pytest.raises(ValueError, match="bad"):
+        parallel.map_chunks(fails, list(range(10)), 2)
+
+
+def test_build_output_does_not_depend_on_numeric_threads(built, tmp_path):
+    """The batch is preprocessed in chunks on the shared pool: 1 thread and 3 threads (the corrupt inputs land
+    in different chunks) write byte-identical shards, data tables and rejections."""
+    outputs = {}
+    for threads in (1, 3):
+        config = load_config(
+            DatasetConfig, "run_configs/demo.yaml", ["build.examples_per_shard=20", f"build.numeric_threads={threads}"]
+        )
+        out = tmp_path / f"t{threads}"
+        run_build(config, str(built["raw"]), str(out))
+        outputs[threads] = {
+            path.relative_to(out).as_posix(): path.read_bytes()
+            for path in sorted(out.rglob("*"))
+            if path.is_file() and path.name != "manifest.json"
+        }
+    assert outputs[1] == outputs[3]
+    assert any(name.endswith(".tfrecord") for name in outputs[1]) and "rejected/build.csv" in outputs[1]

@@ -53,6 +53,9 @@ class BuildConfig(_Strict):
     """Build stage settings every recipe shares; the recipe's own inputs live in its section (``g2net:``...)."""
 
     examples_per_shard: int = Field(1000, ge=1)
+    # Threads per worker process for the recipe's batched numeric preprocessing (numpy/scipy release the GIL
+    # there); 0 = as many as the cores this process may use, 1 = none (all work on the DoFn's own thread).
+    numeric_threads: int = Field(0, ge=0)
 
 
 class SplitConfig(_Strict):

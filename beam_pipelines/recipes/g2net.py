@@ -17,7 +17,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from beam_pipelines import fs
+from beam_pipelines import fs, parallel
 from beam_pipelines.counting import Tally
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from beam_pipelines.recipes.inputs import SEEN, CsvSource, ReadCsvRows, csv_source, parse_csv_line
@@ -114,23 +114,36 @@ class _ResolveJoinFn(beam.DoFn):
 
 
 class _PreprocessFn(beam.DoFn):
-    """Reads a batch of ``.npy`` files, validates each, bandpasses the valid ones together, packs examples."""
+    """Reads a batch of ``.npy`` files, validates each, bandpasses the valid ones together, packs examples.
 
-    def __init__(self, cfg: G2NetConfig):
+    The batch is cut into ``threads`` chunks that are read and preprocessed on the process's shared numeric
+    pool (``parallel``; the bandpass releases the GIL), so one bundle uses every core. A sample's result does
+    not depend on its chunk: the filter runs row by row."""
+
+    def __init__(self, cfg: G2NetConfig, threads: int = 1):
         self._cfg = cfg
+        self._threads = threads
         self._written = Metrics.counter(STAGE, "written")
         self._bytes = Metrics.counter(STAGE, "bytes_read")
 
     def process(self, batch: list[Candidate]):
-        arrays = [self._read(candidate) for candidate in batch]
+        for chunk, (arrays, results) in parallel.map_chunks(self._read_and_preprocess, batch, self._threads):
+            self._bytes.inc(sum(array.nbytes for array in arrays if not isinstance(array, Exception)))
+            if results is None:  # one sample broke its chunk: redo each alone, so only it is rejected
+                for candidate, array in zip(chunk, arrays, strict=True):
+                    yield from guarded(STAGE, candidate.path, self._pack(candidate, array, single=True))
+                continue
+            for candidate, result in zip(chunk, results, strict=True):
+                yield from guarded(STAGE, candidate.path, self._pack(candidate, result, single=False))
+
+    def _read_and_preprocess(self, chunk: list[Candidate]):
+        """On a pool thread: the chunk's arrays (or RejectedInputs) and their results, or None for the results
+        when the chunk as a whole raised."""
+        arrays = [self._read(candidate) for candidate in chunk]
         try:
-            results = strain_lib.preprocess_for_build(arrays, self._cfg)
-        except Exception:  # noqa: BLE001  (one sample broke the batch: redo each alone, so only it is rejected)
-            for candidate, array in zip(batch, arrays, strict=True):
-                yield from guarded(STAGE, candidate.path, self._pack(candidate, array, single=True))
-            return
-        for candidate, result in zip(batch, results, strict=True):
-            yield from guarded(STAGE, candidate.path, self._pack(candidate, result, single=False))
+            return arrays, strain_lib.preprocess_for_build(arrays, self._cfg)
+        except Exception:  # noqa: BLE001  (retried sample by sample on the DoFn's thread, which rejects the culprit)
+            return arrays, None
 
     def _read(self, candidate: Candidate):
         """The sample's array (header checked before any data is read), or its RejectedInput."""
@@ -138,13 +151,11 @@ class _PreprocessFn(beam.DoFn):
             return strain_lib.RejectedInput(strain_lib.NOT_A_REGULAR_FILE, "not a regular file when opened")
         try:
             with fs.open_read(candidate.path) as handle:
-                array = strain_lib.read_npy(handle, self._cfg.n_channels, self._cfg.n_samples)
+                return strain_lib.read_npy(handle, self._cfg.n_channels, self._cfg.n_samples)
         except strain_lib.RejectedInput as error:
             return error
         except OSError as error:
             return strain_lib.RejectedInput(strain_lib.UNREADABLE_NPY, f"cannot read file: {error}")
-        self._bytes.inc(array.nbytes)
-        return array
 
     def _pack(self, candidate: Candidate, result, single: bool):
         if single:
@@ -238,7 +249,10 @@ class BuildG2Net(RecipeBuild):
         processed = (
             joined.candidates
             | "BatchCandidates" >> beam.BatchElements(min_batch_size=8, max_batch_size=64)
-            | "Preprocess" >> beam.ParDo(_PreprocessFn(cfg)).with_outputs(REJECTED, main="records")
+            | "Preprocess"
+            >> beam.ParDo(_PreprocessFn(cfg, parallel.thread_count(self._config.build.numeric_threads))).with_outputs(
+                REJECTED, main="records"
+            )
         )
         rejected = (
             labels[REJECTED],
