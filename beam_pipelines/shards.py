@@ -28,7 +28,6 @@ from transforms import csv_rows
 from transforms.contract import (
     BASE_COLUMNS,
     TABLE_PATTERN,
-    example_keys,
     shard_name,
     shard_pattern,
     table_name,
@@ -141,41 +140,40 @@ PART_PREFIX = "_part-"
 
 
 class _WritePartsFn(beam.DoFn):
-    """Streams ShardRecords into part files of at most ``per_shard`` examples; yields one dict per part."""
+    """Collects ShardRecords into parts of at most ``per_shard`` examples, each written in uid order when full
+    (or at the bundle's end) as a part file plus its table; yields one dict per part. A part is held in memory
+    until then (at most ``per_shard`` serialized examples), so the order in which a bundle delivered them (which
+    varies between runs) never reaches the bytes, and finalize only renames the file."""
 
     def __init__(self, folder: str, per_shard: int, columns: Sequence[str]):
         self._folder = folder
         self._per_shard = per_shard
         self._columns = [c for c in columns if c != "shard"]
-        self._handle = None
+        self._records: list[tuple[str, bytes]] = []
+        self._rows: list[dict[str, Any]] = []
 
     def start_bundle(self):
-        self._handle = None
-
-    def _open(self):
-        self._base = fs.join(self._folder, f"{PART_PREFIX}{uuid.uuid4().hex}")
-        self._handle = fs.create(self._base + ".tfrecord")
-        self._rows: list[dict[str, Any]] = []
-        self._first_uid = None
+        self._records, self._rows = [], []
 
     def _close(self) -> dict[str, Any]:
-        self._handle.close()
-        self._handle = None
-        fs.write_text(self._base + ".csv", format_table(self._rows, self._columns))
-        return {"part": self._base, "examples": len(self._rows), "first_uid": self._first_uid}
+        base = fs.join(self._folder, f"{PART_PREFIX}{uuid.uuid4().hex}")
+        self._records.sort(key=lambda pair: pair[0])
+        with fs.create(base + ".tfrecord") as handle:
+            for _, example in self._records:
+                write_record(handle, example)
+        fs.write_text(base + ".csv", format_table(self._rows, self._columns))
+        part = {"part": base, "examples": len(self._rows), "first_uid": self._records[0][0]}
+        self._records, self._rows = [], []
+        return part
 
     def process(self, record: ShardRecord):
-        if self._handle is None:
-            self._open()
-        write_record(self._handle, record.example)
+        self._records.append((record.uid, record.example))
         self._rows.append({**record.row, "uid": record.uid})
-        if self._first_uid is None or record.uid < self._first_uid:
-            self._first_uid = record.uid
         if len(self._rows) >= self._per_shard:
             yield self._close()
 
     def finish_bundle(self):
-        if self._handle is not None:
+        if self._rows:
             yield WindowedValue(self._close(), MIN_TIMESTAMP, [GlobalWindow()])
 
 
@@ -210,24 +208,11 @@ class _FinalizePartFn(beam.DoFn):
         rows = list(csv.DictReader(io.StringIO(fs.read_text(part["part"] + ".csv"))))
         rows.sort(key=lambda row: row["uid"])
         fs.write_text(table, format_table([{**row, "shard": name} for row in rows], self._columns))
-        if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it written and deleted already
-            write_sorted_by_uid(part["part"] + ".tfrecord", final)
+        if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it renamed already
+            fs.rename_file(part["part"] + ".tfrecord", final)
         self._shards.inc()
         self._examples.inc(part["examples"])
         yield {"shard": name, "examples": part["examples"]}
-
-
-def write_sorted_by_uid(part: str, final: str) -> None:
-    """Rewrites the part file ``part`` as ``final`` with its records in uid order, then deletes the part: the
-    order in which a bundle delivered them (which varies between runs) never reaches the shard's bytes. One part
-    holds at most ``examples_per_shard`` records, so this holds one shard in memory."""
-    with fs.open_read(part) as handle:
-        records = list(iter_records(handle))
-    records.sort(key=lambda record: example_keys(record)[0])
-    with fs.create(final) as handle:
-        for record in records:
-            write_record(handle, record)
-    fs.delete_files([part])
 
 
 def _delete_parts(_, folder: str) -> None:
