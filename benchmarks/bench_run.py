@@ -15,7 +15,9 @@ another, each variant runs as its own subprocess:
   --direct_num_workers=2`` (2 worker processes);
 - ``sigforge-mt2`` (with ``--threads``): sigforge with ``--profile run_configs/local_multiprocess.yaml --
   --direct_num_workers=2`` (2 worker threads, what the profile does; before issue #13's whole-file reads their
-  statistics could come from fewer examples, see README.md).
+  statistics could come from fewer examples, see README.md);
+- ``sigforge-1t`` (with ``--one-thread``): sigforge with ``--set build.numeric_threads=1``: the build's numerics
+  on the DoFn's own thread, without the process-wide numeric pool (what the default did before issue #13).
 
 Measured per variant: wall time of the whole subprocess (interpreter start and TensorFlow/Beam imports
 included), the time inside the stages (``OUT/manifest.json`` ``stages.*.seconds`` for sigforge,
@@ -48,6 +50,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 STAGE_ORDER = ("build", "split", "analyze", "normalize", "filter")
 MT_ARGS = ["--profile", "run_configs/local_multiprocess.yaml", "--", "--direct_num_workers=2"]
 WORKER_ARGS = ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+ONE_THREAD_ARGS = ["--set", "build.numeric_threads=1"]
 
 
 # Process-tree memory sampling -----------------------------------------------------------------------------
@@ -121,7 +124,8 @@ def sigforge_cmd(raw: str, out: str, variant: str) -> list[str]:
     # --no-report: the plain script draws no report; `sigforge report` is timed on its own (report_cmd)
     cmd = [sys.executable, "-m", "beam_pipelines.cli", "run", "--config", CONFIG, "--input", raw, "--output", out]
     cmd.append("--no-report")
-    return cmd + {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mt2": MT_ARGS}[variant]
+    extra = {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mt2": MT_ARGS, "sigforge-1t": ONE_THREAD_ARGS}
+    return cmd + extra[variant]
 
 
 def report_cmd(out: str) -> list[str]:
@@ -230,7 +234,7 @@ def print_size(n: int, runs: list[dict]) -> None:
         )
     default = next((r for r in ok if r["variant"] == "sigforge"), None)
     for r in ok:
-        if default is not None and r["variant"] in ("sigforge-2w", "sigforge-mt2"):
+        if default is not None and r["variant"] in ("sigforge-2w", "sigforge-mt2", "sigforge-1t"):
             print(
                 f"{r['variant']}/sigforge (default) throughput: {default['wall_s'] / r['wall_s']:.2f} (wall), "
                 f"{default['stage_total_s'] / r['stage_total_s']:.2f} (stages), CPU s {_cpu(r):.0f} vs "
@@ -260,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[4000, 16000], help="sample sizes (default 4000 16000)")
     parser.add_argument("--workers", action="store_true", help="also run sigforge with 2 worker processes")
     parser.add_argument("--threads", action="store_true", help="also run sigforge with the profile's 2 threads")
+    parser.add_argument(
+        "--one-thread", action="store_true", help="also run sigforge with build.numeric_threads=1 (no numeric pool)"
+    )
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-script baseline")
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant (each is reported)")
     parser.add_argument("--seed", type=int, default=0)
@@ -277,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     variants = (["plain"] if not args.no_plain else []) + ["sigforge"]
     variants += (["sigforge-2w"] if args.workers else []) + (["sigforge-mt2"] if args.threads else [])
+    variants += ["sigforge-1t"] if args.one_thread else []
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
