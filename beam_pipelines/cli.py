@@ -24,6 +24,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from transforms.recipes import REGISTRY
 
@@ -408,11 +409,16 @@ def _exit_without_teardown() -> None:
 atexit.register(_exit_without_teardown)
 
 
-def entry(argv: Sequence[str] | None = None) -> None:
-    """The ``sigforge`` executable (and ``python -m beam_pipelines.cli``): ``main``, then a fast exit."""
-    code = main(argv)
+def finish(code: int) -> NoReturn:
+    """``sys.exit(code)`` for an executable's normal return, ending without the interpreter's teardown (above).
+    The executable's module must import this one before anything else, so that the handler runs last."""
     _EXIT_CODE.append(code if isinstance(code, int) else 1)
     sys.exit(code)
+
+
+def entry(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``sigforge`` executable (and ``python -m beam_pipelines.cli``): ``main``, then a fast exit."""
+    finish(main(argv))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from beam_pipelines.cli import finish  # before any third-party import: its exit handler must run last
+
 _LOG = logging.getLogger("sigforge.demo")
 
 
@@ -101,4 +103,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    finish(main())

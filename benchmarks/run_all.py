@@ -5,7 +5,7 @@ speed-up, peak RSS, the share of each stage), the light-curve benchmark (CPU-s p
 at 8 and 32 stars), then the trainer's input pipeline vs training step. About 9 minutes on an idle 2-core
 machine, plus ~5 minutes to generate the samples (reused with ``--raw-root``).
 
-    python benchmarks/run_all.py                 # what make bench runs (N = 4000 and 16000, --workers --threads --one-thread)
+    python benchmarks/run_all.py                 # make bench: N = 4000 and 16000, --workers --threads --one-thread
     python benchmarks/run_all.py --quick         # N = 2000 and 4000, in memory only, no trainer benchmark
     python benchmarks/run_all.py --n 1000        # any sizes
 
