@@ -44,6 +44,19 @@ class ShardRecord(NamedTuple):
     row: dict[str, Any]
 
 
+class ShardBatch(NamedTuple):
+    """Several ShardRecords as one element (e.g. all examples of one star): ``WriteShards`` writes them in order,
+    exactly as if each had been its own element, and counts (``counting.weight``) see ``len(records)``. One
+    element per batch instead of one per example spares every step that follows its per-element overhead."""
+
+    records: tuple[ShardRecord, ...]
+
+
+def records_of(element: ShardRecord | ShardBatch) -> Sequence[ShardRecord]:
+    """The ShardRecords an element of a records collection carries: a batch's records, or the record itself."""
+    return element.records if isinstance(element, ShardBatch) else (element,)
+
+
 def table_for_shard(shard_path: str) -> str:
     """``.../{prefix}_shard_0003-0016.tfrecord`` -> ``.../data_tbl_0003-0016.csv`` (docs/ARCHITECTURE.md section 3)."""
     return fs.join(shard_path.rsplit("/", 1)[0], table_name_for_shard(shard_path))
@@ -140,10 +153,10 @@ PART_PREFIX = "_part-"
 
 
 class _WritePartsFn(beam.DoFn):
-    """Collects ShardRecords into parts of at most ``per_shard`` examples, each written in uid order when full
-    (or at the bundle's end) as a part file plus its table; yields one dict per part. A part is held in memory
-    until then (at most ``per_shard`` serialized examples), so the order in which a bundle delivered them (which
-    varies between runs) never reaches the bytes, and finalize only renames the file."""
+    """Collects ShardRecords (alone or in ShardBatches) into parts of at most ``per_shard`` examples, each written
+    in uid order when full (or at the bundle's end) as a part file plus its table; yields one dict per part. A
+    part is held in memory until then (at most ``per_shard`` serialized examples), so the order in which a bundle
+    delivered them (which varies between runs) never reaches the bytes, and finalize only renames the file."""
 
     def __init__(self, folder: str, per_shard: int, columns: Sequence[str]):
         self._folder = folder
@@ -166,11 +179,12 @@ class _WritePartsFn(beam.DoFn):
         self._records, self._rows = [], []
         return part
 
-    def process(self, record: ShardRecord):
-        self._records.append((record.uid, record.example))
-        self._rows.append({**record.row, "uid": record.uid})
-        if len(self._rows) >= self._per_shard:
-            yield self._close()
+    def process(self, element: ShardRecord | ShardBatch):
+        for record in records_of(element):
+            self._records.append((record.uid, record.example))
+            self._rows.append({**record.row, "uid": record.uid})
+            if len(self._rows) >= self._per_shard:
+                yield self._close()
 
     def finish_bundle(self):
         if self._rows:
@@ -221,7 +235,8 @@ def _delete_parts(_, folder: str) -> None:
 
 
 class WriteShards(beam.PTransform):
-    """Writes ``ShardRecord``s to ``folder`` as numbered TFRecord shards plus data tables.
+    """Writes ``ShardRecord``s (or ``ShardBatch``es of them) to ``folder`` as numbered TFRecord shards plus data
+    tables.
 
     Returns a PCollection with one ``{"shard", "examples"}`` dict per shard written (an empty input still
     gets one empty shard, so the NNNN-TOTAL sequence always exists).
