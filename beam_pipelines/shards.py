@@ -141,11 +141,20 @@ class ParseTableLineFn(beam.DoFn):
 
 
 def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A CSV table: a header of ``columns``, then one line per row of its values in those columns (a missing or
+    None value is empty, other keys are left out). Lines end in ``\n``."""
+    columns = list(columns)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([("" if (value := row.get(k)) is None else value) for k in columns] for row in rows)
+    return buffer.getvalue()
+
+
+def format_row(row: dict[str, Any], columns: Sequence[str]) -> str:
+    """One data line of ``format_table([row], columns)``, without the header and the line end."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([("" if (value := row.get(k)) is None else value) for k in columns])
     return buffer.getvalue()
 
 
@@ -219,14 +228,35 @@ class _FinalizePartFn(beam.DoFn):
             fs.write_text(table, format_table([], self._columns))
             yield {"shard": name, "examples": 0}
             return
-        rows = list(csv.DictReader(io.StringIO(fs.read_text(part["part"] + ".csv"))))
-        rows.sort(key=lambda row: row["uid"])
-        fs.write_text(table, format_table([{**row, "shard": name} for row in rows], self._columns))
+        fs.write_text(table, sorted_part_table(fs.read_text(part["part"] + ".csv"), self._columns, name))
         if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it renamed already
             fs.rename_file(part["part"] + ".tfrecord", final)
         self._shards.inc()
         self._examples.inc(part["examples"])
         yield {"shard": name, "examples": part["examples"]}
+
+
+def sorted_part_table(part_csv: str, columns: Sequence[str], shard: str) -> str:
+    """The shard's data table from its part's CSV: the part's rows in uid order (stable), in ``columns``, with
+    ``shard`` in the shard column; a column the part lacks is empty.
+
+    The same text as ``format_table`` of the rows ``csv.DictReader`` reads (blank lines skipped, a short row's
+    missing values empty), sorted by uid, each with ``"shard": shard``; the CSV is parsed once, into lists."""
+    header, *rows = csv.reader(io.StringIO(part_csv))
+    rows = [row for row in rows if row]
+    at_uid = header.index("uid")
+    at = [header.index(c) if c in header else None for c in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(columns))
+    for row in sorted(rows, key=lambda row: row[at_uid]):
+        writer.writerow(
+            [
+                shard if c == "shard" else ("" if i is None or i >= len(row) else row[i])
+                for c, i in zip(columns, at, strict=True)
+            ]
+        )
+    return buffer.getvalue()
 
 
 def _delete_parts(_, folder: str) -> None:
