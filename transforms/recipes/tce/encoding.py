@@ -6,7 +6,8 @@ example with a value that is not finite as float32 (e.g. 1e300 in float64) is no
 with reason ``non_finite_after_cast``.
 
 ``encode_examples`` does for a star's examples what ``encode_tce_example`` does for one, with the same bytes and
-the same drops, but casts and checks each feature's arrays of all examples in one numpy call.
+the same drops, but casts and checks each feature's arrays of all examples in one numpy call and serializes
+them through one reused proto (``contract.ExampleEncoder``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from transforms.contract import RAW_DTYPE, RejectedInput, encode_example
+from transforms.contract import RAW_DTYPE, ExampleEncoder, RejectedInput, encode_example
 from transforms.recipes.tce.recipe import TCE_UID
 from transforms.recipes.tce.schema import NON_FINITE_AFTER_CAST, Drop, TceExample
 
@@ -61,7 +62,11 @@ def encode_examples(examples: Sequence[TceExample]) -> tuple[list[tuple[TceExamp
     encoded: list[tuple[TceExample, bytes]] = []
     drops: list[Drop] = []
     stacked = _stacked(examples) if examples else None
-    if stacked is None:
+    try:
+        encoder = ExampleEncoder(list(stacked), (TCE_UID,)) if stacked is not None else None
+    except ValueError:  # a feature named like uid / target_id / label / tce_uid
+        encoder = None
+    if encoder is None:
         for example in examples:
             try:
                 encoded.append((example, encode_tce_example(example)))
@@ -77,8 +82,6 @@ def encode_examples(examples: Sequence[TceExample]) -> tuple[list[tuple[TceExamp
             drops.append(Drop(example.uid, error.reason, error.detail))
             continue
         arrays = {name: values[i] for name, values in stacked.items()}
-        serialized = encode_example(
-            example.uid, example.target_id, example.label, arrays, strings={TCE_UID: example.tce_uid}
-        )
+        serialized = encoder.encode(example.uid, example.target_id, example.label, arrays, {TCE_UID: example.tce_uid})
         encoded.append((example, serialized))
     return encoded, drops
