@@ -140,14 +140,21 @@ class ParseTableLineFn(beam.DoFn):
         yield row["uid"], row
 
 
-def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], shard: str | None = None) -> str:
     """A CSV table: a header of ``columns``, then one line per row of its values in those columns (a missing or
-    None value is empty, other keys are left out). Lines end in ``\n``."""
+    None value is empty, other keys are left out; ``shard`` given: the ``shard`` column holds it in every row).
+    Lines end in ``\n``."""
     columns = list(columns)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([("" if (value := row.get(k)) is None else value) for k in columns] for row in rows)
+    if shard is None:
+        writer.writerows([("" if (value := row.get(k)) is None else value) for k in columns] for row in rows)
+    else:
+        writer.writerows(
+            [shard if k == "shard" else ("" if (value := row.get(k)) is None else value) for k in columns]
+            for row in rows
+        )
     return buffer.getvalue()
 
 
@@ -159,18 +166,23 @@ def format_row(row: dict[str, Any], columns: Sequence[str]) -> str:
 
 
 PART_PREFIX = "_part-"
+SHARD_TOKEN = "sigforge-shard-"  # + the part's uuid: the shard column of a part's table, until finalize
 
 
 class _WritePartsFn(beam.DoFn):
     """Collects ShardRecords (alone or in ShardBatches) into parts of at most ``per_shard`` examples, each written
     in uid order when full (or at the bundle's end) as a part file plus its table; yields one dict per part. A
     part is held in memory until then (at most ``per_shard`` serialized examples), so the order in which a bundle
-    delivered them (which varies between runs) never reaches the bytes, and finalize only renames the file."""
+    delivered them (which varies between runs) never reaches the bytes, and finalize only renames the file.
+
+    The part's table is the shard's table already (rows in the same uid order, every column), but for the shard
+    column, which holds a token unique to the part (``shard_token`` in the part's dict): finalize replaces it
+    with the shard's name."""
 
     def __init__(self, folder: str, per_shard: int, columns: Sequence[str]):
         self._folder = folder
         self._per_shard = per_shard
-        self._columns = [c for c in columns if c != "shard"]
+        self._columns = list(columns)
         self._records: list[tuple[str, bytes]] = []
         self._rows: list[dict[str, Any]] = []
 
@@ -178,13 +190,15 @@ class _WritePartsFn(beam.DoFn):
         self._records, self._rows = [], []
 
     def _close(self) -> dict[str, Any]:
-        base = fs.join(self._folder, f"{PART_PREFIX}{uuid.uuid4().hex}")
+        name = uuid.uuid4().hex
+        base, token = fs.join(self._folder, f"{PART_PREFIX}{name}"), f"{SHARD_TOKEN}{name}"
         self._records.sort(key=lambda pair: pair[0])
         with fs.create(base + ".tfrecord") as handle:
             for _, example in self._records:
                 write_record(handle, example)
-        fs.write_text(base + ".csv", format_table(self._rows, self._columns))
-        part = {"part": base, "examples": len(self._rows), "first_uid": self._records[0][0]}
+        self._rows.sort(key=lambda row: row["uid"])  # stable, as the records: row i describes record i
+        fs.write_text(base + ".csv", format_table(self._rows, self._columns, shard=token))
+        part = {"part": base, "examples": len(self._rows), "first_uid": self._records[0][0], "shard_token": token}
         self._records, self._rows = [], []
         return part
 
@@ -228,12 +242,22 @@ class _FinalizePartFn(beam.DoFn):
             fs.write_text(table, format_table([], self._columns))
             yield {"shard": name, "examples": 0}
             return
-        fs.write_text(table, sorted_part_table(fs.read_text(part["part"] + ".csv"), self._columns, name))
+        fs.write_text(table, shard_table(fs.read_text(part["part"] + ".csv"), part, self._columns, name))
         if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it renamed already
             fs.rename_file(part["part"] + ".tfrecord", final)
         self._shards.inc()
         self._examples.inc(part["examples"])
         yield {"shard": name, "examples": part["examples"]}
+
+
+def shard_table(part_csv: str, part: dict[str, Any], columns: Sequence[str], shard: str) -> str:
+    """The data table of the shard named ``shard`` from its part's table: the part's shard token replaced by the
+    name, when the name is written as it is in CSV and the token occurs once per row (so nowhere else); else the
+    part's rows parsed, sorted and written again (``sorted_part_table``)."""
+    token = part.get("shard_token")
+    if token and format_row({"shard": shard}, ["shard"]) == shard and part_csv.count(token) == part["examples"]:
+        return part_csv.replace(token, shard)
+    return sorted_part_table(part_csv, columns, shard)
 
 
 def sorted_part_table(part_csv: str, columns: Sequence[str], shard: str) -> str:

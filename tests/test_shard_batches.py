@@ -22,9 +22,10 @@ from beam_pipelines.shards import (
     WriteShards,
     format_row,
     format_table,
+    shard_table,
     sorted_part_table,
 )
-from transforms.contract import Rejection, encode_example, example_keys
+from transforms.contract import ExampleEncoder, Rejection, encode_example, example_keys
 from transforms.recipes.tce import schema
 from transforms.recipes.tce.encoding import encode_examples, encode_tce_example
 from transforms.tfrecord import iter_records
@@ -87,6 +88,32 @@ def test_sorted_part_table_is_the_dict_reader_text():
     assert sorted_part_table(odd, columns, "s") == _reference_sorted_table(odd, columns, "s")
 
 
+def test_write_shards_tables_are_the_text_of_the_parse_and_rewrite_finalize(tmp_path):
+    rows = _tricky_rows(30, 2)
+    uids = [row["uid"] for row in rows]
+    records = [ShardRecord(uid, r, row) for uid, r, row in zip(uids, _records(uids), rows, strict=True)]
+    with TestPipeline(runner=FnApiRunner()) as p:
+        _ = p | beam.Create(records, reshuffle=False) | WriteShards(str(tmp_path), "x", 100, ["a", "b"])
+    columns = ["uid", "target_id", "label", "shard", "a", "b"]
+    part = _reference_format_table([{**row, "uid": row["uid"]} for row in rows], [c for c in columns if c != "shard"])
+    expected = _reference_sorted_table(part, columns, "x_shard_0001-0001.tfrecord")
+    assert (tmp_path / "data_tbl_0001-0001.csv").read_bytes().decode("utf-8") == expected
+
+
+def test_shard_table_parses_the_part_when_the_token_cannot_be_replaced():
+    columns = ["uid", "target_id", "label", "shard", "a"]
+    rows = [{"uid": "b", "a": "sigforge-shard-t"}, {"uid": "a", "a": "1"}]
+    part_csv = format_table(rows, columns, shard="sigforge-shard-t")  # the token also in a value: parsed
+    part = {"examples": 2, "shard_token": "sigforge-shard-t"}
+    assert shard_table(part_csv, part, columns, "s") == sorted_part_table(part_csv, columns, "s")
+    assert "a,,,s,1\n" in shard_table(part_csv, part, columns, "s")
+    plain = format_table(rows[1:], columns, shard="sigforge-shard-t")
+    one = {"examples": 1, "shard_token": "sigforge-shard-t"}
+    assert shard_table(plain, one, columns, "s") == plain.replace("sigforge-shard-t", "s")
+    assert shard_table(plain, one, columns, "s,1") == sorted_part_table(plain, columns, "s,1")  # quoted in CSV
+    assert '"s,1"' in shard_table(plain, one, columns, "s,1")
+
+
 def _records(uids) -> list[bytes]:
     return [encode_example(uid, "t", i % 2, {"f": np.full(3, i, np.float32)}) for i, uid in enumerate(uids)]
 
@@ -133,6 +160,25 @@ def test_encode_examples_equals_encoding_one_at_a_time(kind):
     assert encode_examples(examples) == _one_at_a_time(examples)
     if kind in ("windows", "views"):
         assert len(encode_examples(examples)[1]) == (3 if kind == "windows" else 2)
+
+
+def test_example_encoder_gives_the_bytes_of_encode_example():
+    rng = np.random.default_rng(5)
+    encoder = ExampleEncoder(["b_view", "a_view"], ["tce_uid", "note"])
+    for i in range(300):
+        arrays = {"a_view": rng.normal(size=int(rng.integers(0, 400))), "b_view": rng.normal(size=3).astype(np.float32)}
+        strings = {"note": "ü" * (i % 5), "tce_uid": f"{i}-{'x' * (i % 150)}"}
+        label = int(rng.integers(-(2**63), 2**63)) if i % 4 == 0 else i % 2
+        uid, target = "u" * (i % 130) + str(i), "" if i % 7 == 0 else f"t{i}"
+        assert encoder.encode(uid, target, label, arrays, strings) == encode_example(
+            uid, target, label, arrays, strings
+        )
+    with pytest.raises(ValueError):
+        ExampleEncoder(["uid"])
+    with pytest.raises(ValueError):
+        ExampleEncoder(["x"], ["x"])
+    with pytest.raises(KeyError):
+        encoder.encode("u", "t", 0, {"a_view": np.ones(2)}, {"tce_uid": "", "note": ""})
 
 
 def test_weight_counts_batches_and_several():
