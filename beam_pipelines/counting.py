@@ -9,18 +9,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 
 from beam_pipelines import fs
+from beam_pipelines.shards import ShardBatch
 
 SUMMARY_FILE = "_summary.json"
 
 
+class Several(NamedTuple):
+    """One element that stands for ``n`` elements of a counted collection (e.g. the uids of one star's written
+    examples, counted without sending each through its own step): ``Tally`` and the progress heartbeat count it
+    as ``n``."""
+
+    n: int
+
+
+def weight(element: Any) -> int:
+    """How many elements ``element`` counts as: a ``Several`` its ``n``, a ``ShardBatch`` its records, else 1."""
+    if isinstance(element, Several):
+        return element.n
+    if isinstance(element, ShardBatch):
+        return len(element.records)
+    return 1
+
+
 class Tally(beam.PTransform):
-    """Elements -> ``(key, 1)`` pairs: one per element under a fixed ``key``, or one per key ``keys(element)``
-    returns (e.g. ``lambda r: ["rejected", f"rejected/{r.reason}"]``)."""
+    """Elements -> ``(key, n)`` pairs with ``n = weight(element)`` (1 for a plain element): one per element under a
+    fixed ``key``, or one per key ``keys(element)`` returns (e.g. ``lambda r: ["rejected", f"rejected/{r.reason}"]``).
+    """
 
     def __init__(self, key: str | Callable[[Any], Iterable[str]]):
         super().__init__()
@@ -29,9 +48,9 @@ class Tally(beam.PTransform):
     def expand(self, elements):
         if isinstance(self._key, str):
             key = self._key
-            return elements | beam.Map(lambda _: (key, 1))
+            return elements | beam.Map(lambda element: (key, weight(element)))
         keys = self._key
-        return elements | beam.FlatMap(lambda element: [(k, 1) for k in keys(element)])
+        return elements | beam.FlatMap(lambda element: [(k, weight(element)) for k in keys(element)])
 
 
 class WriteSummary(beam.PTransform):

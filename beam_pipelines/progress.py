@@ -28,6 +28,7 @@ import uuid
 import apache_beam as beam
 
 from beam_pipelines import fs
+from beam_pipelines.counting import weight
 
 _LOG = logging.getLogger("sigforge.progress")
 
@@ -65,7 +66,7 @@ class _HeartbeatFn(beam.DoFn):
         self._written_at = time.monotonic()
 
     def process(self, element):
-        self._count += 1
+        self._count += weight(element)  # a batch of n examples counts as n
         if time.monotonic() - self._written_at >= self._heartbeat_s:
             self._write()
         yield element

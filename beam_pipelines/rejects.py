@@ -9,7 +9,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from beam_pipelines.shards import format_table
+from beam_pipelines.shards import format_row
 from transforms.contract import REJECTION_COLUMNS, Rejection
 
 REJECTED = "rejected"
@@ -51,7 +51,7 @@ class WriteRejected(beam.PTransform):
     def expand(self, rejections):
         return (
             rejections
-            | "FormatCsv" >> beam.Map(lambda r: format_table([r._asdict()], COLUMNS).split("\n", 1)[1].rstrip("\n"))
+            | "FormatCsv" >> beam.Map(lambda r: format_row(r._asdict(), COLUMNS))
             | "WriteCsv"
             >> beam.io.WriteToText(self._path, num_shards=1, shard_name_template="", header=",".join(COLUMNS))
         )

@@ -44,6 +44,19 @@ class ShardRecord(NamedTuple):
     row: dict[str, Any]
 
 
+class ShardBatch(NamedTuple):
+    """Several ShardRecords as one element (e.g. all examples of one star): ``WriteShards`` writes them in order,
+    exactly as if each had been its own element, and counts (``counting.weight``) see ``len(records)``. One
+    element per batch instead of one per example spares every step that follows its per-element overhead."""
+
+    records: tuple[ShardRecord, ...]
+
+
+def records_of(element: ShardRecord | ShardBatch) -> Sequence[ShardRecord]:
+    """The ShardRecords an element of a records collection carries: a batch's records, or the record itself."""
+    return element.records if isinstance(element, ShardBatch) else (element,)
+
+
 def table_for_shard(shard_path: str) -> str:
     """``.../{prefix}_shard_0003-0016.tfrecord`` -> ``.../data_tbl_0003-0016.csv`` (docs/ARCHITECTURE.md section 3)."""
     return fs.join(shard_path.rsplit("/", 1)[0], table_name_for_shard(shard_path))
@@ -127,28 +140,49 @@ class ParseTableLineFn(beam.DoFn):
         yield row["uid"], row
 
 
-def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], shard: str | None = None) -> str:
+    """A CSV table: a header of ``columns``, then one line per row of its values in those columns (a missing or
+    None value is empty, other keys are left out; ``shard`` given: the ``shard`` column holds it in every row).
+    Lines end in ``\n``."""
+    columns = list(columns)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    if shard is None:
+        writer.writerows([("" if (value := row.get(k)) is None else value) for k in columns] for row in rows)
+    else:
+        writer.writerows(
+            [shard if k == "shard" else ("" if (value := row.get(k)) is None else value) for k in columns]
+            for row in rows
+        )
+    return buffer.getvalue()
+
+
+def format_row(row: dict[str, Any], columns: Sequence[str]) -> str:
+    """One data line of ``format_table([row], columns)``, without the header and the line end."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([("" if (value := row.get(k)) is None else value) for k in columns])
     return buffer.getvalue()
 
 
 PART_PREFIX = "_part-"
+SHARD_TOKEN = "sigforge-shard-"  # + the part's uuid: the shard column of a part's table, until finalize
 
 
 class _WritePartsFn(beam.DoFn):
-    """Collects ShardRecords into parts of at most ``per_shard`` examples, each written in uid order when full
-    (or at the bundle's end) as a part file plus its table; yields one dict per part. A part is held in memory
-    until then (at most ``per_shard`` serialized examples), so the order in which a bundle delivered them (which
-    varies between runs) never reaches the bytes, and finalize only renames the file."""
+    """Collects ShardRecords (alone or in ShardBatches) into parts of at most ``per_shard`` examples, each written
+    in uid order when full (or at the bundle's end) as a part file plus its table; yields one dict per part. A
+    part is held in memory until then (at most ``per_shard`` serialized examples), so the order in which a bundle
+    delivered them (which varies between runs) never reaches the bytes, and finalize only renames the file.
+
+    The part's table is the shard's table already (rows in the same uid order, every column), but for the shard
+    column, which holds a token unique to the part (``shard_token`` in the part's dict): finalize replaces it
+    with the shard's name."""
 
     def __init__(self, folder: str, per_shard: int, columns: Sequence[str]):
         self._folder = folder
         self._per_shard = per_shard
-        self._columns = [c for c in columns if c != "shard"]
+        self._columns = list(columns)
         self._records: list[tuple[str, bytes]] = []
         self._rows: list[dict[str, Any]] = []
 
@@ -156,21 +190,24 @@ class _WritePartsFn(beam.DoFn):
         self._records, self._rows = [], []
 
     def _close(self) -> dict[str, Any]:
-        base = fs.join(self._folder, f"{PART_PREFIX}{uuid.uuid4().hex}")
+        name = uuid.uuid4().hex
+        base, token = fs.join(self._folder, f"{PART_PREFIX}{name}"), f"{SHARD_TOKEN}{name}"
         self._records.sort(key=lambda pair: pair[0])
         with fs.create(base + ".tfrecord") as handle:
             for _, example in self._records:
                 write_record(handle, example)
-        fs.write_text(base + ".csv", format_table(self._rows, self._columns))
-        part = {"part": base, "examples": len(self._rows), "first_uid": self._records[0][0]}
+        self._rows.sort(key=lambda row: row["uid"])  # stable, as the records: row i describes record i
+        fs.write_text(base + ".csv", format_table(self._rows, self._columns, shard=token))
+        part = {"part": base, "examples": len(self._rows), "first_uid": self._records[0][0], "shard_token": token}
         self._records, self._rows = [], []
         return part
 
-    def process(self, record: ShardRecord):
-        self._records.append((record.uid, record.example))
-        self._rows.append({**record.row, "uid": record.uid})
-        if len(self._rows) >= self._per_shard:
-            yield self._close()
+    def process(self, element: ShardRecord | ShardBatch):
+        for record in records_of(element):
+            self._records.append((record.uid, record.example))
+            self._rows.append({**record.row, "uid": record.uid})
+            if len(self._rows) >= self._per_shard:
+                yield self._close()
 
     def finish_bundle(self):
         if self._rows:
@@ -205,14 +242,45 @@ class _FinalizePartFn(beam.DoFn):
             fs.write_text(table, format_table([], self._columns))
             yield {"shard": name, "examples": 0}
             return
-        rows = list(csv.DictReader(io.StringIO(fs.read_text(part["part"] + ".csv"))))
-        rows.sort(key=lambda row: row["uid"])
-        fs.write_text(table, format_table([{**row, "shard": name} for row in rows], self._columns))
+        fs.write_text(table, shard_table(fs.read_text(part["part"] + ".csv"), part, self._columns, name))
         if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it renamed already
             fs.rename_file(part["part"] + ".tfrecord", final)
         self._shards.inc()
         self._examples.inc(part["examples"])
         yield {"shard": name, "examples": part["examples"]}
+
+
+def shard_table(part_csv: str, part: dict[str, Any], columns: Sequence[str], shard: str) -> str:
+    """The data table of the shard named ``shard`` from its part's table: the part's shard token replaced by the
+    name, when the name is written as it is in CSV and the token occurs once per row (so nowhere else); else the
+    part's rows parsed, sorted and written again (``sorted_part_table``)."""
+    token = part.get("shard_token")
+    if token and format_row({"shard": shard}, ["shard"]) == shard and part_csv.count(token) == part["examples"]:
+        return part_csv.replace(token, shard)
+    return sorted_part_table(part_csv, columns, shard)
+
+
+def sorted_part_table(part_csv: str, columns: Sequence[str], shard: str) -> str:
+    """The shard's data table from its part's CSV: the part's rows in uid order (stable), in ``columns``, with
+    ``shard`` in the shard column; a column the part lacks is empty.
+
+    The same text as ``format_table`` of the rows ``csv.DictReader`` reads (blank lines skipped, a short row's
+    missing values empty), sorted by uid, each with ``"shard": shard``; the CSV is parsed once, into lists."""
+    header, *rows = csv.reader(io.StringIO(part_csv))
+    rows = [row for row in rows if row]
+    at_uid = header.index("uid")
+    at = [header.index(c) if c in header else None for c in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(columns))
+    for row in sorted(rows, key=lambda row: row[at_uid]):
+        writer.writerow(
+            [
+                shard if c == "shard" else ("" if i is None or i >= len(row) else row[i])
+                for c, i in zip(columns, at, strict=True)
+            ]
+        )
+    return buffer.getvalue()
 
 
 def _delete_parts(_, folder: str) -> None:
@@ -221,7 +289,8 @@ def _delete_parts(_, folder: str) -> None:
 
 
 class WriteShards(beam.PTransform):
-    """Writes ``ShardRecord``s to ``folder`` as numbered TFRecord shards plus data tables.
+    """Writes ``ShardRecord``s (or ``ShardBatch``es of them) to ``folder`` as numbered TFRecord shards plus data
+    tables.
 
     Returns a PCollection with one ``{"shard", "examples"}`` dict per shard written (an empty input still
     gets one empty shard, so the NNNN-TOTAL sequence always exists).

@@ -23,41 +23,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.metrics import Metrics
 
 from beam_pipelines import fs
-from beam_pipelines.counting import Tally
+from beam_pipelines.counting import Several, Tally
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from beam_pipelines.recipes.inputs import CsvSource, csv_source, read_csv_lines
 from beam_pipelines.rejects import REJECTED, guarded, reject
-from beam_pipelines.shards import ShardRecord
+from beam_pipelines.shards import ShardBatch, ShardRecord
 from transforms.config import ConfigError
-from transforms.contract import RejectedInput, encode_example
+from transforms.contract import RejectedInput
 from transforms.csv_rows import decode_csv_line, parse_csv_line, row_key
 from transforms.recipes.tce import fits_io, schema, target, tce_table
 from transforms.recipes.tce.config import TceConfig
-from transforms.recipes.tce.recipe import TCE_UID
+from transforms.recipes.tce.encoding import encode_examples, encode_tce_example  # noqa: F401  (re-exported)
 from transforms.recipes.tce.recount import TCE_ROW
 
 STAGE = "build"
-
-
-def encode_tce_example(example: schema.TceExample) -> bytes:
-    """The raw tf.Example: uid / target_id / label, float32-bytes arrays, and ``tce_uid`` (bytes).
-
-    Raises RejectedInput(NON_FINITE_AFTER_CAST) when an array is not finite as float32 (e.g. 1e300 in float64).
-    """
-    for name, array in example.arrays.items():
-        with np.errstate(over="ignore"):
-            finite = np.isfinite(np.asarray(array, dtype=np.float32))
-        if not finite.all():
-            raise RejectedInput(
-                schema.NON_FINITE_AFTER_CAST, f"{int((~finite).sum())} values of '{name}' not finite as float32"
-            )
-    return encode_example(
-        example.uid, example.target_id, example.label, example.arrays, strings={TCE_UID: example.tce_uid}
-    )
 
 
 class _KeyLightCurveFn(beam.DoFn):
@@ -124,7 +106,9 @@ class _ParseTceFn(beam.DoFn):
 
 
 class _ProcessTargetFn(beam.DoFn):
-    """One star with all its light curves and TCEs -> ShardRecords, plus a rejection per drop."""
+    """One star with all its light curves and TCEs -> one ShardBatch of its examples (none when it has none),
+    plus a rejection per drop. One element per star, not per example: the steps that follow (shard writer,
+    counts, progress) then cost per star, and the writer sees the same records in the same order."""
 
     def __init__(self, cfg: TceConfig):
         self._cfg = cfg
@@ -143,18 +127,19 @@ class _ProcessTargetFn(beam.DoFn):
         yield from rejected
         examples, drops = target.process_target(target_id, curves, list(grouped["tces"]), self._cfg)
         del curves
-        encoded = []
-        for example in examples:
-            try:
-                encoded.append((example, encode_tce_example(example)))
-            except RejectedInput as error:
-                drops.append(schema.Drop(example.uid, error.reason, error.detail))
-        for drop in drops:
+        encoded, not_finite = encode_examples(examples)
+        for drop in drops + not_finite:
             yield reject(STAGE, drop.what, drop.reason, drop.detail)
-        for example, serialized in encoded:
-            self._written.inc()
-            row = {**example.row, "target_id": example.target_id, "label": example.label}
-            yield ShardRecord(example.uid, serialized, row)
+        if encoded:
+            self._written.inc(len(encoded))
+            yield ShardBatch(
+                tuple(
+                    ShardRecord(
+                        example.uid, serialized, {**example.row, "target_id": example.target_id, "label": example.label}
+                    )
+                    for example, serialized in encoded
+                )
+            )
 
 
 @dataclass(frozen=True)
@@ -202,9 +187,10 @@ class BuildTce(RecipeBuild):
         )
         rejected = (keyed[REJECTED], tces[REJECTED], targets[REJECTED]) | "AllRejected" >> beam.Flatten()
         # Every file, TCE row, transit and out-of-transit slot is one decision: written or rejected.
-        # Only the uid / path of each decision crosses the flatten (the records would be held by the runner).
+        # Only a count of each star's written examples and the uid / path of each rejection cross the flatten
+        # (the records would be held by the runner).
         seen = (
-            targets.records | "SeenWritten" >> beam.Map(lambda record: record.uid),
+            targets.records | "SeenWritten" >> beam.Map(lambda batch: Several(len(batch.records))),
             rejected | "SeenRejected" >> beam.Map(lambda rejection: rejection.uid_or_path),
         ) | "AllSeen" >> beam.Flatten()
         extra = (

@@ -145,8 +145,10 @@ def _place_oot(
     """Mid-times (k,), coverages (k,) and the number of draws of ``tce``'s out-of-transit windows, k <= count.
 
     Draws come from ``oot_rng`` in blocks (the same sequence as one draw at a time); the tests against the
-    transits and the coverage run on a whole block, and only the draws that pass both are checked, in draw
-    order, against the windows already kept (a sorted list: one bisect each).
+    transits and the windows kept before the block run on a whole block, the coverage on the draws that pass
+    them, and only the draws that pass all three are checked, in draw order, against the windows kept so far (a
+    sorted list: one bisect each). A draw that overlaps a window kept before its block would fail that check too,
+    so the result is that of checking every draw in order.
     """
     width = cfg.window_durations * tce.duration_days
     lengths = spans[:, 1] - spans[:, 0]
@@ -165,8 +167,14 @@ def _place_oot(
         index = np.minimum(np.searchsorted(cumulative, u, side="right") - 1, len(spans) - 1)
         mid = spans[index, 0] + (u - cumulative[index])
         lo, hi = mid - 0.5 * width, mid + 0.5 * width
-        cov = coverage(curve.time, lo, hi, curve.cadence)
-        passed = np.flatnonzero((count_overlaps_many(lo, hi, transits) == 0) & (cov >= cfg.min_window_coverage))
+        candidates = np.arange(size)
+        if starts:  # kept windows are disjoint and sorted: the last one starting at or before hi[j] decides
+            at = np.searchsorted(np.asarray(starts), hi, side="right")
+            candidates = np.flatnonzero((at == 0) | (np.asarray(ends)[np.maximum(at, 1) - 1] < lo))
+        candidates = candidates[count_overlaps_many(lo[candidates], hi[candidates], transits) == 0]
+        cov = np.zeros(size)
+        cov[candidates] = coverage(curve.time, lo[candidates], hi[candidates], curve.cadence)
+        passed = candidates[cov[candidates] >= cfg.min_window_coverage]
         used = size
         for j in passed:
             start, end = float(lo[j]), float(hi[j])
