@@ -3,10 +3,11 @@
 Shard files follow the seed naming, 1-based with the total: ``{prefix}_shard_0001-0016.tfrecord`` beside
 ``data_tbl_0001-0016.csv``. No shard holds more than ``examples_per_shard`` examples.
 
-Writing streams, like Beam's own file sinks with runner-chosen sharding: each bundle writes its examples into
-temporary part files, rolling over every ``examples_per_shard`` examples, so no example is shuffled or held in
-memory. A finalize step then sees only the list of parts (one small dict per part), orders them by their
-first uid, and renames each to its final ``NNNN-TOTAL`` name, adding the shard column to its data table.
+Writing follows Beam's own file sinks with runner-chosen sharding: each bundle collects its examples into parts
+of at most ``examples_per_shard`` examples (the only examples held in memory), and writes each part once, in uid
+order, as a temporary part file when it is full or the bundle ends; no example is shuffled. A finalize step then
+sees only the list of parts (one small dict per part), orders them by their first uid, and renames each to its
+final ``NNNN-TOTAL`` name, putting the shard name into its data table.
 """
 
 from __future__ import annotations
