@@ -102,8 +102,9 @@ def read_table_lines(path: str) -> list[str]:
 
 
 class ReadWholeFiles(beam.PTransform):
-    """Files matching ``pattern`` (listed and sorted on the driver; a single path is taken literally) ->
-    ``read(path)``'s elements (default: TFRecord records), each file read whole by one worker.
+    """Files matching ``pattern`` (listed and sorted on the driver; a single path is taken literally; a list of
+    patterns reads the sorted matches of each, in list order) -> ``read(path)``'s elements (default: TFRecord
+    records), each file read whole by one worker.
 
     Used instead of Beam's splittable TFRecord/text sources: with the multi-threaded FnApiRunner an analyze pass
     lost train records right after the TFRecord source (3176 of 3180, issue #13), and a shard is small, so
@@ -112,7 +113,7 @@ class ReadWholeFiles(beam.PTransform):
     vary between reruns in one process: tests/test_determinism.py failed 4 of 12 runs), and the sorted
     list keeps the order (and so the bytes of a rerun) independent of directory listing order."""
 
-    def __init__(self, pattern: str, read=None, literal: bool = False):
+    def __init__(self, pattern: str | Sequence[str], read=None, literal: bool = False):
         super().__init__()
         self._pattern = pattern
         self._read = read
@@ -120,7 +121,8 @@ class ReadWholeFiles(beam.PTransform):
 
     def expand(self, pipeline):
         read = self._read or read_records
-        paths = [self._pattern] if self._literal else sorted(fs.glob(self._pattern))
+        patterns = [self._pattern] if isinstance(self._pattern, str) else list(self._pattern)
+        paths = patterns if self._literal else [path for pattern in patterns for path in sorted(fs.glob(pattern))]
         return (
             pipeline
             | "ListFiles" >> beam.Create(paths, reshuffle=False).with_output_types(str)
