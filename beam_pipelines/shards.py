@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -138,9 +138,15 @@ class ParseTableLineFn(beam.DoFn):
         self._header = header
 
     def process(self, line: str):
-        row = dict(zip(self._header, next(csv.reader([line])), strict=False))
-        row.pop("shard", None)
+        row = parse_table_line(self._header, line)
         yield row["uid"], row
+
+
+def parse_table_line(header: Sequence[str], line: str) -> dict[str, str]:
+    """One data-table CSV line (``header`` its table's columns) -> its row without the ``shard`` column."""
+    row = dict(zip(header, next(csv.reader([line])), strict=False))
+    row.pop("shard", None)
+    return row
 
 
 def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], shard: str | None = None) -> str:
@@ -332,10 +338,11 @@ class WriteShards(beam.PTransform):
         return shards
 
 
-def _placements(shard: dict[str, Any], folder: str):
-    """(uid, shard name) for every row of a written shard's data table."""
+def _placements(placed: tuple[str, dict[str, Any]]):
+    """((folder, uid), shard name) for every row of a written shard's data table; ``placed`` is (folder, shard)."""
+    folder, shard = placed
     for row in read_table(fs.join(folder, table_name_of(shard["shard"]))):
-        yield row["uid"], shard["shard"]
+        yield (folder, row["uid"]), shard["shard"]
 
 
 def table_name_of(shard: str) -> str:
@@ -343,47 +350,51 @@ def table_name_of(shard: str) -> str:
 
 
 def _row_for_shard(element):
-    uid, grouped = element
+    (folder, uid), grouped = element
     rows = list(grouped["row"])
     for shard in grouped["shard"]:
-        yield shard, {**(rows[0] if rows else {}), "uid": uid, "shard": shard}
+        yield (folder, shard), {**(rows[0] if rows else {}), "uid": uid, "shard": shard}
 
 
 class _RewriteTableFn(beam.DoFn):
-    def __init__(self, folder: str, columns: Sequence[str]):
-        self._folder = folder
-        self._columns = list(columns)
+    def __init__(self, columns: Mapping[str, Sequence[str]]):
+        self._columns = {folder: list(names) for folder, names in columns.items()}
 
     def process(self, element):
-        shard, rows = element
-        path = fs.join(self._folder, table_name_of(shard))
+        (folder, shard), rows = element
+        path = fs.join(folder, table_name_of(shard))
         written = read_table(path)
         by_uid = {row["uid"]: row for row in rows}
         merged = [{**by_uid.get(row["uid"], {}), **{k: row[k] for k in BASE_COLUMNS}} for row in written]
-        fs.write_text(path, format_table(merged, self._columns))
+        fs.write_text(path, format_table(merged, self._columns[folder]))
         yield shard
 
 
 class EnrichTables(beam.PTransform):
-    """Adds recipe columns to the data tables that WriteShards wrote, from ``(uid, row)`` pairs.
+    """Adds recipe columns to the data tables that WriteShards wrote, in one or more folders, from table rows.
 
-    Used where examples come out of a step that cannot carry table rows (tf.Transform): only the small rows
-    and (uid, shard) placements are shuffled, never the examples. Row order and the base columns
-    (uid, target_id, label, shard) stay as written.
+    Inputs ``(shards, rows)``: ``(folder, shard)`` for every shard written (``shard``: a WriteShards output) and
+    ``((folder, uid), row)`` rows; ``extra_columns`` maps every folder to its table's columns. A row joins the
+    placements of its uid in its own folder only, so one join serves several folders (normalize: the three
+    splits) as separate joins per folder would. Used where examples come out of a step that cannot carry table
+    rows (tf.Transform): only the small rows and (uid, shard) placements are shuffled, never the examples. Row
+    order and the base columns (uid, target_id, label, shard) stay as written.
     """
 
-    def __init__(self, folder: str, extra_columns: Sequence[str]):
+    def __init__(self, extra_columns: Mapping[str, Sequence[str]]):
         super().__init__()
-        self._folder = folder
-        self._columns = list(BASE_COLUMNS) + [c for c in extra_columns if c not in BASE_COLUMNS]
+        self._columns = {
+            folder: list(BASE_COLUMNS) + [c for c in names if c not in BASE_COLUMNS]
+            for folder, names in extra_columns.items()
+        }
 
     def expand(self, inputs):
         shards, rows = inputs
-        placed = shards | "ReadPlacements" >> beam.FlatMap(_placements, folder=self._folder)
+        placed = shards | "ReadPlacements" >> beam.FlatMap(_placements)
         return (
             {"shard": placed, "row": rows}
             | "JoinRowsByUid" >> beam.CoGroupByKey()
             | "RowsPerShard" >> beam.FlatMap(_row_for_shard)
             | "GroupByShard" >> beam.GroupByKey()
-            | "RewriteTables" >> beam.ParDo(_RewriteTableFn(self._folder, self._columns))
+            | "RewriteTables" >> beam.ParDo(_RewriteTableFn(self._columns))
         )

@@ -26,10 +26,10 @@ from beam_pipelines.counting import Tally
 from beam_pipelines.manifest import StageError
 from beam_pipelines.shards import (
     EnrichTables,
-    ParseTableLineFn,
     ReadWholeFiles,
     ShardRecord,
     WriteShards,
+    parse_table_line,
     read_records,
     read_table_lines,
     shard_glob,
@@ -128,6 +128,20 @@ def read_split_records(path: str):
     split = fs.basename(path.rsplit("/", 1)[0])
     for record in read_records(path):
         yield split, record
+
+
+def read_split_table_lines(path: str):
+    """``(split, line)`` for every data line of one split data table (``split/{split}/data_tbl_*``)."""
+    split = fs.basename(path.rsplit("/", 1)[0])
+    for line in read_table_lines(path):
+        yield split, line
+
+
+def split_table_row(pair: tuple[str, str], headers: dict[str, list[str]], out_dirs: dict[str, str]):
+    """``(split, data-table line)`` -> ``((the split's normalized folder, uid), row)`` for EnrichTables."""
+    split, line = pair
+    row = parse_table_line(headers[split], line)
+    return (out_dirs[split], row["uid"]), row
 
 
 QUALITY = "quality"
@@ -286,22 +300,25 @@ class NormalizeSplits(beam.PTransform):
             records | "SeenPairs" >> Tally(lambda pair: [f"{pair[0]}/seen"]),
             encoded[QUALITY] | "QualityPairs" >> Tally(lambda key: [key]),
         ]
+        out_dirs = {split: fs.join(self._folder, split) for split in SPLITS}
+        headers = {split: table_columns(split_dirs[split]) for split in SPLITS}
+        rows = (
+            pipeline
+            | "ReadDataTables" >> ReadWholeFiles([table_glob(split_dirs[s]) for s in SPLITS], read_split_table_lines)
+            | "ParseDataTables" >> beam.Map(split_table_row, headers, out_dirs)
+        )
+        placed = []
         for split in SPLITS:
-            split_dir = split_dirs[split]
-            out_dir = fs.join(self._folder, split)
-            header = table_columns(split_dir)
             examples = encoded[split]
-            rows = (
-                pipeline
-                | f"ReadDataTables[{split}]" >> ReadWholeFiles(table_glob(split_dir), read_table_lines)
-                | f"ParseDataTables[{split}]" >> beam.ParDo(ParseTableLineFn(header))
-            )
-            columns = [c for c in header if c != "shard"]
             shards = examples | f"WriteShards[{split}]" >> WriteShards(
-                out_dir, norm_prefix(split), self._per_shard, (), STAGE
+                out_dirs[split], norm_prefix(split), self._per_shard, (), STAGE
             )
-            (shards, rows) | f"EnrichTables[{split}]" >> EnrichTables(out_dir, columns)
+            placed.append(
+                shards | f"InFolder[{split}]" >> beam.Map(lambda shard, folder: (folder, shard), out_dirs[split])
+            )
             pairs.append(examples | f"WrittenPairs[{split}]" >> Tally(f"{split}/written"))
+        columns = {out_dirs[split]: [c for c in headers[split] if c != "shard"] for split in SPLITS}
+        (placed | "AllShards" >> beam.Flatten(), rows) | "EnrichTables" >> EnrichTables(columns)
         return pairs | "FlattenCounts" >> beam.Flatten()
 
 
