@@ -47,8 +47,8 @@ STAGE = "normalize"
 
 
 class _EncodeExamplesFn(beam.DoFn):
-    """Transformed record batch (with the passthrough split column) -> ShardRecords (serialized tf.Example
-    encoded by tfx_bsl in C++ + base row), each to its split's output; quality flags as ``{split}/{flag}``."""
+    """Transformed record batch (with the passthrough split column) -> ``(split, ShardRecord)`` (serialized
+    tf.Example encoded by tfx_bsl in C++ + base row); quality flags as ``{split}/{flag}`` on ``QUALITY``."""
 
     def __init__(self, schema_bytes: bytes):
         self._schema_bytes = schema_bytes
@@ -77,7 +77,7 @@ class _EncodeExamplesFn(beam.DoFn):
             row = {"uid": uid, "target_id": target_id.decode("utf-8"), "label": label}
             if flag:
                 yield beam.pvalue.TaggedOutput(QUALITY, f"{split}/{flag}")
-            yield beam.pvalue.TaggedOutput(split, ShardRecord(uid, example, row))
+            yield split, ShardRecord(uid, example, row)
 
 
 # The split of every record rides through tf.Transform as a passthrough column (``tft_beam.Context``'s
@@ -137,11 +137,11 @@ def read_split_table_lines(path: str):
         yield split, line
 
 
-def split_table_row(pair: tuple[str, str], headers: dict[str, list[str]], out_dirs: dict[str, str]):
-    """``(split, data-table line)`` -> ``((the split's normalized folder, uid), row)`` for EnrichTables."""
+def split_table_row(pair: tuple[str, str], headers: dict[str, list[str]]):
+    """``(split, data-table line)`` -> ``((split, uid), row)`` for EnrichTables."""
     split, line = pair
     row = parse_table_line(headers[split], line)
-    return (out_dirs[split], row["uid"]), row
+    return (split, row["uid"]), row
 
 
 QUALITY = "quality"
@@ -242,8 +242,8 @@ class _DecodeSplitBatchesFn(beam.DoFn):
 
 
 class TransformSplits(beam.PTransform):
-    """``(split, serialized raw record)`` pairs + the train ``transform_fn`` -> one tagged output per split of
-    ShardRecords of normalized examples, plus ``QUALITY`` (``{split}/{flag}``). One TransformDataset applies the
+    """``(split, serialized raw record)`` pairs + the train ``transform_fn`` -> ``examples``: ``(split,
+    ShardRecord)`` of normalized examples, and ``QUALITY``: ``{split}/{flag}``. One TransformDataset applies the
     graph to every split; the split rides through it as the passthrough column ``SPLIT_COLUMN``."""
 
     def __init__(self, raw_spec: dict[str, Any], transform_fn, schema_bytes: bytes):
@@ -261,7 +261,7 @@ class TransformSplits(beam.PTransform):
                 self._transform_fn,
             ) | "TransformDataset" >> tft_beam.TransformDataset(output_record_batches=True)
         return transformed | "EncodeExamples" >> beam.ParDo(_EncodeExamplesFn(self._schema_bytes)).with_outputs(
-            QUALITY, *SPLITS
+            QUALITY, main="examples"
         )
 
 
@@ -305,20 +305,13 @@ class NormalizeSplits(beam.PTransform):
         rows = (
             pipeline
             | "ReadDataTables" >> ReadWholeFiles([table_glob(split_dirs[s]) for s in SPLITS], read_split_table_lines)
-            | "ParseDataTables" >> beam.Map(split_table_row, headers, out_dirs)
+            | "ParseDataTables" >> beam.Map(split_table_row, headers)
         )
-        placed = []
-        for split in SPLITS:
-            examples = encoded[split]
-            shards = examples | f"WriteShards[{split}]" >> WriteShards(
-                out_dirs[split], norm_prefix(split), self._per_shard, (), STAGE
-            )
-            placed.append(
-                shards | f"InFolder[{split}]" >> beam.Map(lambda shard, folder: (folder, shard), out_dirs[split])
-            )
-            pairs.append(examples | f"WrittenPairs[{split}]" >> Tally(f"{split}/written"))
-        columns = {out_dirs[split]: [c for c in headers[split] if c != "shard"] for split in SPLITS}
-        (placed | "AllShards" >> beam.Flatten(), rows) | "EnrichTables" >> EnrichTables(columns)
+        destinations = {split: (out_dirs[split], norm_prefix(split)) for split in SPLITS}
+        shards = encoded.examples | "WriteShards" >> WriteShards.per_key(destinations, self._per_shard, (), STAGE)
+        columns = {split: [c for c in headers[split] if c != "shard"] for split in SPLITS}
+        (shards, rows) | "EnrichTables" >> EnrichTables(out_dirs, columns)
+        pairs.append(encoded.examples | "WrittenPairs" >> Tally(lambda pair: [f"{pair[0]}/written"]))
         return pairs | "FlattenCounts" >> beam.Flatten()
 
 
