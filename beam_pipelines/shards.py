@@ -8,6 +8,7 @@ of at most ``examples_per_shard`` examples (the only examples held in memory), a
 order, as a temporary part file when it is full or the bundle ends; no example is shuffled. A finalize step then
 sees only the list of parts (one small dict per part), orders them by their first uid, and renames each to its
 final ``NNNN-TOTAL`` name, putting the shard name into its data table.
+``WriteShards.per_key`` does the same for several destinations (normalize: one per split) in one set of steps.
 """
 
 from __future__ import annotations
