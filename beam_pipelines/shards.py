@@ -102,6 +102,26 @@ def read_table_lines(path: str) -> list[str]:
     return [line.decode("utf-8") for line in data_lines(path)]
 
 
+def basename_of_folder(path: str) -> str:
+    """``.../split/train/train_shard_0001-0013.tfrecord`` -> ``train``."""
+    return fs.basename(path.rsplit("/", 1)[0])
+
+
+def read_records_by_folder(path: str) -> Iterable[tuple[str, bytes]]:
+    """``(name of the file's folder, record)`` for every record of one TFRecord file: ``(split, record)`` for a
+    ``split/{split}/`` shard."""
+    folder = basename_of_folder(path)
+    for record in read_records(path):
+        yield folder, record
+
+
+def read_table_lines_by_folder(path: str) -> Iterable[tuple[str, str]]:
+    """``(name of the file's folder, line)`` for every data line of one data-table CSV."""
+    folder = basename_of_folder(path)
+    for line in read_table_lines(path):
+        yield folder, line
+
+
 class ReadWholeFiles(beam.PTransform):
     """Files matching ``pattern`` (listed and sorted on the driver; a single path is taken literally; a list of
     patterns reads the sorted matches of each, in list order) -> ``read(path)``'s elements (default: TFRecord

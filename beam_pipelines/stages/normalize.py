@@ -30,8 +30,8 @@ from beam_pipelines.shards import (
     ShardRecord,
     WriteShards,
     parse_table_line,
-    read_records,
-    read_table_lines,
+    read_records_by_folder,
+    read_table_lines_by_folder,
     shard_glob,
     table_columns,
     table_glob,
@@ -121,20 +121,6 @@ def split_adapter_config(raw_spec: dict[str, Any]):
     arrow_schema = example_coder.ExamplesToRecordBatchDecoder(schema.SerializeToString()).ArrowSchema()
     representations = tensor_representation_util.InferTensorRepresentationsFromMixedSchema(schema)
     return tensor_adapter.TensorAdapterConfig(arrow_schema.append(_split_field()), representations)
-
-
-def read_split_records(path: str):
-    """``(split, record)`` for every record of one split shard (``split/{split}/{split}_shard_*``)."""
-    split = fs.basename(path.rsplit("/", 1)[0])
-    for record in read_records(path):
-        yield split, record
-
-
-def read_split_table_lines(path: str):
-    """``(split, line)`` for every data line of one split data table (``split/{split}/data_tbl_*``)."""
-    split = fs.basename(path.rsplit("/", 1)[0])
-    for line in read_table_lines(path):
-        yield split, line
 
 
 def split_table_row(pair: tuple[str, str], headers: dict[str, list[str]]):
@@ -292,7 +278,7 @@ class NormalizeSplits(beam.PTransform):
     def expand(self, pipeline):
         split_dirs = {split: fs.join(self._split_root, split) for split in SPLITS}
         patterns = [shard_glob(split_dirs[split], split) for split in SPLITS]
-        records = pipeline | "ReadSplits" >> ReadWholeFiles(patterns, read_split_records)
+        records = pipeline | "ReadSplits" >> ReadWholeFiles(patterns, read_records_by_folder)
         if self._progress is not None:
             records = records | "Progress" >> self._progress
         encoded = records | "TransformSplits" >> TransformSplits(self._raw_spec, self._transform_fn, self._schema_bytes)
@@ -304,7 +290,8 @@ class NormalizeSplits(beam.PTransform):
         headers = {split: table_columns(split_dirs[split]) for split in SPLITS}
         rows = (
             pipeline
-            | "ReadDataTables" >> ReadWholeFiles([table_glob(split_dirs[s]) for s in SPLITS], read_split_table_lines)
+            | "ReadDataTables"
+            >> ReadWholeFiles([table_glob(split_dirs[s]) for s in SPLITS], read_table_lines_by_folder)
             | "ParseDataTables" >> beam.Map(split_table_row, headers)
         )
         destinations = {split: (out_dirs[split], norm_prefix(split)) for split in SPLITS}
