@@ -1,8 +1,10 @@
 """Normalize stage: apply the train ``transform_fn`` to every split -> ``OUT/norm/{split}/norm_{split}_shard_*``.
 
-Raw split records are decoded by TFXIO into Arrow record batches, transformed by ``tft_beam.TransformDataset``
-with ``output_record_batches=True``, and encoded back to tf.Examples in C++ (tfx_bsl's
-``RecordBatchToExamplesEncoder``): no Python instance dicts, no per-float Python work.
+Raw split records are decoded into Arrow record batches by tfx_bsl's decoder (the TFXIO source's), transformed
+by ``tft_beam.TransformDataset`` with ``output_record_batches=True``, and encoded back to tf.Examples in C++
+(tfx_bsl's ``RecordBatchToExamplesEncoder``): no Python instance dicts, no per-float Python work. The three
+splits share one set of steps (one read, decode, TransformDataset, WriteShards and table join): the stage's fixed
+cost on the FnApiRunner grows with its steps (issue #13); each record carries its split through them.
 """
 
 from __future__ import annotations
