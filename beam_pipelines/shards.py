@@ -8,6 +8,7 @@ of at most ``examples_per_shard`` examples (the only examples held in memory), a
 order, as a temporary part file when it is full or the bundle ends; no example is shuffled. A finalize step then
 sees only the list of parts (one small dict per part), orders them by their first uid, and renames each to its
 final ``NNNN-TOTAL`` name, putting the shard name into its data table.
+``WriteShards.per_key`` does the same for several destinations (normalize: one per split) in one set of steps.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -101,9 +102,30 @@ def read_table_lines(path: str) -> list[str]:
     return [line.decode("utf-8") for line in data_lines(path)]
 
 
+def basename_of_folder(path: str) -> str:
+    """``.../split/train/train_shard_0001-0013.tfrecord`` -> ``train``."""
+    return fs.basename(path.rsplit("/", 1)[0])
+
+
+def read_records_by_folder(path: str) -> Iterable[tuple[str, bytes]]:
+    """``(name of the file's folder, record)`` for every record of one TFRecord file: ``(split, record)`` for a
+    ``split/{split}/`` shard."""
+    folder = basename_of_folder(path)
+    for record in read_records(path):
+        yield folder, record
+
+
+def read_table_lines_by_folder(path: str) -> Iterable[tuple[str, str]]:
+    """``(name of the file's folder, line)`` for every data line of one data-table CSV."""
+    folder = basename_of_folder(path)
+    for line in read_table_lines(path):
+        yield folder, line
+
+
 class ReadWholeFiles(beam.PTransform):
-    """Files matching ``pattern`` (listed and sorted on the driver; a single path is taken literally) ->
-    ``read(path)``'s elements (default: TFRecord records), each file read whole by one worker.
+    """Files matching ``pattern`` (listed and sorted on the driver; a single path is taken literally; a list of
+    patterns reads the sorted matches of each, in list order) -> ``read(path)``'s elements (default: TFRecord
+    records), each file read whole by one worker.
 
     Used instead of Beam's splittable TFRecord/text sources: with the multi-threaded FnApiRunner an analyze pass
     lost train records right after the TFRecord source (3176 of 3180, issue #13), and a shard is small, so
@@ -112,7 +134,7 @@ class ReadWholeFiles(beam.PTransform):
     vary between reruns in one process: tests/test_determinism.py failed 4 of 12 runs), and the sorted
     list keeps the order (and so the bytes of a rerun) independent of directory listing order."""
 
-    def __init__(self, pattern: str, read=None, literal: bool = False):
+    def __init__(self, pattern: str | Sequence[str], read=None, literal: bool = False):
         super().__init__()
         self._pattern = pattern
         self._read = read
@@ -120,7 +142,8 @@ class ReadWholeFiles(beam.PTransform):
 
     def expand(self, pipeline):
         read = self._read or read_records
-        paths = [self._pattern] if self._literal else sorted(fs.glob(self._pattern))
+        patterns = [self._pattern] if isinstance(self._pattern, str) else list(self._pattern)
+        paths = patterns if self._literal else [path for pattern in patterns for path in sorted(fs.glob(pattern))]
         return (
             pipeline
             | "ListFiles" >> beam.Create(paths, reshuffle=False).with_output_types(str)
@@ -136,9 +159,15 @@ class ParseTableLineFn(beam.DoFn):
         self._header = header
 
     def process(self, line: str):
-        row = dict(zip(self._header, next(csv.reader([line])), strict=False))
-        row.pop("shard", None)
+        row = parse_table_line(self._header, line)
         yield row["uid"], row
+
+
+def parse_table_line(header: Sequence[str], line: str) -> dict[str, str]:
+    """One data-table CSV line (``header`` its table's columns) -> its row without the ``shard`` column."""
+    row = dict(zip(header, next(csv.reader([line])), strict=False))
+    row.pop("shard", None)
+    return row
 
 
 def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], shard: str | None = None) -> str:
@@ -170,8 +199,17 @@ PART_PREFIX = "_part-"
 SHARD_TOKEN = "sigforge-shard-"  # + the part's uuid: the shard column of a part's table, until finalize
 
 
+class _Part:
+    """A part being collected: ``(uid, serialized example)`` records and their table rows."""
+
+    def __init__(self):
+        self.records: list[tuple[str, bytes]] = []
+        self.rows: list[dict[str, Any]] = []
+
+
 class _WritePartsFn(beam.DoFn):
-    """Collects ShardRecords (alone or in ShardBatches) into parts of at most ``per_shard`` examples, each written
+    """Collects ShardRecords (alone or in ShardBatches; ``(key, record or batch)`` pairs when ``keyed``, one
+    destination folder per key) into parts of at most ``per_shard`` examples, one open part per key, each written
     in uid order when full (or at the bundle's end) as a part file plus its table; yields one dict per part. A
     part is held in memory until then (at most ``per_shard`` serialized examples), so the order in which a bundle
     delivered them (which varies between runs) never reaches the bytes, and finalize only renames the file.
@@ -180,75 +218,92 @@ class _WritePartsFn(beam.DoFn):
     column, which holds a token unique to the part (``shard_token`` in the part's dict): finalize replaces it
     with the shard's name."""
 
-    def __init__(self, folder: str, per_shard: int, columns: Sequence[str]):
-        self._folder = folder
+    def __init__(self, folders: Mapping[Any, str], per_shard: int, columns: Sequence[str], keyed: bool):
+        self._folders = dict(folders)
         self._per_shard = per_shard
         self._columns = list(columns)
-        self._records: list[tuple[str, bytes]] = []
-        self._rows: list[dict[str, Any]] = []
+        self._keyed = keyed
+        self._parts: dict[Any, _Part] = {}
 
     def start_bundle(self):
-        self._records, self._rows = [], []
+        self._parts = {}
 
-    def _close(self) -> dict[str, Any]:
+    def _close(self, key) -> dict[str, Any]:
+        part = self._parts.pop(key)
         name = uuid.uuid4().hex
-        base, token = fs.join(self._folder, f"{PART_PREFIX}{name}"), f"{SHARD_TOKEN}{name}"
-        self._records.sort(key=lambda pair: pair[0])
+        base, token = fs.join(self._folders[key], f"{PART_PREFIX}{name}"), f"{SHARD_TOKEN}{name}"
+        part.records.sort(key=lambda pair: pair[0])
         with fs.create(base + ".tfrecord") as handle:
-            for _, example in self._records:
+            for _, example in part.records:
                 write_record(handle, example)
-        self._rows.sort(key=lambda row: row["uid"])  # stable, as the records: row i describes record i
-        fs.write_text(base + ".csv", format_table(self._rows, self._columns, shard=token))
-        part = {"part": base, "examples": len(self._rows), "first_uid": self._records[0][0], "shard_token": token}
-        self._records, self._rows = [], []
-        return part
+        part.rows.sort(key=lambda row: row["uid"])  # stable, as the records: row i describes record i
+        fs.write_text(base + ".csv", format_table(part.rows, self._columns, shard=token))
+        first_uid = part.records[0][0]
+        return {"key": key, "part": base, "examples": len(part.rows), "first_uid": first_uid, "shard_token": token}
 
-    def process(self, element: ShardRecord | ShardBatch):
+    def process(self, element):
+        key, element = element if self._keyed else (None, element)
         for record in records_of(element):
-            self._records.append((record.uid, record.example))
-            self._rows.append({**record.row, "uid": record.uid})
-            if len(self._rows) >= self._per_shard:
-                yield self._close()
+            part = self._parts.get(key)
+            if part is None:
+                part = self._parts[key] = _Part()
+            part.records.append((record.uid, record.example))
+            part.rows.append({**record.row, "uid": record.uid})
+            if len(part.rows) >= self._per_shard:
+                yield self._close(key)
 
     def finish_bundle(self):
-        if self._rows:
-            yield WindowedValue(self._close(), MIN_TIMESTAMP, [GlobalWindow()])
+        for key in list(self._parts):
+            yield WindowedValue(self._close(key), MIN_TIMESTAMP, [GlobalWindow()])
 
 
-def name_parts(parts: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int, int]]:
-    """(part, index, total) for every part, ordered by first uid; ``[(None, 0, 1)]`` when there is none."""
-    if not parts:
-        return [(None, 0, 1)]
-    ordered = sorted(parts, key=lambda p: (p["first_uid"], p["part"]))
-    return [(part, index, len(ordered)) for index, part in enumerate(ordered)]
+def name_parts(parts: list[dict[str, Any]], keys: Sequence[Any] = (None,)) -> list[tuple[Any, Any, int, int]]:
+    """(key, part, index, total) for every part, ordered by first uid within its key; ``(key, None, 0, 1)`` for
+    a key with no part."""
+    named = []
+    for key in keys:
+        ordered = sorted((p for p in parts if p["key"] == key), key=lambda p: (p["first_uid"], p["part"]))
+        named += [(key, part, index, len(ordered)) for index, part in enumerate(ordered)] or [(key, None, 0, 1)]
+    return named
 
 
 class _FinalizePartFn(beam.DoFn):
     """Renames one part to its final shard name and writes its data table with the shard column."""
 
-    def __init__(self, folder: str, prefix: str, columns: Sequence[str], counter_namespace: str):
-        self._folder = folder
-        self._prefix = prefix
+    def __init__(
+        self,
+        destinations: Mapping[Any, tuple[str, str]],
+        columns: Sequence[str],
+        counter_namespace: str,
+        keyed: bool,
+    ):
+        self._destinations = dict(destinations)
         self._columns = list(columns)
-        self._shards = Metrics.counter(counter_namespace, f"shards_written[{prefix}]")
-        self._examples = Metrics.counter(counter_namespace, f"examples_written[{prefix}]")
+        self._keyed = keyed
+        prefixes = {prefix for _, prefix in self._destinations.values()}
+        self._shards = {p: Metrics.counter(counter_namespace, f"shards_written[{p}]") for p in prefixes}
+        self._examples = {p: Metrics.counter(counter_namespace, f"examples_written[{p}]") for p in prefixes}
 
     def process(self, element):
-        part, index, total = element
-        name = shard_name(self._prefix, index, total)
-        final = fs.join(self._folder, name)
-        table = fs.join(self._folder, table_name(index, total))
+        key, part, index, total = element
+        written = self._finalize(key, part, index, total)
+        yield (key, written) if self._keyed else written
+
+    def _finalize(self, key, part, index, total) -> dict[str, Any]:
+        folder, prefix = self._destinations[key]
+        name = shard_name(prefix, index, total)
+        final = fs.join(folder, name)
+        table = fs.join(folder, table_name(index, total))
         if part is None:  # nothing to write: one empty shard keeps the NNNN-TOTAL sequence complete
             fs.write_bytes(final, b"")
             fs.write_text(table, format_table([], self._columns))
-            yield {"shard": name, "examples": 0}
-            return
+            return {"shard": name, "examples": 0}
         fs.write_text(table, shard_table(fs.read_text(part["part"] + ".csv"), part, self._columns, name))
         if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it renamed already
             fs.rename_file(part["part"] + ".tfrecord", final)
-        self._shards.inc()
-        self._examples.inc(part["examples"])
-        yield {"shard": name, "examples": part["examples"]}
+        self._shards[prefix].inc()
+        self._examples[prefix].inc(part["examples"])
+        return {"shard": name, "examples": part["examples"]}
 
 
 def shard_table(part_csv: str, part: dict[str, Any], columns: Sequence[str], shard: str) -> str:
@@ -284,9 +339,10 @@ def sorted_part_table(part_csv: str, columns: Sequence[str], shard: str) -> str:
     return buffer.getvalue()
 
 
-def _delete_parts(_, folder: str) -> None:
+def _delete_parts(_, folders: Sequence[str]) -> None:
     """Removes part files left by retried bundles (their examples were written again by the retry)."""
-    fs.delete_files(fs.glob(fs.join(folder, f"{PART_PREFIX}*")))
+    for folder in folders:
+        fs.delete_files(fs.glob(fs.join(folder, f"{PART_PREFIX}*")))
 
 
 class WriteShards(beam.PTransform):
@@ -295,6 +351,10 @@ class WriteShards(beam.PTransform):
 
     Returns a PCollection with one ``{"shard", "examples"}`` dict per shard written (an empty input still
     gets one empty shard, so the NNNN-TOTAL sequence always exists).
+
+    ``WriteShards.per_key(destinations, ...)`` writes ``(key, ShardRecord or ShardBatch)`` pairs instead, each
+    key to its own ``(folder, prefix)`` as a separate WriteShards would (parts roll per key; every key gets its
+    NNNN-TOTAL sequence), in one set of steps, and returns ``(key, {"shard", "examples"})`` pairs.
     """
 
     def __init__(
@@ -304,36 +364,51 @@ class WriteShards(beam.PTransform):
         examples_per_shard: int,
         extra_columns: Sequence[str] = (),
         counter_namespace: str = "sigforge",
+        *,
+        destinations: Mapping[Any, tuple[str, str]] | None = None,
     ):
         super().__init__()
-        self._folder = folder
-        self._prefix = prefix
+        self._keyed = destinations is not None
+        self._destinations = dict(destinations) if destinations is not None else {None: (folder, prefix)}
         self._per_shard = examples_per_shard
         self._columns = list(BASE_COLUMNS) + [c for c in extra_columns if c not in BASE_COLUMNS]
         self._namespace = counter_namespace
 
+    @classmethod
+    def per_key(
+        cls,
+        destinations: Mapping[Any, tuple[str, str]],
+        examples_per_shard: int,
+        extra_columns: Sequence[str] = (),
+        counter_namespace: str = "sigforge",
+    ) -> WriteShards:
+        return cls("", "", examples_per_shard, extra_columns, counter_namespace, destinations=destinations)
+
     def expand(self, records):
-        folder = self._folder
+        keys = list(self._destinations)
+        folders = {key: folder for key, (folder, _) in self._destinations.items()}
         shards = (
             records
-            | "WriteParts" >> beam.ParDo(_WritePartsFn(folder, self._per_shard, self._columns))
+            | "WriteParts" >> beam.ParDo(_WritePartsFn(folders, self._per_shard, self._columns, self._keyed))
             | "ListParts" >> beam.combiners.ToList()
-            | "NameParts" >> beam.FlatMap(name_parts)
+            | "NameParts" >> beam.FlatMap(name_parts, keys)
             | "SpreadParts" >> beam.Reshuffle()
-            | "FinalizeParts" >> beam.ParDo(_FinalizePartFn(folder, self._prefix, self._columns, self._namespace))
+            | "FinalizeParts"
+            >> beam.ParDo(_FinalizePartFn(self._destinations, self._columns, self._namespace, self._keyed))
         )
         _ = (
             shards
             | "AllFinalized" >> beam.combiners.Count.Globally()
-            | "DeleteLeftoverParts" >> beam.Map(_delete_parts, folder=folder)
+            | "DeleteLeftoverParts" >> beam.Map(_delete_parts, folders=sorted(set(folders.values())))
         )
         return shards
 
 
-def _placements(shard: dict[str, Any], folder: str):
-    """(uid, shard name) for every row of a written shard's data table."""
-    for row in read_table(fs.join(folder, table_name_of(shard["shard"]))):
-        yield row["uid"], shard["shard"]
+def _placements(placed: tuple[Any, dict[str, Any]], folders: Mapping[Any, str]):
+    """((key, uid), shard name) for every row of a written shard's data table; ``placed`` is (key, shard)."""
+    key, shard = placed
+    for row in read_table(fs.join(folders[key], table_name_of(shard["shard"]))):
+        yield (key, row["uid"]), shard["shard"]
 
 
 def table_name_of(shard: str) -> str:
@@ -341,47 +416,53 @@ def table_name_of(shard: str) -> str:
 
 
 def _row_for_shard(element):
-    uid, grouped = element
+    (key, uid), grouped = element
     rows = list(grouped["row"])
     for shard in grouped["shard"]:
-        yield shard, {**(rows[0] if rows else {}), "uid": uid, "shard": shard}
+        yield (key, shard), {**(rows[0] if rows else {}), "uid": uid, "shard": shard}
 
 
 class _RewriteTableFn(beam.DoFn):
-    def __init__(self, folder: str, columns: Sequence[str]):
-        self._folder = folder
-        self._columns = list(columns)
+    def __init__(self, folders: Mapping[Any, str], columns: Mapping[Any, Sequence[str]]):
+        self._folders = dict(folders)
+        self._columns = {key: list(names) for key, names in columns.items()}
 
     def process(self, element):
-        shard, rows = element
-        path = fs.join(self._folder, table_name_of(shard))
+        (key, shard), rows = element
+        path = fs.join(self._folders[key], table_name_of(shard))
         written = read_table(path)
         by_uid = {row["uid"]: row for row in rows}
         merged = [{**by_uid.get(row["uid"], {}), **{k: row[k] for k in BASE_COLUMNS}} for row in written]
-        fs.write_text(path, format_table(merged, self._columns))
+        fs.write_text(path, format_table(merged, self._columns[key]))
         yield shard
 
 
 class EnrichTables(beam.PTransform):
-    """Adds recipe columns to the data tables that WriteShards wrote, from ``(uid, row)`` pairs.
+    """Adds recipe columns to the data tables that WriteShards wrote, in one or more folders, from table rows.
 
-    Used where examples come out of a step that cannot carry table rows (tf.Transform): only the small rows
-    and (uid, shard) placements are shuffled, never the examples. Row order and the base columns
-    (uid, target_id, label, shard) stay as written.
+    Inputs ``(shards, rows)``: ``(key, shard)`` for every shard written (as ``WriteShards.per_key`` returns
+    them) and ``((key, uid), row)`` rows; ``folders`` and ``extra_columns`` map every key to its folder and its
+    table's columns. A row joins the placements of its uid under its own key only, so one join serves several
+    folders (normalize: the three splits) as separate joins per folder would. Used where examples come out of a
+    step that cannot carry table rows (tf.Transform): only the small rows and (uid, shard) placements are
+    shuffled, never the examples. Row order and the base columns (uid, target_id, label, shard) stay as written.
     """
 
-    def __init__(self, folder: str, extra_columns: Sequence[str]):
+    def __init__(self, folders: Mapping[Any, str], extra_columns: Mapping[Any, Sequence[str]]):
         super().__init__()
-        self._folder = folder
-        self._columns = list(BASE_COLUMNS) + [c for c in extra_columns if c not in BASE_COLUMNS]
+        self._folders = dict(folders)
+        self._columns = {
+            key: list(BASE_COLUMNS) + [c for c in names if c not in BASE_COLUMNS]
+            for key, names in extra_columns.items()
+        }
 
     def expand(self, inputs):
         shards, rows = inputs
-        placed = shards | "ReadPlacements" >> beam.FlatMap(_placements, folder=self._folder)
+        placed = shards | "ReadPlacements" >> beam.FlatMap(_placements, self._folders)
         return (
             {"shard": placed, "row": rows}
             | "JoinRowsByUid" >> beam.CoGroupByKey()
             | "RowsPerShard" >> beam.FlatMap(_row_for_shard)
             | "GroupByShard" >> beam.GroupByKey()
-            | "RewriteTables" >> beam.ParDo(_RewriteTableFn(self._folder, self._columns))
+            | "RewriteTables" >> beam.ParDo(_RewriteTableFn(self._folders, self._columns))
         )

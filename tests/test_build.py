@@ -353,6 +353,34 @@ def test_write_shards_of_nothing_writes_one_empty_shard(tmp_path):
     assert (tmp_path / "x_shard_0001-0001.tfrecord").stat().st_size == 0
 
 
+def test_write_shards_per_key_writes_each_key_as_its_own_writer(tmp_path):
+    """Keys a and b each get their own rolled, numbered shards in their own folder; key c, with no record, one
+    empty shard; the output pairs each shard with its key."""
+    from beam_pipelines.shards import ShardRecord, WriteShards
+
+    records = [ShardRecord(f"u{i:02d}", encode_bytes(i), {"target_id": "t", "label": i % 2}) for i in range(23)]
+    keyed = [("a" if i % 3 else "b", r) for i, r in enumerate(records)]
+    destinations = {key: (str(tmp_path / key), f"x{key}") for key in "abc"}
+    with TestPipeline(runner=FnApiRunner()) as p:
+        written = p | beam.Create(keyed) | WriteShards.per_key(destinations, 5)
+        counts = written | beam.MapTuple(lambda key, d: (key, d["examples"])) | beam.CombinePerKey(sum)
+        assert_that(counts, equal_to([("a", 15), ("b", 8), ("c", 0)]))
+    for key, expected in (("a", [r.uid for k, r in keyed if k == "a"]), ("b", [r.uid for k, r in keyed if k == "b"])):
+        shards = sorted((tmp_path / key).glob(f"x{key}_shard_*.tfrecord"))
+        assert len(shards) >= 2 and shards[-1].name.endswith(f"-{len(shards):04d}.tfrecord")
+        uids = [
+            decode_example(r.numpy()).features.feature["uid"].bytes_list.value[0].decode()
+            for shard in shards
+            for r in tf.data.TFRecordDataset(str(shard))
+        ]
+        assert sorted(uids) == expected
+        assert not list((tmp_path / key).glob("_part-*"))
+    assert sorted(f.name for f in (tmp_path / "c").iterdir()) == [
+        "data_tbl_0001-0001.csv",
+        "xc_shard_0001-0001.tfrecord",
+    ]
+
+
 def encode_bytes(i):
     from transforms.contract import encode_example
 

@@ -1,8 +1,10 @@
 """Normalize stage: apply the train ``transform_fn`` to every split -> ``OUT/norm/{split}/norm_{split}_shard_*``.
 
-Raw split records are decoded by TFXIO into Arrow record batches, transformed by ``tft_beam.TransformDataset``
-with ``output_record_batches=True``, and encoded back to tf.Examples in C++ (tfx_bsl's
-``RecordBatchToExamplesEncoder``): no Python instance dicts, no per-float Python work.
+Raw split records are decoded into Arrow record batches by tfx_bsl's decoder (the TFXIO source's), transformed
+by ``tft_beam.TransformDataset`` with ``output_record_batches=True``, and encoded back to tf.Examples in C++
+(tfx_bsl's ``RecordBatchToExamplesEncoder``): no Python instance dicts, no per-float Python work. The three
+splits share one set of steps (one read, decode, TransformDataset, WriteShards and table join): the stage's fixed
+cost on the FnApiRunner grows with its steps (issue #13); each record carries its split through them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import numpy as np
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 
@@ -23,16 +28,17 @@ from beam_pipelines.counting import Tally
 from beam_pipelines.manifest import StageError
 from beam_pipelines.shards import (
     EnrichTables,
-    ParseTableLineFn,
     ReadWholeFiles,
     ShardRecord,
     WriteShards,
-    read_table_lines,
+    parse_table_line,
+    read_records_by_folder,
+    read_table_lines_by_folder,
     shard_glob,
     table_columns,
     table_glob,
 )
-from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE, raw_tfxio
+from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
 from transforms.contract import NORM_DIR, SPLIT_DIR, SPLITS, STATS_DIR, norm_prefix
@@ -43,7 +49,8 @@ STAGE = "normalize"
 
 
 class _EncodeExamplesFn(beam.DoFn):
-    """Transformed record batch -> ShardRecords (serialized tf.Example encoded by tfx_bsl in C++ + base row)."""
+    """Transformed record batch (with the passthrough split column) -> ``(split, ShardRecord)`` (serialized
+    tf.Example encoded by tfx_bsl in C++ + base row); quality flags as ``{split}/{flag}`` on ``QUALITY``."""
 
     def __init__(self, schema_bytes: bytes):
         self._schema_bytes = schema_bytes
@@ -55,6 +62,7 @@ class _EncodeExamplesFn(beam.DoFn):
 
     def process(self, element):
         record_batch, _ = element
+        splits, record_batch = pop_split_column(record_batch)
         columns = {
             name: record_batch.column(record_batch.schema.get_field_index(name)).flatten().to_pylist()
             for name in ("uid", "target_id", "label")
@@ -64,12 +72,64 @@ class _EncodeExamplesFn(beam.DoFn):
         examples = [deterministic_bytes(example) for example in self._encoder.encode(record_batch)]
         quality = example_quality(record_batch)
         self._examples.inc(len(examples))
-        for uid, target_id, label, example, flag in zip(*columns.values(), examples, quality, strict=True):
+        for split, uid, target_id, label, example, flag in zip(
+            splits, *columns.values(), examples, quality, strict=True
+        ):
             uid = uid.decode("utf-8")
             row = {"uid": uid, "target_id": target_id.decode("utf-8"), "label": label}
             if flag:
-                yield beam.pvalue.TaggedOutput(QUALITY, flag)
-            yield ShardRecord(uid, example, row)
+                yield beam.pvalue.TaggedOutput(QUALITY, f"{split}/{flag}")
+            yield split, ShardRecord(uid, example, row)
+
+
+# The split of every record rides through tf.Transform as a passthrough column (``tft_beam.Context``'s
+# passthrough_keys: hidden from the graph, appended to the output record batch), so one TransformDataset serves
+# every split and each transformed example is routed back to its own split's shards.
+SPLIT_COLUMN = "__sigforge_split"
+
+
+def _split_field():
+    import pyarrow as pa
+
+    return pa.field(SPLIT_COLUMN, pa.large_list(pa.large_binary()))
+
+
+def with_split_column(record_batch, split: str):
+    """A decoded record batch of one split plus the passthrough column ``SPLIT_COLUMN`` (``[split]`` per row)."""
+    import pyarrow as pa
+
+    values = pa.array([[split.encode("utf-8")]] * record_batch.num_rows, type=_split_field().type)
+    return record_batch.append_column(_split_field(), values)
+
+
+def pop_split_column(record_batch) -> tuple[list[str], Any]:
+    """(the split of every row, the record batch without ``SPLIT_COLUMN``) of a transformed record batch."""
+    index = record_batch.schema.get_field_index(SPLIT_COLUMN)
+    splits = [value.decode("utf-8") for value in record_batch.column(index).flatten().to_pylist()]
+    return splits, record_batch.remove_column(index)
+
+
+def raw_schema(raw_spec: dict[str, Any]) -> schema_pb2.Schema:
+    """The TFMD schema of the raw split records (as ``analyze.raw_tfxio`` builds it)."""
+    return tft.DatasetMetadata.from_feature_spec(raw_spec).schema
+
+
+def split_adapter_config(raw_spec: dict[str, Any]):
+    """The TensorAdapterConfig of the raw records (the TFXIO source's: the decoder's Arrow schema and the
+    schema's tensor representations), with ``SPLIT_COLUMN`` in its Arrow schema (a column, not a tensor)."""
+    from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
+
+    schema = raw_schema(raw_spec)
+    arrow_schema = example_coder.ExamplesToRecordBatchDecoder(schema.SerializeToString()).ArrowSchema()
+    representations = tensor_representation_util.InferTensorRepresentationsFromMixedSchema(schema)
+    return tensor_adapter.TensorAdapterConfig(arrow_schema.append(_split_field()), representations)
+
+
+def split_table_row(pair: tuple[str, str], headers: dict[str, list[str]]):
+    """``(split, data-table line)`` -> ``((split, uid), row)`` for EnrichTables."""
+    split, line = pair
+    row = parse_table_line(headers[split], line)
+    return (split, row["uid"]), row
 
 
 QUALITY = "quality"
@@ -135,21 +195,59 @@ def check_normalized(summary: dict[str, Any]) -> None:
         )
 
 
-class TransformSplit(beam.PTransform):
-    """Serialized raw records of one split + the train ``transform_fn`` -> ShardRecords of normalized examples."""
+class _DecodeSplitBatchesFn(beam.DoFn):
+    """``(split, serialized raw record)`` -> record batches of one split each, with ``SPLIT_COLUMN``.
 
-    def __init__(self, source, transform_fn, schema_bytes: bytes):
+    Batches like the TFXIO source's ``RawRecordToRecordBatch(RECORD_BATCH_SIZE)`` does for one split (Beam's
+    BatchElements: ``RECORD_BATCH_SIZE`` records in arrival order, the rest at the end of the bundle), but for
+    every split at once, and decodes with the same tfx_bsl decoder. Decoding the splits in one step, rather than
+    one TFXIO decode per split flattened into tf.Transform, keeps the whole stage fused: a Flatten is a stage
+    boundary on the FnApiRunner, where the decoded batches were held and re-encoded."""
+
+    def __init__(self, raw_schema_bytes: bytes):
+        self._raw_schema_bytes = raw_schema_bytes
+        self._decoder = None
+        self._pending: dict[str, list[bytes]] = {}
+
+    def setup(self):
+        self._decoder = example_coder.ExamplesToRecordBatchDecoder(self._raw_schema_bytes)
+
+    def start_bundle(self):
+        self._pending = {}
+
+    def process(self, pair):
+        split, record = pair
+        pending = self._pending.setdefault(split, [])
+        pending.append(record)
+        if len(pending) >= RECORD_BATCH_SIZE:
+            yield with_split_column(self._decoder.DecodeBatch(self._pending.pop(split)), split)
+
+    def finish_bundle(self):
+        for split, records in self._pending.items():
+            batch = with_split_column(self._decoder.DecodeBatch(records), split)
+            yield WindowedValue(batch, MIN_TIMESTAMP, [GlobalWindow()])
+        self._pending = {}
+
+
+class TransformSplits(beam.PTransform):
+    """``(split, serialized raw record)`` pairs + the train ``transform_fn`` -> ``examples``: ``(split,
+    ShardRecord)`` of normalized examples, and ``QUALITY``: ``{split}/{flag}``. One TransformDataset applies the
+    graph to every split; the split rides through it as the passthrough column ``SPLIT_COLUMN``."""
+
+    def __init__(self, raw_spec: dict[str, Any], transform_fn, schema_bytes: bytes):
         super().__init__()
-        self._source = source
+        self._raw_spec = raw_spec
         self._transform_fn = transform_fn
         self._schema_bytes = schema_bytes
 
     def expand(self, records):
-        batches = records | "ToRecordBatches" >> self._source.RawRecordToRecordBatch(batch_size=RECORD_BATCH_SIZE)
-        transformed, _ = (
-            (batches, self._source.TensorAdapterConfig()),
-            self._transform_fn,
-        ) | "TransformDataset" >> tft_beam.TransformDataset(output_record_batches=True)
+        raw_schema_bytes = raw_schema(self._raw_spec).SerializeToString()
+        batches = records | "DecodeBatches" >> beam.ParDo(_DecodeSplitBatchesFn(raw_schema_bytes))
+        with tft_beam.Context(passthrough_keys={SPLIT_COLUMN}):
+            transformed, _ = (
+                (batches, split_adapter_config(self._raw_spec)),
+                self._transform_fn,
+            ) | "TransformDataset" >> tft_beam.TransformDataset(output_record_batches=True)
         return transformed | "EncodeExamples" >> beam.ParDo(_EncodeExamplesFn(self._schema_bytes)).with_outputs(
             QUALITY, main="examples"
         )
@@ -180,31 +278,29 @@ class NormalizeSplits(beam.PTransform):
         self._per_shard = per_shard
 
     def expand(self, pipeline):
-        transform_fn = self._transform_fn
-        pairs = []
-        for split in SPLITS:
-            split_dir = fs.join(self._split_root, split)
-            out_dir = fs.join(self._folder, split)
-            source = raw_tfxio(shard_glob(split_dir, split), self._raw_spec)
-            header = table_columns(split_dir)
-            records = pipeline | f"ReadSplit[{split}]" >> ReadWholeFiles(shard_glob(split_dir, split))
-            if self._progress is not None:
-                records = records | f"Progress[{split}]" >> self._progress
-            encoded = records | f"TransformSplit[{split}]" >> TransformSplit(source, transform_fn, self._schema_bytes)
-            examples = encoded.examples
-            rows = (
-                pipeline
-                | f"ReadDataTables[{split}]" >> ReadWholeFiles(table_glob(split_dir), read_table_lines)
-                | f"ParseDataTables[{split}]" >> beam.ParDo(ParseTableLineFn(header))
-            )
-            columns = [c for c in header if c != "shard"]
-            shards = examples | f"WriteShards[{split}]" >> WriteShards(
-                out_dir, norm_prefix(split), self._per_shard, (), STAGE
-            )
-            (shards, rows) | f"EnrichTables[{split}]" >> EnrichTables(out_dir, columns)
-            pairs.append(records | f"SeenPairs[{split}]" >> Tally(f"{split}/seen"))
-            pairs.append(examples | f"WrittenPairs[{split}]" >> Tally(f"{split}/written"))
-            pairs.append(encoded[QUALITY] | f"QualityPairs[{split}]" >> Tally(lambda flag, s=split: [f"{s}/{flag}"]))
+        split_dirs = {split: fs.join(self._split_root, split) for split in SPLITS}
+        patterns = [shard_glob(split_dirs[split], split) for split in SPLITS]
+        records = pipeline | "ReadSplits" >> ReadWholeFiles(patterns, read_records_by_folder)
+        if self._progress is not None:
+            records = records | "Progress" >> self._progress
+        encoded = records | "TransformSplits" >> TransformSplits(self._raw_spec, self._transform_fn, self._schema_bytes)
+        pairs = [
+            records | "SeenPairs" >> Tally(lambda pair: [f"{pair[0]}/seen"]),
+            encoded[QUALITY] | "QualityPairs" >> Tally(lambda key: [key]),
+        ]
+        out_dirs = {split: fs.join(self._folder, split) for split in SPLITS}
+        headers = {split: table_columns(split_dirs[split]) for split in SPLITS}
+        rows = (
+            pipeline
+            | "ReadDataTables"
+            >> ReadWholeFiles([table_glob(split_dirs[s]) for s in SPLITS], read_table_lines_by_folder)
+            | "ParseDataTables" >> beam.Map(split_table_row, headers)
+        )
+        destinations = {split: (out_dirs[split], norm_prefix(split)) for split in SPLITS}
+        shards = encoded.examples | "WriteShards" >> WriteShards.per_key(destinations, self._per_shard, (), STAGE)
+        columns = {split: [c for c in headers[split] if c != "shard"] for split in SPLITS}
+        (shards, rows) | "EnrichTables" >> EnrichTables(out_dirs, columns)
+        pairs.append(encoded.examples | "WrittenPairs" >> Tally(lambda pair: [f"{pair[0]}/written"]))
         return pairs | "FlattenCounts" >> beam.Flatten()
 
 
