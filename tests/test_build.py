@@ -409,32 +409,34 @@ def test_distinct_per_channel_counts_as_np_unique():
 
 
 @pytest.mark.parametrize("n, parts", [(0, 2), (1, 2), (5, 2), (7, 3), (64, 2), (3, 8)])
-def test_parallel_chunks_cover_items_in_order(n, parts):
-    from beam_pipelines import parallel
+def test_parallel_blocks_cover_rows_in_order(n, parts):
+    from transforms import parallel
 
-    got = parallel.chunks(list(range(n)), parts)
-    assert [i for chunk in got for i in chunk] == list(range(n))
-    assert all(chunk for chunk in got) and len(got) == min(parts, n)
-    sizes = [len(chunk) for chunk in got]
+    got = parallel.blocks(n, parts)
+    assert [i for block in got for i in range(n)[block]] == list(range(n))
+    assert all(block.stop > block.start for block in got) and len(got) == min(parts, n)
+    sizes = [block.stop - block.start for block in got]
     assert not sizes or max(sizes) - min(sizes) <= 1
 
 
-def test_parallel_map_chunks_keeps_order_and_raises():
-    from beam_pipelines import parallel
+def test_parallel_rows_in_threads_equals_one_call_and_raises():
+    from transforms import parallel
 
-    pairs = parallel.map_chunks(lambda chunk: [x * x for x in chunk], list(range(10)), 3)
-    assert [x for _, squares in pairs for x in squares] == [x * x for x in range(10)]
+    rows = np.random.default_rng(2).normal(size=(7, 4096)) * 1e-21
+    one = signal.bandpass(rows)
+    for threads in (1, 2, 3, 8):
+        np.testing.assert_array_equal(parallel.rows_in_threads(signal.bandpass, rows, threads, np.concatenate), one)
 
-    def fails(chunk):
-        raise ValueError(f"bad {chunk[0]}")
+    def fails(block):
+        raise ValueError("bad block")
 
-    with pytest.raises(ValueError, match="bad"):
-        parallel.map_chunks(fails, list(range(10)), 2)
+    with pytest.raises(ValueError, match="bad block"):
+        parallel.map_blocks(fails, 10, 2)
 
 
 def test_build_output_does_not_depend_on_numeric_threads(built, tmp_path):
-    """The batch is preprocessed in chunks on the shared pool: 1 thread and 3 threads (the corrupt inputs land
-    in different chunks) write byte-identical shards, data tables and rejections."""
+    """The batch's bandpass runs in row blocks on the shared pool: 1 thread and 3 threads write byte-identical
+    shards, data tables and rejections (corrupt inputs included)."""
     outputs = {}
     for threads in (1, 3):
         config = load_config(

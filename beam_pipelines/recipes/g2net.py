@@ -17,12 +17,13 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from beam_pipelines import fs, parallel
+from beam_pipelines import fs
 from beam_pipelines.counting import Tally
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from beam_pipelines.recipes.inputs import SEEN, CsvSource, ReadCsvRows, csv_source, parse_csv_line
 from beam_pipelines.rejects import REJECTED, guarded, reject
 from beam_pipelines.shards import ShardRecord
+from transforms import parallel
 from transforms.config import ConfigError
 from transforms.contract import STRAIN, encode_example, sample_id
 from transforms.recipes.g2net import strain as strain_lib
@@ -114,36 +115,29 @@ class _ResolveJoinFn(beam.DoFn):
 
 
 class _PreprocessFn(beam.DoFn):
-    """Reads a batch of ``.npy`` files, validates each, bandpasses the valid ones together, packs examples.
+    """Reads a batch of ``.npy`` files, validates each, bandpasses the valid ones together (on the process's
+    numeric threads, ``build.numeric_threads``), packs examples."""
 
-    The batch is cut into ``threads`` chunks that are read and preprocessed on the process's shared numeric
-    pool (``parallel``; the bandpass releases the GIL), so one bundle uses every core. A sample's result does
-    not depend on its chunk: the filter runs row by row."""
-
-    def __init__(self, cfg: G2NetConfig, threads: int = 1):
+    def __init__(self, cfg: G2NetConfig, numeric_threads: int = 0):
         self._cfg = cfg
-        self._threads = threads
+        self._numeric_threads = numeric_threads
+        self._threads = 1
         self._written = Metrics.counter(STAGE, "written")
         self._bytes = Metrics.counter(STAGE, "bytes_read")
 
-    def process(self, batch: list[Candidate]):
-        for chunk, (arrays, results) in parallel.map_chunks(self._read_and_preprocess, batch, self._threads):
-            self._bytes.inc(sum(array.nbytes for array in arrays if not isinstance(array, Exception)))
-            if results is None:  # one sample broke its chunk: redo each alone, so only it is rejected
-                for candidate, array in zip(chunk, arrays, strict=True):
-                    yield from guarded(STAGE, candidate.path, self._pack(candidate, array, single=True))
-                continue
-            for candidate, result in zip(chunk, results, strict=True):
-                yield from guarded(STAGE, candidate.path, self._pack(candidate, result, single=False))
+    def setup(self):
+        self._threads = parallel.thread_count(self._numeric_threads)  # the worker's cores, not the driver's
 
-    def _read_and_preprocess(self, chunk: list[Candidate]):
-        """On a pool thread: the chunk's arrays (or RejectedInputs) and their results, or None for the results
-        when the chunk as a whole raised."""
-        arrays = [self._read(candidate) for candidate in chunk]
+    def process(self, batch: list[Candidate]):
+        arrays = [self._read(candidate) for candidate in batch]
         try:
-            return arrays, strain_lib.preprocess_for_build(arrays, self._cfg)
-        except Exception:  # noqa: BLE001  (retried sample by sample on the DoFn's thread, which rejects the culprit)
-            return arrays, None
+            results = strain_lib.preprocess_for_build(arrays, self._cfg, self._threads)
+        except Exception:  # noqa: BLE001  (one sample broke the batch: redo each alone, so only it is rejected)
+            for candidate, array in zip(batch, arrays, strict=True):
+                yield from guarded(STAGE, candidate.path, self._pack(candidate, array, single=True))
+            return
+        for candidate, result in zip(batch, results, strict=True):
+            yield from guarded(STAGE, candidate.path, self._pack(candidate, result, single=False))
 
     def _read(self, candidate: Candidate):
         """The sample's array (header checked before any data is read), or its RejectedInput."""
@@ -151,11 +145,13 @@ class _PreprocessFn(beam.DoFn):
             return strain_lib.RejectedInput(strain_lib.NOT_A_REGULAR_FILE, "not a regular file when opened")
         try:
             with fs.open_read(candidate.path) as handle:
-                return strain_lib.read_npy(handle, self._cfg.n_channels, self._cfg.n_samples)
+                array = strain_lib.read_npy(handle, self._cfg.n_channels, self._cfg.n_samples)
         except strain_lib.RejectedInput as error:
             return error
         except OSError as error:
             return strain_lib.RejectedInput(strain_lib.UNREADABLE_NPY, f"cannot read file: {error}")
+        self._bytes.inc(array.nbytes)
+        return array
 
     def _pack(self, candidate: Candidate, result, single: bool):
         if single:
@@ -248,11 +244,9 @@ class BuildG2Net(RecipeBuild):
         )
         processed = (
             joined.candidates
-            | "BatchCandidates" >> beam.BatchElements(min_batch_size=8, max_batch_size=64)
+            | "BatchCandidates" >> beam.BatchElements(min_batch_size=8, max_batch_size=128)
             | "Preprocess"
-            >> beam.ParDo(_PreprocessFn(cfg, parallel.thread_count(self._config.build.numeric_threads))).with_outputs(
-                REJECTED, main="records"
-            )
+            >> beam.ParDo(_PreprocessFn(cfg, self._config.build.numeric_threads)).with_outputs(REJECTED, main="records")
         )
         rejected = (
             labels[REJECTED],
