@@ -51,7 +51,7 @@ def ReadShards(pattern: str) -> beam.PTransform:  # noqa: N802 (a PTransform fac
 
 
 class _AssignSplitFn(beam.DoFn):
-    """Tags a ShardRecord with its target's split."""
+    """Keys a ShardRecord by its target's split: ``(split, record)``."""
 
     def __init__(self, fractions: dict[str, float], salt: str):
         self._fractions = fractions
@@ -61,28 +61,31 @@ class _AssignSplitFn(beam.DoFn):
     def process(self, record: ShardRecord):
         split = assign_split(record.row["target_id"], self._fractions, self._salt)
         self._counters[split].inc()
-        yield beam.pvalue.TaggedOutput(split, record)
+        yield split, record
 
 
 def key_by_uid(serialized: bytes) -> tuple[str, bytes]:
     return example_keys(serialized)[0], serialized
 
 
-def _count_pairs(split: str, records):
-    """(key, n) pairs for the manifest: examples, distinct targets and examples per label of one split."""
-    examples = records | f"ExamplePairs[{split}]" >> Tally(f"{split}/examples")
-    labels = records | f"LabelPairs[{split}]" >> Tally(lambda r: [f"{split}/label/{r.row['label']}"])
-    targets = (
-        records
-        | f"TargetIds[{split}]" >> beam.Map(lambda r: r.row["target_id"])
-        | f"DistinctTargets[{split}]" >> beam.Distinct()
-        | f"TargetPairs[{split}]" >> Tally(f"{split}/targets")
+def _count_pairs(keyed):
+    """(key, n) pairs for the manifest from ``(split, record)`` pairs: examples, examples per label and distinct
+    targets of every split."""
+    examples = keyed | "ExamplePairs" >> Tally(
+        lambda pair: [f"{pair[0]}/examples", f"{pair[0]}/label/{pair[1].row['label']}"]
     )
-    return [examples, labels, targets]
+    targets = (
+        keyed
+        | "TargetIds" >> beam.Map(lambda pair: (pair[0], pair[1].row["target_id"]))
+        | "DistinctTargets" >> beam.Distinct()
+        | "TargetPairs" >> Tally(lambda pair: [f"{pair[0]}/targets"])
+    )
+    return [examples, targets]
 
 
 class SplitByTarget(beam.PTransform):
-    """Raw ShardRecords -> one WriteShards[split] per split under ``folder``; returns (count key, n) pairs."""
+    """Raw ShardRecords -> ``{folder}/{split}/`` shards, one WriteShards for every split (parts roll per split, as
+    separate writers did); returns (count key, n) pairs."""
 
     def __init__(self, folder: str, fractions: dict[str, float], salt: str, examples_per_shard: int, columns):
         super().__init__()
@@ -93,17 +96,11 @@ class SplitByTarget(beam.PTransform):
         self._columns = list(columns)
 
     def expand(self, records):
-        tagged = records | "AssignSplit" >> beam.ParDo(_AssignSplitFn(self._fractions, self._salt)).with_outputs(
-            *SPLITS
-        )
-        pairs = []
-        for split in SPLITS:
-            split_records = tagged[split]
-            split_records | f"WriteShards[{split}]" >> WriteShards(
-                fs.join(self._folder, split), split, self._per_shard, self._columns, STAGE
-            )
-            pairs += _count_pairs(split, split_records)
-        return (*pairs, records | "SeenPairs" >> Tally("seen")) | "FlattenCounts" >> beam.Flatten()
+        keyed = records | "AssignSplit" >> beam.ParDo(_AssignSplitFn(self._fractions, self._salt))
+        destinations = {split: (fs.join(self._folder, split), split) for split in SPLITS}
+        _ = keyed | "WriteShards" >> WriteShards.per_key(destinations, self._per_shard, self._columns, STAGE)
+        pairs = [*_count_pairs(keyed), records | "SeenPairs" >> Tally("seen")]
+        return pairs | "FlattenCounts" >> beam.Flatten()
 
 
 def summarize_counts(counts: Counts) -> dict[str, Any]:
