@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import gc
 import importlib
 import logging
 import os
@@ -370,6 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     if not args.verbose and args.command in _TF_COMMANDS:
         import_tensorflow_quietly()
+    if _EXECUTABLE:  # see entry: what is loaded now lives as long as the process
+        gc.freeze()
+        gc.enable()
     from beam_pipelines.manifest import StageError
     from transforms.config import ConfigError
 
@@ -416,8 +420,19 @@ def finish(code: int) -> NoReturn:
     sys.exit(code)
 
 
+# Set by entry: main runs as the executable (not called in-process, as tests do).
+_EXECUTABLE: list[bool] = []
+
+
 def entry(argv: Sequence[str] | None = None) -> NoReturn:
-    """The ``sigforge`` executable (and ``python -m beam_pipelines.cli``): ``main``, then a fast exit."""
+    """The ``sigforge`` executable (and ``python -m beam_pipelines.cli``): ``main``, then a fast exit.
+
+    The garbage collector is off while TensorFlow, Beam and tf.Transform load (~500k objects that live as long
+    as the process: collecting among them found nothing), then those objects are frozen (``gc.freeze``) so that
+    later full collections skip them: 9 full collections took 1.25-1.44 s of a 4000-sample run, ~0.3 s less
+    frozen, and the import-time ones are gone."""
+    gc.disable()
+    _EXECUTABLE.append(True)
     finish(main(argv))
 
 
