@@ -170,6 +170,11 @@ def parse_table_line(header: Sequence[str], line: str) -> dict[str, str]:
     return row
 
 
+def _cells(row: dict[str, Any], columns: Sequence[str], shard: str | None = None) -> list[Any]:
+    """A row's values in ``columns`` (a missing or None value empty; ``shard`` given: it fills the shard column)."""
+    return [shard if shard is not None and k == "shard" else ("" if (v := row.get(k)) is None else v) for k in columns]
+
+
 def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], shard: str | None = None) -> str:
     """A CSV table: a header of ``columns``, then one line per row of its values in those columns (a missing or
     None value is empty, other keys are left out; ``shard`` given: the ``shard`` column holds it in every row).
@@ -178,33 +183,19 @@ def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], shard: 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    if shard is None:
-        writer.writerows([("" if (value := row.get(k)) is None else value) for k in columns] for row in rows)
-    else:
-        writer.writerows(
-            [shard if k == "shard" else ("" if (value := row.get(k)) is None else value) for k in columns]
-            for row in rows
-        )
+    writer.writerows(_cells(row, columns, shard) for row in rows)
     return buffer.getvalue()
 
 
 def format_row(row: dict[str, Any], columns: Sequence[str]) -> str:
     """One data line of ``format_table([row], columns)``, without the header and the line end."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow([("" if (value := row.get(k)) is None else value) for k in columns])
+    csv.writer(buffer, lineterminator="").writerow(_cells(row, columns))
     return buffer.getvalue()
 
 
 PART_PREFIX = "_part-"
 SHARD_TOKEN = "sigforge-shard-"  # + the part's uuid: the shard column of a part's table, until finalize
-
-
-class _Part:
-    """A part being collected: ``(uid, serialized example)`` records and their table rows."""
-
-    def __init__(self):
-        self.records: list[tuple[str, bytes]] = []
-        self.rows: list[dict[str, Any]] = []
 
 
 class _WritePartsFn(beam.DoFn):
@@ -223,7 +214,7 @@ class _WritePartsFn(beam.DoFn):
         self._per_shard = per_shard
         self._columns = list(columns)
         self._keyed = keyed
-        self._parts: dict[Any, _Part] = {}
+        self._parts: dict[Any, list[ShardRecord]] = {}  # the open part of each key
 
     def start_bundle(self):
         self._parts = {}
@@ -232,24 +223,20 @@ class _WritePartsFn(beam.DoFn):
         part = self._parts.pop(key)
         name = uuid.uuid4().hex
         base, token = fs.join(self._folders[key], f"{PART_PREFIX}{name}"), f"{SHARD_TOKEN}{name}"
-        part.records.sort(key=lambda pair: pair[0])
+        part.sort(key=lambda record: record.uid)  # stable
         with fs.create(base + ".tfrecord") as handle:
-            for _, example in part.records:
-                write_record(handle, example)
-        part.rows.sort(key=lambda row: row["uid"])  # stable, as the records: row i describes record i
-        fs.write_text(base + ".csv", format_table(part.rows, self._columns, shard=token))
-        first_uid = part.records[0][0]
-        return {"key": key, "part": base, "examples": len(part.rows), "first_uid": first_uid, "shard_token": token}
+            for record in part:
+                write_record(handle, record.example)
+        rows = ({**record.row, "uid": record.uid} for record in part)
+        fs.write_text(base + ".csv", format_table(rows, self._columns, shard=token))
+        return {"key": key, "part": base, "examples": len(part), "first_uid": part[0].uid, "shard_token": token}
 
     def process(self, element):
         key, element = element if self._keyed else (None, element)
         for record in records_of(element):
-            part = self._parts.get(key)
-            if part is None:
-                part = self._parts[key] = _Part()
-            part.records.append((record.uid, record.example))
-            part.rows.append({**record.row, "uid": record.uid})
-            if len(part.rows) >= self._per_shard:
+            part = self._parts.setdefault(key, [])
+            part.append(record)
+            if len(part) >= self._per_shard:
                 yield self._close(key)
 
     def finish_bundle(self):

@@ -18,7 +18,6 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines import cli
-from beam_pipelines.recipes import tce as build_tce
 from beam_pipelines.stages import analyze, normalize, split
 from beam_pipelines.stages.build import run_build
 from transforms import audit
@@ -26,6 +25,7 @@ from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.recipes.g2net.strain import MALFORMED_ROW
 from transforms.recipes.tce import fits_io, preprocessing, schema, target, tce_table
 from transforms.recipes.tce import sample as tce_sample
+from transforms.recipes.tce.encoding import encode_tce_example
 from transforms.splitting import SPLITS, assign_split
 
 KEPLER90 = Path(__file__).resolve().parent / "data" / "kepler90"  # copy of ../shared/data/kepler90
@@ -243,7 +243,7 @@ def test_cap_per_group_keys_on_the_tce_uid():
     for i in range(24):
         arrays = {"flux_window": np.zeros(3)}
         example = schema.TceExample(f"u{i}", "star", f"star-{i % 3}", 0, arrays, {})
-        records.append(build_tce.encode_tce_example(example))
+        records.append(encode_tce_example(example))
     with TestPipeline(runner=FnApiRunner()) as p:
         kept = (
             p

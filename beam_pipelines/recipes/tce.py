@@ -36,7 +36,7 @@ from transforms.contract import RejectedInput
 from transforms.csv_rows import decode_csv_line, parse_csv_line, row_key
 from transforms.recipes.tce import fits_io, schema, target, tce_table
 from transforms.recipes.tce.config import TceConfig
-from transforms.recipes.tce.encoding import encode_examples, encode_tce_example  # noqa: F401  (re-exported)
+from transforms.recipes.tce.encoding import encode_examples
 from transforms.recipes.tce.recount import TCE_ROW
 
 STAGE = "build"

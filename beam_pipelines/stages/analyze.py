@@ -54,10 +54,14 @@ def counting_fn(preprocessing_fn):
     return fn
 
 
+def raw_schema(feature_spec: dict[str, Any]):
+    """The TFMD schema of raw/split records with the recipe's raw feature spec."""
+    return tft.DatasetMetadata.from_feature_spec(feature_spec).schema
+
+
 def raw_tfxio(file_pattern: str, feature_spec: dict[str, Any]) -> tfxio.TFExampleRecord:
     """TFXIO source over raw/split shards with the recipe's raw feature spec."""
-    schema = tft.DatasetMetadata.from_feature_spec(feature_spec).schema
-    return tfxio.TFExampleRecord(file_pattern=file_pattern, schema=schema)
+    return tfxio.TFExampleRecord(file_pattern=file_pattern, schema=raw_schema(feature_spec))
 
 
 def group_value(serialized: bytes, group_column: str = "target_id") -> tuple[str, str]:

@@ -38,7 +38,7 @@ from beam_pipelines.shards import (
     table_columns,
     table_glob,
 )
-from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE
+from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE, raw_schema
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
 from transforms.contract import NORM_DIR, SPLIT_DIR, SPLITS, STATS_DIR, norm_prefix
@@ -107,11 +107,6 @@ def pop_split_column(record_batch) -> tuple[list[str], Any]:
     index = record_batch.schema.get_field_index(SPLIT_COLUMN)
     splits = [value.decode("utf-8") for value in record_batch.column(index).flatten().to_pylist()]
     return splits, record_batch.remove_column(index)
-
-
-def raw_schema(raw_spec: dict[str, Any]) -> schema_pb2.Schema:
-    """The TFMD schema of the raw split records (as ``analyze.raw_tfxio`` builds it)."""
-    return tft.DatasetMetadata.from_feature_spec(raw_spec).schema
 
 
 def split_adapter_config(raw_spec: dict[str, Any]):
