@@ -348,6 +348,18 @@ def _cmd_build(args, beam_args: list[str]) -> int:
 
 # Commands that load TensorFlow anyway: imported up front, without its C++ start-up lines (logsetup).
 _TF_COMMANDS = frozenset(("run", "build", "report", "audit", *STAGE_HELP))
+_STAGE_COMMANDS = frozenset(("run", "build", *STAGE_HELP))
+
+
+def _spawn_warm_workers(beam_args: list[str]) -> None:
+    """Spawns the warm worker processes that ``--warm_workers`` asks for (ConfigError when it is misplaced)."""
+    from beam_pipelines.options import make_pipeline_options, warm_workers
+
+    workers = warm_workers(make_pipeline_options(beam_args))
+    if workers is not None:
+        from beam_pipelines import worker_pool
+
+        worker_pool.spawn_pool(workers)
 
 
 class _UsageError(ValueError):
@@ -369,20 +381,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from beam_pipelines.logsetup import configure_logging, import_tensorflow_quietly
 
     configure_logging(args.verbose)
-    if not args.verbose and args.command in _TF_COMMANDS:
-        import_tensorflow_quietly()
-    if _EXECUTABLE:  # see entry: what is loaded now lives as long as the process
-        gc.freeze()
-        gc.enable()
     from beam_pipelines.manifest import StageError
     from transforms.config import ConfigError
 
-    handler: Callable[..., int] = args.handler
     try:
         if getattr(args, "profile", None) is not None:
             from beam_pipelines.options import with_profile
 
             beam_args = with_profile(args.profile, beam_args)
+        if args.command in _STAGE_COMMANDS:
+            _spawn_warm_workers(beam_args)  # they load TensorFlow beside this process (worker_pool.py)
+    except ConfigError as error:
+        _LOG.error("%s", " ".join(line.strip() for line in str(error).splitlines()))
+        return 2
+    if not args.verbose and args.command in _TF_COMMANDS:
+        import_tensorflow_quietly()
+    if _EXECUTABLE:  # see entry: what is loaded now lives as long as the process
+        gc.freeze()
+        gc.enable()
+    handler: Callable[..., int] = args.handler
+    try:
         return handler(args, beam_args)
     except (ConfigError, StageError, _UsageError) as error:
         _LOG.error("%s", " ".join(line.strip() for line in str(error).splitlines()))  # one line, never a traceback

@@ -29,7 +29,7 @@ import functools
 import logging
 import re
 
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from transforms.config import ConfigError, load_config
@@ -42,6 +42,20 @@ PLACEHOLDER = "CHANGE_ME"
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 OptionValue = str | int | float | bool | list[str | int | float]
+
+
+class WarmWorkerOptions(PipelineOptions):
+    """sigforge's option for the local FnApiRunner: warm worker processes kept across a command's pipelines."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--warm_workers",
+            type=int,
+            default=None,
+            help="sigforge, local FnApiRunner only: run every pipeline of the command on N worker processes "
+            "started once and kept warm (TensorFlow loaded); 0 means one per core (beam_pipelines/worker_pool.py)",
+        )
 
 
 class RunnerProfile(BaseModel):
@@ -123,6 +137,28 @@ def with_profile(path: str | None, beam_args: list[str] | None = None) -> list[s
     return flags
 
 
+def warm_workers(options: PipelineOptions) -> int | None:
+    """The number of warm worker processes the options ask for (``--warm_workers``; 0 = one per core), or None.
+
+    ConfigError, naming the option, when it is negative, set for a runner other than the local FnApiRunner, or
+    set beside a ``direct_running_mode`` other than in_memory (which would start workers of its own)."""
+    requested = options.view_as(WarmWorkerOptions).warm_workers
+    if requested is None:
+        return None
+    if requested < 0:
+        raise ConfigError(f"option 'warm_workers' must be 0 (one per core) or a number of processes, got {requested}")
+    if options.view_as(StandardOptions).runner != FN_API_RUNNER:
+        raise ConfigError("option 'warm_workers' is for the local FnApiRunner; leave it out for remote runners")
+    mode = options.view_as(DirectOptions).direct_running_mode
+    if mode != "in_memory":
+        raise ConfigError(
+            f"option 'warm_workers' starts its own worker processes; leave out direct_running_mode={mode}"
+        )
+    from transforms.parallel import usable_cores
+
+    return requested or usable_cores()
+
+
 def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions:
     """Builds ``PipelineOptions`` from raw Beam flags, forcing the FnApiRunner for local runs."""
     options = PipelineOptions(list(beam_args or []))
@@ -134,4 +170,7 @@ def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions
         _LOG.debug("local run: using the FnApiRunner (no Prism download); requested runner=%r", runner)
     # Workers on remote runners need the main session's imports only through setup.py, never pickled state.
     options.view_as(SetupOptions).save_main_session = False
+    workers = warm_workers(options)
+    if workers is not None:
+        options.view_as(DirectOptions).direct_num_workers = workers
     return options

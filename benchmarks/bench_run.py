@@ -1,6 +1,7 @@
 """Throughput and peak memory of ``sigforge run`` against the plain-script baseline, on generated G2Net data.
 
-    python benchmarks/bench_run.py --n 4000 16000 [--workers] [--threads] [--repeat 1] [--keep] [--results PATH]
+    python benchmarks/bench_run.py --n 4000 16000 [--pool] [--workers] [--threads] [--one-thread] [--repeat 1]
+                                   [--keep] [--results PATH]
                                    [--raw-root DIR]
 
 For each size N the sample (``transforms.recipes.g2net.sample.write_g2net_sample``, ``signals_per_source=3``) is
@@ -13,9 +14,12 @@ another, each variant runs as its own subprocess:
 - ``plain``: ``python benchmarks/plain_script.py`` (same config, same numeric functions, one process);
 - ``sigforge-2w`` (with ``--workers``): sigforge with ``-- --direct_running_mode=multi_processing
   --direct_num_workers=2`` (2 worker processes);
-- ``sigforge-mt2`` (with ``--threads``): sigforge with ``--profile run_configs/local_multiprocess.yaml --
-  --direct_num_workers=2`` (2 worker threads, what the profile does; before issue #13's whole-file reads their
-  statistics could come from fewer examples, see README.md);
+- ``sigforge-pool2`` (with ``--pool``): sigforge with ``--profile run_configs/local_multiprocess.yaml --
+  --warm_workers=2`` (what the profile does: 2 warm worker processes started once and kept for all the run's
+  pipelines, ``beam_pipelines/worker_pool.py``);
+- ``sigforge-mt2`` (with ``--threads``): sigforge with ``-- --direct_running_mode=multi_threading
+  --direct_num_workers=2`` (Beam's 2 worker threads, what the profile did before; before issue #13's whole-file
+  reads their statistics could come from fewer examples, see README.md);
 - ``sigforge-1t`` (with ``--one-thread``): sigforge with ``--set build.numeric_threads=1``: the build's numerics
   on the DoFn's own thread, without the process-wide numeric pool (what the default did before issue #13).
 
@@ -48,7 +52,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "run_configs/demo.yaml"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STAGE_ORDER = ("build", "split", "analyze", "normalize", "filter")
-MT_ARGS = ["--profile", "run_configs/local_multiprocess.yaml", "--", "--direct_num_workers=2"]
+POOL_ARGS = ["--profile", "run_configs/local_multiprocess.yaml", "--", "--warm_workers=2"]
+MT_ARGS = ["--", "--direct_running_mode=multi_threading", "--direct_num_workers=2"]
 WORKER_ARGS = ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 ONE_THREAD_ARGS = ["--set", "build.numeric_threads=1"]
 
@@ -125,6 +130,7 @@ def sigforge_cmd(raw: str, out: str, variant: str) -> list[str]:
     cmd = [sys.executable, "-m", "beam_pipelines.cli", "run", "--config", CONFIG, "--input", raw, "--output", out]
     cmd.append("--no-report")
     extra = {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mt2": MT_ARGS, "sigforge-1t": ONE_THREAD_ARGS}
+    extra["sigforge-pool2"] = POOL_ARGS
     return cmd + extra[variant]
 
 
@@ -234,7 +240,7 @@ def print_size(n: int, runs: list[dict]) -> None:
         )
     default = next((r for r in ok if r["variant"] == "sigforge"), None)
     for r in ok:
-        if default is not None and r["variant"] in ("sigforge-2w", "sigforge-mt2", "sigforge-1t"):
+        if default is not None and r["variant"] in ("sigforge-pool2", "sigforge-2w", "sigforge-mt2", "sigforge-1t"):
             print(
                 f"{r['variant']}/sigforge (default) throughput: {default['wall_s'] / r['wall_s']:.2f} (wall), "
                 f"{default['stage_total_s'] / r['stage_total_s']:.2f} (stages), CPU s {_cpu(r):.0f} vs "
@@ -263,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, nargs="+", default=[4000, 16000], help="sample sizes (default 4000 16000)")
     parser.add_argument("--workers", action="store_true", help="also run sigforge with 2 worker processes")
-    parser.add_argument("--threads", action="store_true", help="also run sigforge with the profile's 2 threads")
+    parser.add_argument("--pool", action="store_true", help="also run sigforge with the profile's 2 warm workers")
+    parser.add_argument("--threads", action="store_true", help="also run sigforge with Beam's 2 worker threads")
     parser.add_argument(
         "--one-thread", action="store_true", help="also run sigforge with build.numeric_threads=1 (no numeric pool)"
     )
@@ -283,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     variants = (["plain"] if not args.no_plain else []) + ["sigforge"]
+    variants += ["sigforge-pool2"] if args.pool else []
     variants += (["sigforge-2w"] if args.workers else []) + (["sigforge-mt2"] if args.threads else [])
     variants += ["sigforge-1t"] if args.one_thread else []
     report = {

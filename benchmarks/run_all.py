@@ -1,11 +1,12 @@
-"""``make bench``: the pipeline benchmark (plain script vs sigforge, in memory, with 2 worker processes, with
-the 2 worker threads of the ``local_multiprocess`` profile and without the numeric pool (``--one-thread``), at
-N = 4000 and 16000: throughput ratios, 2-worker
+"""``make bench``: the pipeline benchmark (plain script vs sigforge, in memory, with the 2 warm worker processes
+of the ``local_multiprocess`` profile, with Beam's 2 worker processes per pipeline, with Beam's 2 worker threads
+and without the numeric pool (``--one-thread``), at N = 4000 and 16000: throughput ratios, 2-worker
 speed-up, peak RSS, the share of each stage), the light-curve benchmark (CPU-s per 17-quarter star and peak RSS
 at 8 and 32 stars), then the trainer's input pipeline vs training step. About 9 minutes on an idle 2-core
 machine, plus ~5 minutes to generate the samples (reused with ``--raw-root``).
 
-    python benchmarks/run_all.py                 # make bench: N = 4000 and 16000, --workers --threads --one-thread
+    python benchmarks/run_all.py                 # make bench: N = 4000 and 16000, --pool --workers --threads
+                                                 #   --one-thread
     python benchmarks/run_all.py --quick         # N = 2000 and 4000, in memory only, no trainer benchmark
     python benchmarks/run_all.py --n 1000        # any sizes
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.raw_root:
         forwarded += ["--raw-root", args.raw_root]
     if not args.quick:
-        forwarded += ["--workers", "--threads", "--one-thread"]
+        forwarded += ["--pool", "--workers", "--threads", "--one-thread"]
     print(f"bench_run.py {' '.join(forwarded)}", flush=True)
     code = bench_run.main(forwarded)
     if code != 0 or args.quick:

@@ -1,9 +1,10 @@
 """Runner profiles, and proof that the pipelines are runner-clean.
 
 The fast tests check the profiles in run_configs/ and how ``--profile`` merges with the Beam flags after ``--``.
-The slow ones run the whole chain (build, split, analyze, normalize) on the same generated sample four ways and
-require the same dataset from each: in memory (FnApiRunner), in 2 worker threads, in 2 worker subprocesses (the
-local_multiprocess profile: DoFns pickled to fresh processes), and through the PortableRunner against Beam's Python
+The slow ones run the whole chain (build, split, analyze, normalize) on the same generated sample five ways and
+require the same dataset from each: in memory (FnApiRunner), on 2 warm worker processes (the local_multiprocess
+profile: an EXTERNAL environment served by processes kept across the pipelines), in 2 worker threads, in 2 worker
+subprocesses per pipeline (DoFns pickled to fresh processes), and through the PortableRunner against Beam's Python
 job service (pipeline proto, job API, Fn API over gRPC). One job service serves the module; nothing is downloaded.
 """
 
@@ -21,12 +22,20 @@ import pytest
 import tensorflow as tf
 from apache_beam.options.pipeline_options import DirectOptions, PortableOptions, StandardOptions
 
-from beam_pipelines import cli
-from beam_pipelines.options import FN_API_RUNNER, load_profile, make_pipeline_options, with_profile
+from beam_pipelines import cli, worker_pool
+from beam_pipelines.options import (
+    FN_API_RUNNER,
+    WarmWorkerOptions,
+    load_profile,
+    make_pipeline_options,
+    warm_workers,
+    with_profile,
+)
 from beam_pipelines.pipeline import run_all
 from transforms.audit import audit_dataset
 from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.contract import example_keys
+from transforms.parallel import usable_cores
 from transforms.splitting import SPLITS
 
 PROFILES = Path(__file__).resolve().parent.parent / "run_configs"
@@ -47,10 +56,30 @@ def test_local_profiles_stay_on_the_fn_api_runner():
     assert in_memory.view_as(DirectOptions).direct_running_mode == "in_memory"
     multi = make_pipeline_options(load_profile(MULTI))
     assert multi.view_as(StandardOptions).runner == FN_API_RUNNER
-    # threads: faster than processes (issue #13, README); they lost records from Beam's splittable reads, now
-    # replaced by whole-file reads
-    assert multi.view_as(DirectOptions).direct_running_mode == "multi_threading"
-    assert multi.view_as(DirectOptions).direct_num_workers == 0  # FnApiRunner: 0 = one worker per core
+    # warm worker processes kept across the command's pipelines (issue #13, README), one per core
+    assert multi.view_as(DirectOptions).direct_running_mode == "in_memory"  # the pool's own processes, no other
+    assert multi.view_as(WarmWorkerOptions).warm_workers == 0
+    assert warm_workers(multi) == usable_cores() == multi.view_as(DirectOptions).direct_num_workers
+    assert warm_workers(make_pipeline_options(load_profile(MULTI) + ["--warm_workers=3"])) == 3
+    assert warm_workers(make_pipeline_options(load_profile(LOCAL))) is None
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--warm_workers=-1"], "option 'warm_workers' must be 0"),
+        (["--warm_workers=2", "--runner=PortableRunner"], "option 'warm_workers' is for the local FnApiRunner"),
+        (["--warm_workers=2", "--direct_running_mode=multi_processing"], "leave out direct_running_mode"),
+    ],
+)
+def test_misplaced_warm_workers_are_refused_before_any_work(flags, message, tmp_path, caplog):
+    with pytest.raises(ConfigError, match=message):
+        make_pipeline_options(flags)
+    out = tmp_path / "ds"
+    argv = ["split", "--config", "run_configs/g2net.yaml", "--output", str(out), "--", *flags]
+    assert cli.main(argv) == 2
+    assert message in caplog.text and "Traceback" not in caplog.text
+    assert not out.exists()
 
 
 def test_command_line_flags_win_over_the_profile():
@@ -110,8 +139,8 @@ def test_cli_profile_goes_before_the_beam_args(command, monkeypatch, tmp_path):
         monkeypatch.setattr(cli, name, fake_handler)
     argv = [command, "--config", "run_configs/g2net.yaml", "--output", str(tmp_path / "ds"), "--profile", MULTI]
     argv += ["--input", "raw"] if command in ("run", "build") else []
-    assert cli.main(argv + ["--", "--direct_num_workers=2"]) == 0
-    assert seen["beam_args"] == load_profile(MULTI) + ["--direct_num_workers=2"]
+    assert cli.main(argv + ["--", "--warm_workers=2"]) == 0
+    assert seen["beam_args"] == load_profile(MULTI) + ["--warm_workers=2"]
 
 
 def test_cli_refuses_an_unfilled_profile_before_any_work(tmp_path, caplog):
@@ -224,15 +253,18 @@ def test_in_memory_chain_passes_audit(in_memory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["multi_threading", "multi_processing", "portable"])
+@pytest.mark.parametrize("mode", ["warm_workers", "multi_threading", "multi_processing", "portable"])
 def test_other_runner_gives_the_same_dataset(mode, in_memory, g2net_raw, tmp_path, request):
-    if mode == "multi_threading":  # what the local_multiprocess profile does
-        beam_args = with_profile(MULTI, ["--direct_num_workers=2"])
-    elif mode == "multi_processing":
-        beam_args = with_profile(MULTI, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    if mode == "warm_workers":  # what the local_multiprocess profile does
+        beam_args = with_profile(MULTI, ["--warm_workers=2"])
+    elif mode in ("multi_threading", "multi_processing"):  # Beam's own worker threads or processes
+        beam_args = [f"--direct_running_mode={mode}", "--direct_num_workers=2"]
     else:
         beam_args = with_profile(PORTABLE, [f"--job_endpoint={request.getfixturevalue('job_endpoint')}"])
-    out, reference = _run_chain(g2net_raw, tmp_path / "ds", beam_args), in_memory
+    try:
+        out, reference = _run_chain(g2net_raw, tmp_path / "ds", beam_args), in_memory
+    finally:
+        worker_pool.stop_pools()  # the warm processes would otherwise live as long as this test process
     assert audit_dataset(str(out), group_column="source_id") == []
     assert _stage_counts(out) == _stage_counts(reference)
     # Same uids in every split with the same data-table rows; raw and split examples byte for byte.

@@ -17,10 +17,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
-from beam_pipelines import fs, manifest, progress
+from beam_pipelines import fs, manifest, progress, worker_pool
 from beam_pipelines.counting import SUMMARY_FILE, Counts, WriteSummary
 from beam_pipelines.lock import dataset_lock
-from beam_pipelines.options import FN_API_RUNNER, make_pipeline_options
+from beam_pipelines.options import FN_API_RUNNER, make_pipeline_options, warm_workers
 
 _LOG = logging.getLogger(__name__)
 
@@ -65,7 +65,10 @@ class StageContext:
             if self.local
             else contextlib.nullcontext()
         )
-        with monitor, beam.Pipeline(options=make_pipeline_options(self.beam_args)) as pipeline:
+        options = make_pipeline_options(self.beam_args)
+        workers = warm_workers(options)
+        runner = worker_pool.pool_runner(workers) if workers is not None else contextlib.nullcontext(None)
+        with monitor, runner as fn_runner, beam.Pipeline(runner=fn_runner, options=options) as pipeline:
             if not tft:
                 yield pipeline
                 return

@@ -1,0 +1,209 @@
+"""Warm local workers: SDK worker processes started once per command and kept across all its pipelines.
+
+Beam's multi-processing FnApiRunner starts fresh worker processes for every pipeline, and each imports
+TensorFlow and tf.Transform again before it does any work (a ``sigforge run`` has six pipelines). Here the
+``warm_workers`` option (``run_configs/local_multiprocess.yaml``) starts N processes once, the first time a
+pipeline of the command asks for them. Each imports TensorFlow, tf.Transform and every stage's module, then
+serves Beam's own external worker pool (``worker_pool_main.BeamFnExternalWorkerPoolServicer``, SDK harnesses as
+threads in that process). The command's pipelines run on the FnApiRunner with an EXTERNAL environment whose
+address is a small dispatcher in this process: it hands the FnApiRunner's N ``StartWorker`` requests of each
+pipeline round-robin to the N processes, so each pipeline has one SDK harness in each process and the
+FnApiRunner splits every stage's input between them. This is how Flink and Spark run Python workers beside
+their task managers (``--environment_type=EXTERNAL`` against a worker pool), on one machine.
+
+A worker process ends when its standard input closes, so the processes never outlive the command, whether it
+ends normally, by an error or by a signal. Elements, counters, heartbeats and the stage's files are the same as
+in memory: the processes share this machine's file system (tests pin the outputs byte for byte).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+_LOG = logging.getLogger(__name__)
+_READY = "sigforge-worker-pool "  # + the address, the first line a worker process prints
+# FnApiRunner warns, for every pipeline, that direct_num_workers > 1 needs another direct_running_mode: it does
+# not know that the external environment's workers run elsewhere.
+_RUNNING_MODE_WARNING = "direct_running_mode should be"
+_FN_RUNNER_LOGGER = "apache_beam.runners.portability.fn_api_runner.fn_runner"
+
+
+class WorkerPool:
+    """N warm worker processes and the dispatcher that the FnApiRunner's EXTERNAL environment points at."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._processes: list[subprocess.Popen] = []
+        self._server = None
+        self.address = ""
+
+    def spawn(self) -> WorkerPool:
+        """Starts the processes; they load their libraries while this process goes on (``start`` waits)."""
+        if not self._processes:
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+            command = [sys.executable, "-m", "beam_pipelines.worker_pool", str(_LOG.getEffectiveLevel())]
+            self._processes = [
+                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                for _ in range(self.workers)
+            ]
+        return self
+
+    def start(self) -> WorkerPool:
+        """Spawns the processes if need be, waits until each serves, and starts the dispatcher."""
+        import grpc
+        from apache_beam.portability.api import beam_fn_api_pb2_grpc
+        from apache_beam.utils import thread_pool_executor
+
+        self.spawn()
+        addresses = [self._ready_address(process) for process in self._processes]
+        stubs = [beam_fn_api_pb2_grpc.BeamFnExternalWorkerPoolStub(grpc.insecure_channel(a)) for a in addresses]
+        self._server = grpc.server(thread_pool_executor.shared_unbounded_instance())
+        port = self._server.add_insecure_port("localhost:0")
+        beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(_Dispatcher(stubs), self._server)
+        self._server.start()
+        self.address = f"localhost:{port}"
+        _LOG.debug("worker pool: %d warm worker processes %s behind %s", self.workers, addresses, self.address)
+        return self
+
+    def _ready_address(self, process: subprocess.Popen) -> str:
+        line = process.stdout.readline() if process.stdout is not None else ""
+        if not line.startswith(_READY):
+            self.stop()
+            raise RuntimeError(f"a warm worker process ended before it served (exit code {process.wait()})")
+        return line[len(_READY) :].strip()
+
+    def environment(self):
+        from apache_beam.transforms.environments import ExternalEnvironment
+
+        return ExternalEnvironment(self.address)
+
+    def stop(self) -> None:
+        for process in self._processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.stdin.close()  # the worker's lifeline: it exits on end of input
+        for process in self._processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._processes = []
+        if self._server is not None:
+            self._server.stop(grace=None)
+            self._server = None
+
+
+class _Dispatcher:
+    """Beam's ``BeamFnExternalWorkerPool`` service, forwarding each ``StartWorker`` to the next warm process."""
+
+    def __init__(self, stubs):
+        self._stubs = stubs
+        self._next = itertools.count()
+        self._owner: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def StartWorker(self, request, context):  # noqa: N802 (gRPC method name)
+        with self._lock:
+            index = next(self._next) % len(self._stubs)
+            self._owner[request.worker_id] = index
+        return self._stubs[index].StartWorker(request)
+
+    def StopWorker(self, request, context):  # noqa: N802
+        with self._lock:
+            index = self._owner.pop(request.worker_id, 0)
+        return self._stubs[index].StopWorker(request)
+
+
+_POOLS: dict[int, WorkerPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def spawn_pool(workers: int) -> WorkerPool:
+    """The command's pool of ``workers`` warm processes, spawned now (they load while the command goes on) and
+    stopped at exit; ``shared_pool`` waits for it."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            _LOG.info("starting %d warm worker processes (kept for every pipeline of this command)", workers)
+            pool = _POOLS[workers] = WorkerPool(workers).spawn()
+            if len(_POOLS) == 1:
+                import atexit
+
+                atexit.register(stop_pools)
+        return pool
+
+
+def shared_pool(workers: int) -> WorkerPool:
+    """The command's pool of ``workers`` warm processes, serving (spawned here if ``spawn_pool`` was not)."""
+    pool = spawn_pool(workers)
+    with _POOLS_LOCK:
+        if not pool.address:
+            pool.start()
+        return pool
+
+
+def stop_pools() -> None:
+    with _POOLS_LOCK:
+        for pool in _POOLS.values():
+            pool.stop()
+        _POOLS.clear()
+
+
+class _DropRunningModeWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _RUNNING_MODE_WARNING not in record.getMessage()
+
+
+@contextlib.contextmanager
+def pool_runner(workers: int) -> Iterator[object]:
+    """An FnApiRunner whose workers are the shared pool's processes (its warning about the running mode,
+    which does not apply to an external environment, is dropped meanwhile)."""
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    pool = shared_pool(workers)
+    logger = logging.getLogger(_FN_RUNNER_LOGGER)
+    quiet = _DropRunningModeWarning()
+    logger.addFilter(quiet)
+    try:
+        yield FnApiRunner(default_environment=pool.environment())
+    finally:
+        logger.removeFilter(quiet)
+
+
+def serve(level: int = logging.WARNING) -> None:
+    """A warm worker process: loads everything a stage's DoFns need, serves Beam's worker pool, prints its
+    address and runs until its standard input closes."""
+    import gc
+
+    gc.disable()  # as in cli.entry: what is loaded now lives as long as the process
+    from beam_pipelines.logsetup import configure_logging, import_tensorflow_quietly
+
+    configure_logging(verbose=level <= logging.DEBUG)
+    import_tensorflow_quietly()
+    import tensorflow_transform.beam  # noqa: F401
+    from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer
+
+    import beam_pipelines.pipeline  # noqa: F401 (every stage, so that unpickling a DoFn imports nothing)
+    from transforms.recipes import REGISTRY, resolve
+
+    for name in REGISTRY:
+        resolve(REGISTRY[name].build_transform)
+    gc.freeze()
+    gc.enable()
+    address, _server = BeamFnExternalWorkerPoolServicer.start(use_process=False, port=0)
+    sys.stdout.write(f"{_READY}{address}\n")  # the parent reads this line (WorkerPool.start), and no more:
+    sys.stdout.flush()
+    os.dup2(2, 1)  # whatever a DoFn prints goes to the command's stderr, never into a pipe nobody reads
+    sys.stdin.read()  # until the command that started this process closes the pipe or ends
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]) if len(sys.argv) > 1 else logging.WARNING)
