@@ -198,6 +198,11 @@ PART_PREFIX = "_part-"
 SHARD_TOKEN = "sigforge-shard-"  # + the part's uuid: the shard column of a part's table, until finalize
 
 
+def in_global_window(value: Any) -> WindowedValue:
+    """``value`` as ``finish_bundle`` must yield it (it has no element whose window it could take)."""
+    return WindowedValue(value, MIN_TIMESTAMP, [GlobalWindow()])
+
+
 class _WritePartsFn(beam.DoFn):
     """Collects ShardRecords (alone or in ShardBatches; ``(key, record or batch)`` pairs when ``keyed``, one
     destination folder per key) into parts of at most ``per_shard`` examples, one open part per key, each written
@@ -241,7 +246,7 @@ class _WritePartsFn(beam.DoFn):
 
     def finish_bundle(self):
         for key in list(self._parts):
-            yield WindowedValue(self._close(key), MIN_TIMESTAMP, [GlobalWindow()])
+            yield in_global_window(self._close(key))
 
 
 def name_parts(parts: list[dict[str, Any]], keys: Sequence[Any] = (None,)) -> list[tuple[Any, Any, int, int]]:

@@ -17,9 +17,6 @@ import numpy as np
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 
@@ -31,6 +28,7 @@ from beam_pipelines.shards import (
     ReadWholeFiles,
     ShardRecord,
     WriteShards,
+    in_global_window,
     parse_table_line,
     read_records_by_folder,
     read_table_lines_by_folder,
@@ -220,7 +218,7 @@ class _DecodeSplitBatchesFn(beam.DoFn):
     def finish_bundle(self):
         for split, records in self._pending.items():
             batch = with_split_column(self._decoder.DecodeBatch(records), split)
-            yield WindowedValue(batch, MIN_TIMESTAMP, [GlobalWindow()])
+            yield in_global_window(batch)
         self._pending = {}
 
 
