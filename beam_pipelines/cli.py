@@ -75,7 +75,8 @@ def _add_stage_args(parser: argparse.ArgumentParser, needs_input: bool) -> None:
         default=None,
         metavar="YAML",
         help="runner profile whose Beam options come before those after `--` (which win), e.g. "
-        "run_configs/local_multiprocess.yaml, portable.yaml, dataflow.yaml, flink.yaml",
+        "run_configs/local_multiprocess.yaml (warm worker processes, one per core: `-- --warm_workers=N` to pin), "
+        "portable.yaml, dataflow.yaml, flink.yaml",
     )
 
 

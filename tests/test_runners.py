@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -236,6 +237,20 @@ def _norm_examples(out: Path, split: str) -> dict[str, dict]:
     return {e["uid"].decode(): e for e in parsed.as_numpy_iterator()}
 
 
+def _warm_worker_children() -> list[int]:
+    """Processes of this one running ``beam_pipelines.worker_pool`` (zombies, already ended, excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(stat[1]) == os.getpid() and stat[0] != "Z" and b"beam_pipelines.worker_pool" in command:
+            found.append(int(entry.name))
+    return found
+
+
 @pytest.fixture(scope="module")
 def in_memory(g2net_raw, tmp_path_factory):
     return _run_chain(g2net_raw, tmp_path_factory.mktemp("runner_in_memory") / "ds", load_profile(LOCAL))
@@ -265,6 +280,7 @@ def test_other_runner_gives_the_same_dataset(mode, in_memory, g2net_raw, tmp_pat
         out, reference = _run_chain(g2net_raw, tmp_path / "ds", beam_args), in_memory
     finally:
         worker_pool.stop_pools()  # the warm processes would otherwise live as long as this test process
+    assert _warm_worker_children() == []  # every warm process ended with the pool
     assert audit_dataset(str(out), group_column="source_id") == []
     assert _stage_counts(out) == _stage_counts(reference)
     # Same uids in every split with the same data-table rows; raw and split examples byte for byte.
