@@ -152,22 +152,18 @@ class ReadWholeFiles(beam.PTransform):
         )
 
 
-class ParseTableLineFn(beam.DoFn):
-    """One data-table CSV line (header known) -> ``(uid, row)`` without the ``shard`` column."""
-
-    def __init__(self, header: list[str]):
-        self._header = header
-
-    def process(self, line: str):
-        row = parse_table_line(self._header, line)
-        yield row["uid"], row
-
-
 def parse_table_line(header: Sequence[str], line: str) -> dict[str, str]:
     """One data-table CSV line (``header`` its table's columns) -> its row without the ``shard`` column."""
     row = dict(zip(header, next(csv.reader([line])), strict=False))
     row.pop("shard", None)
     return row
+
+
+def split_table_row(pair: tuple[str, str], headers: Mapping[str, Sequence[str]]) -> tuple[tuple[str, str], dict]:
+    """``(split, data-table line)`` (as ``read_table_lines_by_folder`` reads them) -> ``((split, uid), row)``."""
+    split, line = pair
+    row = parse_table_line(headers[split], line)
+    return (split, row["uid"]), row
 
 
 def _cells(row: dict[str, Any], columns: Sequence[str], shard: str | None = None) -> list[Any]:
@@ -214,10 +210,10 @@ class _WritePartsFn(beam.DoFn):
     column, which holds a token unique to the part (``shard_token`` in the part's dict): finalize replaces it
     with the shard's name."""
 
-    def __init__(self, folders: Mapping[Any, str], per_shard: int, columns: Sequence[str], keyed: bool):
+    def __init__(self, folders: Mapping[Any, str], per_shard: int, columns: Mapping[Any, list[str]], keyed: bool):
         self._folders = dict(folders)
         self._per_shard = per_shard
-        self._columns = list(columns)
+        self._columns = dict(columns)  # each key's table columns
         self._keyed = keyed
         self._parts: dict[Any, list[ShardRecord]] = {}  # the open part of each key
 
@@ -233,7 +229,7 @@ class _WritePartsFn(beam.DoFn):
             for record in part:
                 write_record(handle, record.example)
         rows = ({**record.row, "uid": record.uid} for record in part)
-        fs.write_text(base + ".csv", format_table(rows, self._columns, shard=token))
+        fs.write_text(base + ".csv", format_table(rows, self._columns[key], shard=token))
         return {"key": key, "part": base, "examples": len(part), "first_uid": part[0].uid, "shard_token": token}
 
     def process(self, element):
@@ -265,12 +261,12 @@ class _FinalizePartFn(beam.DoFn):
     def __init__(
         self,
         destinations: Mapping[Any, tuple[str, str]],
-        columns: Sequence[str],
+        columns: Mapping[Any, list[str]],
         counter_namespace: str,
         keyed: bool,
     ):
         self._destinations = dict(destinations)
-        self._columns = list(columns)
+        self._columns = dict(columns)
         self._keyed = keyed
         prefixes = {prefix for _, prefix in self._destinations.values()}
         self._shards = {p: Metrics.counter(counter_namespace, f"shards_written[{p}]") for p in prefixes}
@@ -288,9 +284,9 @@ class _FinalizePartFn(beam.DoFn):
         table = fs.join(folder, table_name(index, total))
         if part is None:  # nothing to write: one empty shard keeps the NNNN-TOTAL sequence complete
             fs.write_bytes(final, b"")
-            fs.write_text(table, format_table([], self._columns))
+            fs.write_text(table, format_table([], self._columns[key]))
             return {"shard": name, "examples": 0}
-        fs.write_text(table, shard_table(fs.read_text(part["part"] + ".csv"), part, self._columns, name))
+        fs.write_text(table, shard_table(fs.read_text(part["part"] + ".csv"), part, self._columns[key], name))
         if fs.exists(part["part"] + ".tfrecord"):  # a retried finalize finds it renamed already
             fs.rename_file(part["part"] + ".tfrecord", final)
         self._shards[prefix].inc()
@@ -346,7 +342,8 @@ class WriteShards(beam.PTransform):
 
     ``WriteShards.per_key(destinations, ...)`` writes ``(key, ShardRecord or ShardBatch)`` pairs instead, each
     key to its own ``(folder, prefix)`` as a separate WriteShards would (parts roll per key; every key gets its
-    NNNN-TOTAL sequence), in one set of steps, and returns ``(key, {"shard", "examples"})`` pairs.
+    NNNN-TOTAL sequence), in one set of steps, and returns ``(key, {"shard", "examples"})`` pairs. Its
+    ``extra_columns`` may be a mapping from each key to that key's table columns.
     """
 
     def __init__(
@@ -354,7 +351,7 @@ class WriteShards(beam.PTransform):
         folder: str,
         prefix: str,
         examples_per_shard: int,
-        extra_columns: Sequence[str] = (),
+        extra_columns: Sequence[str] | Mapping[Any, Sequence[str]] = (),
         counter_namespace: str = "sigforge",
         *,
         destinations: Mapping[Any, tuple[str, str]] | None = None,
@@ -363,7 +360,12 @@ class WriteShards(beam.PTransform):
         self._keyed = destinations is not None
         self._destinations = dict(destinations) if destinations is not None else {None: (folder, prefix)}
         self._per_shard = examples_per_shard
-        self._columns = list(BASE_COLUMNS) + [c for c in extra_columns if c not in BASE_COLUMNS]
+        per_key = (
+            extra_columns if isinstance(extra_columns, Mapping) else dict.fromkeys(self._destinations, extra_columns)
+        )
+        self._columns = {
+            key: list(BASE_COLUMNS) + [c for c in per_key[key] if c not in BASE_COLUMNS] for key in self._destinations
+        }
         self._namespace = counter_namespace
 
     @classmethod
@@ -371,7 +373,7 @@ class WriteShards(beam.PTransform):
         cls,
         destinations: Mapping[Any, tuple[str, str]],
         examples_per_shard: int,
-        extra_columns: Sequence[str] = (),
+        extra_columns: Sequence[str] | Mapping[Any, Sequence[str]] = (),
         counter_namespace: str = "sigforge",
     ) -> WriteShards:
         return cls("", "", examples_per_shard, extra_columns, counter_namespace, destinations=destinations)

@@ -144,19 +144,23 @@ def test_validate_conditions_names_the_condition():
 
 def test_apply_conditions_under_test_pipeline():
     conditions = [_cond(name="signals", labels=[1]), _cond(name="loud", column="snr", op=">", value=5)]
-    examples = [encode_example(uid, f"t{uid}", label, {"strain": np.zeros((3, 4))}) for uid, label in
+    examples = [("train", encode_example(uid, f"t{uid}", label, {"strain": np.zeros((3, 4))})) for uid, label in
                 [("a", 1), ("b", 0), ("c", 1), ("d", 0), ("e", 1)]]  # fmt: skip
-    rows = [(uid, {"uid": uid, "target_id": "stale", "label": "9", "snr": snr})
+    rows = [(("train", uid), {"uid": uid, "target_id": "stale", "label": "9", "snr": snr})
             for uid, snr in [("a", "9"), ("b", "9"), ("c", "2"), ("d", ""), ("z", "1")]]  # fmt: skip
+    # a row joins its own split only: the val example "a" finds no row (its train row does not serve it)
+    examples.append(("val", encode_example("a", "ta", 1, {"strain": np.zeros((3, 4))})))
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
         out = (p | "Examples" >> beam.Create(examples), p | "Rows" >> beam.Create(rows)) | filter_stage.ApplyConditions(
-            "train", conditions, {}
+            conditions, {}
         )
         assert_that(
-            out.kept | beam.Map(lambda r: (r.uid, r.row["target_id"], r.row["label"], r.row["snr"])),
-            equal_to([("a", "ta", 1, "9")]),
+            out.kept
+            | beam.Map(lambda kv: (kv[0], kv[1].uid, kv[1].row["target_id"], kv[1].row["label"], kv[1].row["snr"])),
+            equal_to([("train", "a", "ta", 1, "9")]),
             label="Kept",
         )
+        assert_that(out[filter_stage.REMOVED], equal_to(["train"] * 4 + ["val"]), label="Removed")
         assert_that(
             out[REJECTED] | beam.Map(lambda r: (r.uid_or_path, r.stage, r.reason, r.detail.startswith("[train]"))),
             equal_to(
@@ -165,6 +169,7 @@ def test_apply_conditions_under_test_pipeline():
                     ("c", "filter", "condition:loud", True),
                     ("d", "filter", "condition:signals", True),
                     ("e", "filter", filter_stage.MISSING_TABLE_ROW, True),
+                    ("a", "filter", filter_stage.MISSING_TABLE_ROW, False),  # "[val] ..."
                 ]
             ),
             label="Rejected",

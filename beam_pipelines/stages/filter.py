@@ -4,9 +4,9 @@ Declarative conditions (``filter.conditions`` of the dataset config, see ``trans
 example; an example is kept iff it passes all of them. The output has the shape of ``norm/`` (same prefix,
 features and data-table columns), so the trainer reads either folder. Flow (one composite, ``FilterNorm``):
 
-    ReadNorm[split] -> KeyByUid ┐
-    ReadDataTables[split]       ┴-> JoinDataTable (CoGroupByKey on uid) -> Evaluate
-        kept    -> WriteShards[split]
+    ReadNorm (every split) -> KeyBySplitAndUid ┐
+    ReadDataTables (every split)               ┴-> JoinDataTable (CoGroupByKey on (split, uid)) -> Evaluate
+        kept    -> WriteShards (per split: one folder each)
         removed -> WriteRejected (OUT/rejected/filter.csv, reason ``condition:<name>``)
         counts  -> WriteSummary (manifest: seen, written, rejected, rejected_by_reason, removed_by_condition)
 
@@ -30,17 +30,17 @@ from beam_pipelines import fs, manifest
 from beam_pipelines.counting import SUMMARY_FILE, Counts, Tally, WriteSummary
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
 from beam_pipelines.shards import (
-    ParseTableLineFn,
     ReadWholeFiles,
     ShardRecord,
     WriteShards,
-    read_table_lines,
+    read_records_by_folder,
+    read_table_lines_by_folder,
     shard_glob,
+    split_table_row,
     table_columns,
     table_glob,
 )
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
-from beam_pipelines.stages.split import key_by_uid
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition
 from transforms.contract import FILTERED_DIR, NORM_DIR, REJECTED_DIR, SPLITS, example_keys, norm_prefix
@@ -51,6 +51,7 @@ INPUT_DIR = NORM_DIR
 OUTPUT_DIR = FILTERED_DIR
 MISSING_TABLE_ROW = "missing_table_row"
 FAILED = "failed"
+REMOVED = "removed"
 ORPHANS = "orphan_rows"
 
 
@@ -64,16 +65,16 @@ class FilterPlan:
 
 
 class _EvaluateFn(beam.DoFn):
-    """Joins an example with its data-table row, evaluates the conditions, keeps or rejects it."""
+    """Joins an example with its data-table row (keyed by split and uid), evaluates the conditions, keeps or
+    rejects it."""
 
-    def __init__(self, split: str, conditions: list[FilterCondition], id_lists: dict[str, frozenset[str]]):
-        self._split = split
+    def __init__(self, conditions: list[FilterCondition], id_lists: dict[str, frozenset[str]]):
         self._conditions = list(conditions)
         self._id_lists = dict(id_lists)
-        self._kept = Metrics.counter(STAGE, f"kept[{split}]")
+        self._kept: dict[str, Any] = {}
 
     def process(self, element):
-        uid, grouped = element
+        (split, uid), grouped = element
         rows = list(grouped["rows"])
         examples = list(grouped["examples"])
         if not examples:
@@ -82,59 +83,74 @@ class _EvaluateFn(beam.DoFn):
         for serialized in examples:
             _, target_id, label = example_keys(serialized)
             if not rows:
-                yield reject(STAGE, uid, MISSING_TABLE_ROW, f"[{self._split}] no data-table row for this uid")
+                yield beam.pvalue.TaggedOutput(REMOVED, split)
+                yield reject(STAGE, uid, MISSING_TABLE_ROW, f"[{split}] no data-table row for this uid")
                 continue
             row = {**rows[0], "uid": uid, "target_id": target_id, "label": label}
             verdict = filtering.evaluate(self._conditions, row, self._id_lists)
             if verdict.kept:
-                self._kept.inc()
-                yield ShardRecord(uid, serialized, row)
+                self._kept_counter(split).inc()
+                yield split, ShardRecord(uid, serialized, row)
                 continue
             for name in verdict.failed:
                 yield beam.pvalue.TaggedOutput(FAILED, name)
-            yield reject(STAGE, uid, verdict.reason, f"[{self._split}] {verdict.detail}")
+            yield beam.pvalue.TaggedOutput(REMOVED, split)
+            yield reject(STAGE, uid, verdict.reason, f"[{split}] {verdict.detail}")
+
+    def _kept_counter(self, split: str):
+        if split not in self._kept:
+            self._kept[split] = Metrics.counter(STAGE, f"kept[{split}]")
+        return self._kept[split]
+
+
+def _key_by_split_and_uid(pair: tuple[str, bytes]) -> tuple[tuple[str, str], bytes]:
+    split, serialized = pair
+    return (split, example_keys(serialized)[0]), serialized
 
 
 class ApplyConditions(beam.PTransform):
-    """(serialized examples, (uid, row) pairs) of one split -> tagged outputs.
+    """(``(split, serialized example)`` pairs, ``((split, uid), row)`` pairs) of every split -> tagged outputs.
 
-    ``kept``: ShardRecords to write; ``REJECTED``: Rejections; ``FAILED``: the name of every condition a removed
-    example fails (for per-condition totals); ``ORPHANS``: uids of data-table rows without an example.
+    ``kept``: ``(split, ShardRecord)`` pairs to write; ``REJECTED``: Rejections; ``REMOVED``: the split of every
+    rejection; ``FAILED``: the name of every condition a removed example fails (for per-condition totals);
+    ``ORPHANS``: uids of data-table rows without an example. A row joins examples of its own split only.
     """
 
-    def __init__(self, split: str, conditions: list[FilterCondition], id_lists: dict[str, frozenset[str]]):
+    def __init__(self, conditions: list[FilterCondition], id_lists: dict[str, frozenset[str]]):
         super().__init__()
-        self._split = split
         self._conditions = list(conditions)
         self._id_lists = dict(id_lists)
 
     def expand(self, inputs):
         examples, rows = inputs
         return (
-            {"examples": examples | "KeyByUid" >> beam.Map(key_by_uid), "rows": rows}
+            {"examples": examples | "KeyBySplitAndUid" >> beam.Map(_key_by_split_and_uid), "rows": rows}
             | "JoinDataTable" >> beam.CoGroupByKey()
             | "Evaluate"
-            >> beam.ParDo(_EvaluateFn(self._split, self._conditions, self._id_lists)).with_outputs(
-                REJECTED, FAILED, ORPHANS, main="kept"
+            >> beam.ParDo(_EvaluateFn(self._conditions, self._id_lists)).with_outputs(
+                REJECTED, REMOVED, FAILED, ORPHANS, main="kept"
             )
         )
 
 
-def _count_pairs(split: str, examples, outputs):
+def _count_pairs(examples, outputs):
     """(key, n) pairs for the summary; ``seen`` comes from the input, independently of the outputs."""
     return [
-        examples | f"SeenPairs[{split}]" >> Tally(lambda _: ["seen", f"{split}/seen"]),
+        examples | "SeenPairs" >> Tally(lambda pair: ["seen", f"{pair[0]}/seen"]),
         outputs.kept
-        | f"KeptPairs[{split}]" >> Tally(lambda r: ["written", f"{split}/examples", f"{split}/label/{r.row['label']}"]),
-        outputs[REJECTED]
-        | f"RejectedPairs[{split}]" >> Tally(lambda r: ["rejected", f"rejected/{r.reason}", f"{split}/removed"]),
-        outputs[FAILED] | f"FailedPairs[{split}]" >> Tally(lambda name: [f"condition/{name}"]),
-        outputs[ORPHANS] | f"OrphanPairs[{split}]" >> Tally("orphan_table_rows"),
+        | "KeptPairs"
+        >> Tally(lambda kept: ["written", f"{kept[0]}/examples", f"{kept[0]}/label/{kept[1].row['label']}"]),
+        outputs[REJECTED] | "RejectedPairs" >> Tally(lambda r: ["rejected", f"rejected/{r.reason}"]),
+        outputs[REMOVED] | "RemovedPairs" >> Tally(lambda split: [f"{split}/removed"]),
+        outputs[FAILED] | "FailedPairs" >> Tally(lambda name: [f"condition/{name}"]),
+        outputs[ORPHANS] | "OrphanPairs" >> Tally("orphan_table_rows"),
     ]
 
 
 class FilterNorm(beam.PTransform):
-    """Pipeline -> filtered shards, data tables, rejected CSV and a count summary under ``tmp``."""
+    """Pipeline -> filtered shards, data tables, rejected CSV and a count summary under ``tmp``. Every split goes
+    through one set of steps (one read, one join keyed by (split, uid), one writer with a folder per split), as in
+    split and normalize."""
 
     def __init__(
         self,
@@ -154,33 +170,23 @@ class FilterNorm(beam.PTransform):
         self._per_shard = per_shard
 
     def expand(self, pipeline):
-        pairs, rejected = [], []
-        for split in self._plan.splits:
-            folder = fs.join(self._norm_dir, split)
-            header = self._plan.headers[split]
-            examples = pipeline | f"ReadNorm[{split}]" >> ReadWholeFiles(shard_glob(folder, norm_prefix(split)))
-            if self._progress is not None:
-                examples = examples | f"Progress[{split}]" >> self._progress
-            rows = (
-                pipeline
-                | f"ReadDataTables[{split}]" >> ReadWholeFiles(table_glob(folder), read_table_lines)
-                | f"ParseDataTables[{split}]" >> beam.ParDo(ParseTableLineFn(header))
-            )
-            outputs = (examples, rows) | f"ApplyConditions[{split}]" >> ApplyConditions(
-                split, self._conditions, self._plan.id_lists
-            )
-            outputs.kept | f"WriteShards[{split}]" >> WriteShards(
-                fs.join(self._tmp, OUTPUT_DIR, split),
-                norm_prefix(split),
-                self._per_shard,
-                [c for c in header if c != "shard"],
-                STAGE,
-            )
-            rejected.append(outputs[REJECTED])
-            pairs += _count_pairs(split, examples, outputs)
-        all_rejected = rejected | "AllRejected" >> beam.Flatten()
-        all_rejected | "WriteRejected" >> WriteRejected(fs.join(self._tmp, REJECTED_DIR, f"{STAGE}.csv"))
-        flat = pairs | "FlattenCounts" >> beam.Flatten()
+        splits = self._plan.splits
+        folders = {split: fs.join(self._norm_dir, split) for split in splits}
+        patterns = [shard_glob(folders[split], norm_prefix(split)) for split in splits]
+        examples = pipeline | "ReadNorm" >> ReadWholeFiles(patterns, read_records_by_folder)
+        if self._progress is not None:
+            examples = examples | "Progress" >> self._progress
+        rows = (
+            pipeline
+            | "ReadDataTables" >> ReadWholeFiles([table_glob(folders[s]) for s in splits], read_table_lines_by_folder)
+            | "ParseDataTables" >> beam.Map(split_table_row, self._plan.headers)
+        )
+        outputs = (examples, rows) | "ApplyConditions" >> ApplyConditions(self._conditions, self._plan.id_lists)
+        destinations = {split: (fs.join(self._tmp, OUTPUT_DIR, split), norm_prefix(split)) for split in splits}
+        columns = {split: [c for c in self._plan.headers[split] if c != "shard"] for split in splits}
+        _ = outputs.kept | "WriteShards" >> WriteShards.per_key(destinations, self._per_shard, columns, STAGE)
+        outputs[REJECTED] | "WriteRejected" >> WriteRejected(fs.join(self._tmp, REJECTED_DIR, f"{STAGE}.csv"))
+        flat = _count_pairs(examples, outputs) | "FlattenCounts" >> beam.Flatten()
         return flat | "WriteSummary" >> WriteSummary(fs.join(self._tmp, SUMMARY_FILE))
 
 

@@ -29,10 +29,10 @@ from beam_pipelines.shards import (
     ShardRecord,
     WriteShards,
     in_global_window,
-    parse_table_line,
     read_records_by_folder,
     read_table_lines_by_folder,
     shard_glob,
+    split_table_row,
     table_columns,
     table_glob,
 )
@@ -116,13 +116,6 @@ def split_adapter_config(raw_spec: dict[str, Any]):
     arrow_schema = example_coder.ExamplesToRecordBatchDecoder(schema.SerializeToString()).ArrowSchema()
     representations = tensor_representation_util.InferTensorRepresentationsFromMixedSchema(schema)
     return tensor_adapter.TensorAdapterConfig(arrow_schema.append(_split_field()), representations)
-
-
-def split_table_row(pair: tuple[str, str], headers: dict[str, list[str]]):
-    """``(split, data-table line)`` -> ``((split, uid), row)`` for EnrichTables."""
-    split, line = pair
-    row = parse_table_line(headers[split], line)
-    return (split, row["uid"]), row
 
 
 QUALITY = "quality"

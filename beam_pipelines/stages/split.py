@@ -64,10 +64,6 @@ class _AssignSplitFn(beam.DoFn):
         yield split, record
 
 
-def key_by_uid(serialized: bytes) -> tuple[str, bytes]:
-    return example_keys(serialized)[0], serialized
-
-
 def _count_pairs(keyed):
     """(key, n) pairs for the manifest from ``(split, record)`` pairs: examples, examples per label and distinct
     targets of every split."""
