@@ -178,6 +178,21 @@ def pool_runner(workers: int) -> Iterator[object]:
         logger.removeFilter(quiet)
 
 
+@contextlib.contextmanager
+def local_or_pool_pipeline(beam_args: list[str] | None) -> Iterator[object]:
+    """A ``beam.Pipeline`` with the options of ``beam_args`` (``options.make_pipeline_options``), run on the warm
+    worker pool when they ask for one (``--warm_workers``); runs when the block exits."""
+    import apache_beam as beam
+
+    from beam_pipelines.options import make_pipeline_options, warm_workers
+
+    options = make_pipeline_options(beam_args)
+    workers = warm_workers(options)
+    runner = pool_runner(workers) if workers is not None else contextlib.nullcontext(None)
+    with runner as fn_runner, beam.Pipeline(runner=fn_runner, options=options) as pipeline:
+        yield pipeline
+
+
 def serve(level: int = logging.WARNING) -> None:
     """A warm worker process: loads everything a stage's DoFns need, serves Beam's worker pool, prints its
     address and runs until its standard input closes."""

@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from beam_pipelines import fs, manifest, progress, worker_pool
 from beam_pipelines.counting import SUMMARY_FILE, Counts, WriteSummary
 from beam_pipelines.lock import dataset_lock
-from beam_pipelines.options import FN_API_RUNNER, make_pipeline_options, warm_workers
+from beam_pipelines.options import FN_API_RUNNER, make_pipeline_options
 
 _LOG = logging.getLogger(__name__)
 
@@ -65,10 +65,7 @@ class StageContext:
             if self.local
             else contextlib.nullcontext()
         )
-        options = make_pipeline_options(self.beam_args)
-        workers = warm_workers(options)
-        runner = worker_pool.pool_runner(workers) if workers is not None else contextlib.nullcontext(None)
-        with monitor, runner as fn_runner, beam.Pipeline(runner=fn_runner, options=options) as pipeline:
+        with monitor, worker_pool.local_or_pool_pipeline(self.beam_args) as pipeline:
             if not tft:
                 yield pipeline
                 return
