@@ -10,6 +10,7 @@ weights -> score val and test, choose the threshold on val, metrics + scores + p
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import logging
 import math
@@ -355,4 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # TensorFlow and Keras (~500k objects loaded with this module) live as long as the process: frozen, later
+    # collections skip them (GC in a 1-epoch G2Net run on 4000 examples: 1.95 -> 1.40 s)
+    gc.freeze()
     sys.exit(main())
