@@ -1,9 +1,10 @@
 """Beam pipeline options: runner profiles, user options passed through, and never a Prism download locally.
 
 Beam's default ``DirectRunner`` first tries the Prism runner, which downloads a binary. sigforge maps "no
-runner given" and ``--runner=DirectRunner`` to the in-process ``FnApiRunner`` (in memory, or multi-processing
-with ``--direct_running_mode=multi_processing --direct_num_workers=N``). Every other option and runner
-(Dataflow, Flink, Portable) goes to Beam exactly as given.
+runner given" and ``--runner=DirectRunner`` to the in-process ``FnApiRunner`` (in memory; on sigforge's warm
+worker processes with ``--warm_workers=N``, ``worker_pool.py``; or Beam's own workers with
+``--direct_running_mode=multi_processing|multi_threading --direct_num_workers=N``). Every other option and
+runner (Dataflow, Flink, Portable) goes to Beam exactly as given.
 
 A *runner profile* (``run_configs/local.yaml``, ``local_multiprocess.yaml``, ``portable.yaml``,
 ``dataflow.yaml``, ``flink.yaml``) is a YAML file of Beam options::
@@ -172,5 +173,10 @@ def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions
     options.view_as(SetupOptions).save_main_session = False
     workers = warm_workers(options)
     if workers is not None:
+        if _overrides("direct_num_workers", list(beam_args or [])):
+            raise ConfigError(
+                "option 'direct_num_workers' is set by 'warm_workers' (its processes are the workers); give the "
+                "count as --warm_workers=N"
+            )
         options.view_as(DirectOptions).direct_num_workers = workers
     return options

@@ -2,18 +2,24 @@
 
 Beam's multi-processing FnApiRunner starts fresh worker processes for every pipeline, and each imports
 TensorFlow and tf.Transform again before it does any work (a ``sigforge run`` has six pipelines). Here the
-``warm_workers`` option (``run_configs/local_multiprocess.yaml``) starts N processes once, the first time a
-pipeline of the command asks for them. Each imports TensorFlow, tf.Transform and every stage's module, then
-serves Beam's own external worker pool (``worker_pool_main.BeamFnExternalWorkerPoolServicer``, SDK harnesses as
-threads in that process). The command's pipelines run on the FnApiRunner with an EXTERNAL environment whose
-address is a small dispatcher in this process: it hands the FnApiRunner's N ``StartWorker`` requests of each
-pipeline round-robin to the N processes, so each pipeline has one SDK harness in each process and the
-FnApiRunner splits every stage's input between them. This is how Flink and Spark run Python workers beside
-their task managers (``--environment_type=EXTERNAL`` against a worker pool), on one machine.
+``warm_workers`` option (``run_configs/local_multiprocess.yaml``) starts N processes once: a stage command spawns
+them as it starts (``cli.main``), anything else the first time one of its pipelines asks. Each imports
+TensorFlow, tf.Transform and the stage modules, then serves Beam's own external worker pool
+(``worker_pool_main.BeamFnExternalWorkerPoolServicer``, SDK harnesses as threads in that process) on localhost
+only: whoever can call ``StartWorker`` makes the process run the code a pipeline sends.
 
-A worker process ends when its standard input closes, so the processes never outlive the command, whether it
-ends normally, by an error or by a signal. Elements, counters, heartbeats and the stage's files are the same as
-in memory: the processes share this machine's file system (tests pin the outputs byte for byte).
+The command's pipelines run on the FnApiRunner with an EXTERNAL environment whose address is a small dispatcher
+in this process: it hands the FnApiRunner's N ``StartWorker`` requests of each pipeline round-robin to the N
+processes, so each pipeline has one SDK harness in each process and the FnApiRunner splits every stage's input
+between them; when the pipeline has run, the dispatcher stops its harnesses. This is how Flink and Spark run
+Python workers beside their task managers (``--environment_type=EXTERNAL`` against a worker pool), on one
+machine.
+
+A worker process ends when its standard input closes (it watches it from its first instruction, while it is
+still loading), so the processes never outlive the command, whether it ends normally, by an error or by a
+signal; they ignore Ctrl-C, which stops the command itself. Elements, counters, heartbeats and the stage's
+files are those of an in-memory run (the processes share this machine's file system); which examples share a
+shard and the last bits of float sums may differ, as with any worker count (tests/test_runners.py).
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ import contextlib
 import itertools
 import logging
 import os
+import select
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 _LOG = logging.getLogger(__name__)
-_READY = "sigforge-worker-pool "  # + the address, the first line a worker process prints
+_READY = "sigforge-worker-pool "  # + the address: the one line a worker process writes to its stdout pipe
+READY_TIMEOUT_S = 600.0  # a worker process that has not served by then is taken for hung
 # FnApiRunner warns, for every pipeline, that direct_num_workers > 1 needs another direct_running_mode: it does
 # not know that the external environment's workers run elsewhere.
 _RUNNING_MODE_WARNING = "direct_running_mode should be"
@@ -40,17 +50,20 @@ class WorkerPool:
 
     def __init__(self, workers: int):
         self.workers = workers
-        self._processes: list[subprocess.Popen] = []
+        self.processes: list[subprocess.Popen] = []
         self._server = None
+        self._channels: list = []
+        self.dispatcher: _Dispatcher | None = None
         self.address = ""
 
     def spawn(self) -> WorkerPool:
         """Starts the processes; they load their libraries while this process goes on (``start`` waits)."""
-        if not self._processes:
-            # ~2.7 s and 2.9 CPU-s until a process serves, alone on 2 cores (~770 MiB resident each)
+        if not self.processes:
+            # ~2.7 s and 2.9 CPU-s until a process serves, alone on 2 cores (~770 MiB resident each). -P: the
+            # working directory does not go first on sys.path (a folder there named like a package would shadow it)
             env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-            command = [sys.executable, "-m", "beam_pipelines.worker_pool", str(_LOG.getEffectiveLevel())]
-            self._processes = [
+            command = [sys.executable, "-P", "-m", "beam_pipelines.worker_pool", str(_LOG.getEffectiveLevel())]
+            self.processes = [
                 subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
                 for _ in range(self.workers)
             ]
@@ -63,21 +76,30 @@ class WorkerPool:
         from apache_beam.utils import thread_pool_executor
 
         self.spawn()
-        addresses = [self._ready_address(process) for process in self._processes]
-        stubs = [beam_fn_api_pb2_grpc.BeamFnExternalWorkerPoolStub(grpc.insecure_channel(a)) for a in addresses]
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        addresses = [self._ready_address(process, deadline) for process in self.processes]
+        self._channels = [grpc.insecure_channel(address) for address in addresses]
+        stubs = [beam_fn_api_pb2_grpc.BeamFnExternalWorkerPoolStub(channel) for channel in self._channels]
+        self.dispatcher = _Dispatcher(stubs)
         self._server = grpc.server(thread_pool_executor.shared_unbounded_instance())
         port = self._server.add_insecure_port("localhost:0")
-        beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(_Dispatcher(stubs), self._server)
+        beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(self.dispatcher, self._server)
         self._server.start()
         self.address = f"localhost:{port}"
         _LOG.debug("worker pool: %d warm worker processes %s behind %s", self.workers, addresses, self.address)
         return self
 
-    def _ready_address(self, process: subprocess.Popen) -> str:
-        line = process.stdout.readline() if process.stdout is not None else ""
+    def _ready_address(self, process: subprocess.Popen, deadline: float) -> str:
+        """The address the process serves on, from its ready line; RuntimeError (the pool stopped) when it ends
+        or stays silent until ``deadline``."""
+        line = ""
+        if process.stdout is not None:
+            ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = process.stdout.readline() if ready else ""
         if not line.startswith(_READY):
             self.stop()
-            raise RuntimeError(f"a warm worker process ended before it served (exit code {process.wait()})")
+            what = "did not serve in time" if process.returncode is None else "ended before it served"
+            raise RuntimeError(f"a warm worker process {what} (exit code {process.returncode}); see its lines above")
         return line[len(_READY) :].strip()
 
     def environment(self):
@@ -86,23 +108,30 @@ class WorkerPool:
         return ExternalEnvironment(self.address)
 
     def stop(self) -> None:
-        for process in self._processes:
+        """Closes every process's lifeline and waits for it (killed after 10 s), then the dispatcher."""
+        for process in self.processes:
             with contextlib.suppress(OSError, ValueError):
                 process.stdin.close()  # the worker's lifeline: it exits on end of input
-        for process in self._processes:
+        for process in self.processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self._processes = []
+            if process.stdout is not None:
+                process.stdout.close()
         if self._server is not None:
             self._server.stop(grace=None)
             self._server = None
+        for channel in self._channels:
+            channel.close()
+        self._channels = []
 
 
 class _Dispatcher:
-    """Beam's ``BeamFnExternalWorkerPool`` service, forwarding each ``StartWorker`` to the next warm process."""
+    """Beam's ``BeamFnExternalWorkerPool`` service, forwarding each ``StartWorker`` to the next warm process.
+    ``stop_all`` ends the harnesses a pipeline started (the FnApiRunner does not send ``StopWorker`` for an
+    external environment), so a process does not keep every finished pipeline's harness."""
 
     def __init__(self, stubs):
         self._stubs = stubs
@@ -120,6 +149,15 @@ class _Dispatcher:
         with self._lock:
             index = self._owner.pop(request.worker_id, 0)
         return self._stubs[index].StopWorker(request)
+
+    def stop_all(self) -> None:
+        from apache_beam.portability.api import beam_fn_api_pb2
+
+        with self._lock:
+            owned, self._owner = self._owner, {}
+        for worker_id, index in owned.items():
+            with contextlib.suppress(Exception):  # a harness that already ended
+                self._stubs[index].StopWorker(beam_fn_api_pb2.StopWorkerRequest(worker_id=worker_id))
 
 
 _POOLS: dict[int, WorkerPool] = {}
@@ -150,6 +188,12 @@ def shared_pool(workers: int) -> WorkerPool:
         return pool
 
 
+def pools() -> list[WorkerPool]:
+    """The command's pools (spawned or serving)."""
+    with _POOLS_LOCK:
+        return list(_POOLS.values())
+
+
 def stop_pools() -> None:
     with _POOLS_LOCK:
         for pool in _POOLS.values():
@@ -176,6 +220,8 @@ def pool_runner(workers: int) -> Iterator[object]:
         yield FnApiRunner(default_environment=pool.environment())
     finally:
         logger.removeFilter(quiet)
+        if pool.dispatcher is not None:
+            pool.dispatcher.stop_all()  # the pipeline has run: its harnesses end
 
 
 @contextlib.contextmanager
@@ -193,29 +239,46 @@ def local_or_pool_pipeline(beam_args: list[str] | None) -> Iterator[object]:
         yield pipeline
 
 
+def _exit_when_stdin_closes() -> None:
+    sys.stdin.read()  # until the command that started this process closes the pipe or ends
+    os._exit(0)
+
+
 def serve(level: int = logging.WARNING) -> None:
-    """A warm worker process: loads everything a stage's DoFns need, serves Beam's worker pool, prints its
-    address and runs until its standard input closes."""
+    """A warm worker process: loads what a stage's DoFns need, serves Beam's worker pool on localhost, writes its
+    address as the one line of its stdout pipe and runs until its standard input closes."""
     import gc
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the command, whose exit closes the lifeline
+    ready = os.fdopen(os.dup(1), "w")  # the ready line's own channel; from here on fd 1 is the command's stderr,
+    os.dup2(2, 1)  # so nothing a library or a DoFn prints can fill a pipe that nobody reads
+    threading.Thread(target=_exit_when_stdin_closes, name="sigforge-lifeline", daemon=True).start()
     gc.disable()  # as in cli.entry: what is loaded now lives as long as the process
     from beam_pipelines.logsetup import configure_logging, import_tensorflow_quietly
 
     configure_logging(verbose=level <= logging.DEBUG)
     import_tensorflow_quietly()
+    import grpc
     import tensorflow_transform.beam  # noqa: F401
+    from apache_beam.portability.api import beam_fn_api_pb2_grpc
     from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer
+    from apache_beam.utils import thread_pool_executor
 
     import beam_pipelines.pipeline  # noqa: F401 (the stages; a recipe's modules load when its DoFns unpickle)
 
     gc.freeze()
     gc.enable()
-    address, _server = BeamFnExternalWorkerPoolServicer.start(use_process=False, port=0)
-    sys.stdout.write(f"{_READY}{address}\n")  # the parent reads this line (WorkerPool.start), and no more:
-    sys.stdout.flush()
-    os.dup2(2, 1)  # whatever a DoFn prints goes to the command's stderr, never into a pipe nobody reads
-    sys.stdin.read()  # until the command that started this process closes the pipe or ends
-    os._exit(0)
+    # Beam's BeamFnExternalWorkerPoolServicer.start would listen on every interface; this process listens on
+    # localhost only, with the same keep-alive options.
+    options = [("grpc.http2.max_pings_without_data", 0), ("grpc.http2.max_ping_strikes", 0)]
+    server = grpc.server(thread_pool_executor.shared_unbounded_instance(), options=options)
+    port = server.add_insecure_port("localhost:0")
+    servicer = BeamFnExternalWorkerPoolServicer(use_process=False, state_cache_size=0, data_buffer_time_limit_ms=-1)
+    beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(servicer, server)
+    server.start()
+    ready.write(f"{_READY}localhost:{port}\n")
+    ready.close()
+    threading.Event().wait()  # the lifeline thread ends the process
 
 
 if __name__ == "__main__":

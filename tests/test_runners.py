@@ -71,6 +71,7 @@ def test_local_profiles_stay_on_the_fn_api_runner():
         (["--warm_workers=-1"], "option 'warm_workers' must be 0"),
         (["--warm_workers=2", "--runner=PortableRunner"], "option 'warm_workers' is for the local FnApiRunner"),
         (["--warm_workers=2", "--direct_running_mode=multi_processing"], "leave out direct_running_mode"),
+        (["--warm_workers=2", "--direct_num_workers=3"], "option 'direct_num_workers' is set by 'warm_workers'"),
     ],
 )
 def test_misplaced_warm_workers_are_refused_before_any_work(flags, message, tmp_path, caplog):
@@ -84,8 +85,10 @@ def test_misplaced_warm_workers_are_refused_before_any_work(flags, message, tmp_
 
 
 def test_command_line_flags_win_over_the_profile():
-    flags = with_profile(MULTI, ["--direct_num_workers=2"])
-    assert flags[-1] == "--direct_num_workers=2"
+    flags = with_profile(MULTI, ["--warm_workers=3"])
+    assert flags[-1] == "--warm_workers=3"
+    assert make_pipeline_options(flags).view_as(DirectOptions).direct_num_workers == 3
+    flags = with_profile(LOCAL, ["--direct_num_workers=2"])
     assert make_pipeline_options(flags).view_as(DirectOptions).direct_num_workers == 2
     portable = make_pipeline_options(with_profile(PORTABLE, ["--job_endpoint=localhost:1234"]))
     assert portable.view_as(StandardOptions).runner == "PortableRunner"
@@ -138,10 +141,12 @@ def test_cli_profile_goes_before_the_beam_args(command, monkeypatch, tmp_path):
 
     for name in ("_cmd_run", "_cmd_build", "_cmd_stage"):  # looked up when main() builds the parser
         monkeypatch.setattr(cli, name, fake_handler)
+    monkeypatch.setattr(worker_pool, "spawn_pool", lambda workers: seen.setdefault("spawned", workers))
     argv = [command, "--config", "run_configs/g2net.yaml", "--output", str(tmp_path / "ds"), "--profile", MULTI]
     argv += ["--input", "raw"] if command in ("run", "build") else []
     assert cli.main(argv + ["--", "--warm_workers=2"]) == 0
     assert seen["beam_args"] == load_profile(MULTI) + ["--warm_workers=2"]
+    assert seen["spawned"] == 2  # a stage command starts its warm workers before its own work
 
 
 def test_cli_refuses_an_unfilled_profile_before_any_work(tmp_path, caplog):
@@ -278,9 +283,13 @@ def test_other_runner_gives_the_same_dataset(mode, in_memory, g2net_raw, tmp_pat
         beam_args = with_profile(PORTABLE, [f"--job_endpoint={request.getfixturevalue('job_endpoint')}"])
     try:
         out, reference = _run_chain(g2net_raw, tmp_path / "ds", beam_args), in_memory
+        processes = [p for pool in worker_pool.pools() for p in pool.processes]
+        assert len(processes) == (2 if mode == "warm_workers" else 0)
+        assert len(_warm_worker_children()) == len(processes)
     finally:
         worker_pool.stop_pools()  # the warm processes would otherwise live as long as this test process
-    assert _warm_worker_children() == []  # every warm process ended with the pool
+    assert [p.returncode for p in processes] == [0] * len(processes)  # ended by their lifeline, not killed
+    assert _warm_worker_children() == []
     assert audit_dataset(str(out), group_column="source_id") == []
     assert _stage_counts(out) == _stage_counts(reference)
     # Same uids in every split with the same data-table rows; raw and split examples byte for byte.
