@@ -41,9 +41,9 @@ EPILOG = textwrap.dedent(
       filter     -> OUT/filtered/ declarative conditions from the config's `filter:` block
       run        all of the above in order; audit checks the result
 
-    Beam options follow a bare `--`, e.g.:
-      sigforge build --config run_configs/g2net.yaml --input raw --output ds -- \\
-          --direct_running_mode=multi_processing --direct_num_workers=2
+    Beam options follow a bare `--`, e.g. (sigforge's --warm_workers=N: N worker processes kept for every
+    pipeline of the command; Beam's own --direct_running_mode=multi_processing starts them per pipeline):
+      sigforge run --config run_configs/g2net.yaml --input raw --output ds -- --warm_workers=2
     """
 )
 
