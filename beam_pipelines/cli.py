@@ -393,8 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in _STAGE_COMMANDS:
             _spawn_warm_workers(beam_args)  # they load TensorFlow beside this process (worker_pool.py)
     except ConfigError as error:
-        _LOG.error("%s", " ".join(line.strip() for line in str(error).splitlines()))
-        return 2
+        return _refused(error)
     if not args.verbose and args.command in _TF_COMMANDS:
         import_tensorflow_quietly()
     if _EXECUTABLE:  # see entry: what is loaded now lives as long as the process
@@ -404,8 +403,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, beam_args)
     except (ConfigError, StageError, _UsageError) as error:
-        _LOG.error("%s", " ".join(line.strip() for line in str(error).splitlines()))  # one line, never a traceback
-        return 2
+        return _refused(error)
+
+
+def _refused(error: Exception) -> int:
+    """Logs a refused config, stage or usage as one line (never a traceback); exit code 2."""
+    _LOG.error("%s", " ".join(line.strip() for line in str(error).splitlines()))
+    return 2
 
 
 # The exit code of a command that returned normally (see entry), read by _exit_without_teardown.

@@ -159,11 +159,35 @@ def parse_table_line(header: Sequence[str], line: str) -> dict[str, str]:
     return row
 
 
-def split_table_row(pair: tuple[str, str], headers: Mapping[str, Sequence[str]]) -> tuple[tuple[str, str], dict]:
-    """``(split, data-table line)`` (as ``read_table_lines_by_folder`` reads them) -> ``((split, uid), row)``."""
-    split, line = pair
-    row = parse_table_line(headers[split], line)
-    return (split, row["uid"]), row
+def _keyed_table_row(pair: tuple[str, str], headers: Mapping[str, Sequence[str]]) -> tuple[tuple[str, str], dict]:
+    """``(folder name, data-table line)`` (as ``read_table_lines_by_folder`` reads them) -> ``((name, uid), row)``."""
+    name, line = pair
+    row = parse_table_line(headers[name], line)
+    return (name, row["uid"]), row
+
+
+class ReadTableRowsByFolder(beam.PTransform):
+    """The data-table rows of several folders as ``((name, uid), row)`` without the shard column: ``folders`` maps
+    each name (the folder's own name, e.g. a split under ``split/`` or ``norm/``) to its folder, ``headers`` to its
+    tables' columns. Applied to the pipeline."""
+
+    def __init__(self, folders: Mapping[str, str], headers: Mapping[str, Sequence[str]]):
+        super().__init__()
+        self._folders = dict(folders)
+        self._headers = dict(headers)
+
+    def expand(self, pipeline):
+        patterns = [table_glob(folder) for folder in self._folders.values()]
+        return (
+            pipeline
+            | "ReadDataTables" >> ReadWholeFiles(patterns, read_table_lines_by_folder)
+            | "ParseDataTables" >> beam.Map(_keyed_table_row, self._headers)
+        )
+
+
+def with_base_columns(extra: Sequence[str]) -> list[str]:
+    """A data table's columns: ``BASE_COLUMNS`` first, then ``extra`` without them."""
+    return list(BASE_COLUMNS) + [c for c in extra if c not in BASE_COLUMNS]
 
 
 def _cells(row: dict[str, Any], columns: Sequence[str], shard: str | None = None) -> list[Any]:
@@ -363,9 +387,7 @@ class WriteShards(beam.PTransform):
         per_key = (
             extra_columns if isinstance(extra_columns, Mapping) else dict.fromkeys(self._destinations, extra_columns)
         )
-        self._columns = {
-            key: list(BASE_COLUMNS) + [c for c in per_key[key] if c not in BASE_COLUMNS] for key in self._destinations
-        }
+        self._columns = {key: with_base_columns(per_key[key]) for key in self._destinations}
         self._namespace = counter_namespace
 
     @classmethod
@@ -445,10 +467,7 @@ class EnrichTables(beam.PTransform):
     def __init__(self, folders: Mapping[Any, str], extra_columns: Mapping[Any, Sequence[str]]):
         super().__init__()
         self._folders = dict(folders)
-        self._columns = {
-            key: list(BASE_COLUMNS) + [c for c in names if c not in BASE_COLUMNS]
-            for key, names in extra_columns.items()
-        }
+        self._columns = {key: with_base_columns(names) for key, names in extra_columns.items()}
 
     def expand(self, inputs):
         shards, rows = inputs

@@ -30,13 +30,12 @@ from beam_pipelines import fs, manifest
 from beam_pipelines.counting import SUMMARY_FILE, Counts, Tally, WriteSummary
 from beam_pipelines.rejects import REJECTED, WriteRejected, reject
 from beam_pipelines.shards import (
+    ReadTableRowsByFolder,
     ReadWholeFiles,
     ShardRecord,
     WriteShards,
     read_records_by_folder,
-    read_table_lines_by_folder,
     shard_glob,
-    split_table_row,
     table_columns,
     table_glob,
 )
@@ -176,11 +175,7 @@ class FilterNorm(beam.PTransform):
         examples = pipeline | "ReadNorm" >> ReadWholeFiles(patterns, read_records_by_folder)
         if self._progress is not None:
             examples = examples | "Progress" >> self._progress
-        rows = (
-            pipeline
-            | "ReadDataTables" >> ReadWholeFiles([table_glob(folders[s]) for s in splits], read_table_lines_by_folder)
-            | "ParseDataTables" >> beam.Map(split_table_row, self._plan.headers)
-        )
+        rows = pipeline | "ReadTableRows" >> ReadTableRowsByFolder(folders, self._plan.headers)
         outputs = (examples, rows) | "ApplyConditions" >> ApplyConditions(self._conditions, self._plan.id_lists)
         destinations = {split: (fs.join(self._tmp, OUTPUT_DIR, split), norm_prefix(split)) for split in splits}
         columns = {split: [c for c in self._plan.headers[split] if c != "shard"] for split in splits}

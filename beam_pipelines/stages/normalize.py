@@ -25,16 +25,14 @@ from beam_pipelines.counting import Tally
 from beam_pipelines.manifest import StageError
 from beam_pipelines.shards import (
     EnrichTables,
+    ReadTableRowsByFolder,
     ReadWholeFiles,
     ShardRecord,
     WriteShards,
     in_global_window,
     read_records_by_folder,
-    read_table_lines_by_folder,
     shard_glob,
-    split_table_row,
     table_columns,
-    table_glob,
 )
 from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE, raw_schema
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
@@ -276,12 +274,7 @@ class NormalizeSplits(beam.PTransform):
         ]
         out_dirs = {split: fs.join(self._folder, split) for split in SPLITS}
         headers = {split: table_columns(split_dirs[split]) for split in SPLITS}
-        rows = (
-            pipeline
-            | "ReadDataTables"
-            >> ReadWholeFiles([table_glob(split_dirs[s]) for s in SPLITS], read_table_lines_by_folder)
-            | "ParseDataTables" >> beam.Map(split_table_row, headers)
-        )
+        rows = pipeline | "ReadTableRows" >> ReadTableRowsByFolder(split_dirs, headers)
         destinations = {split: (out_dirs[split], norm_prefix(split)) for split in SPLITS}
         shards = encoded.examples | "WriteShards" >> WriteShards.per_key(destinations, self._per_shard, (), STAGE)
         columns = {split: [c for c in headers[split] if c != "shard"] for split in SPLITS}
