@@ -352,15 +352,11 @@ _TF_COMMANDS = frozenset(("run", "build", "report", "audit", *STAGE_HELP))
 _STAGE_COMMANDS = frozenset(("run", "build", *STAGE_HELP))
 
 
-def _spawn_warm_workers(beam_args: list[str]) -> None:
-    """Spawns the warm worker processes that ``--warm_workers`` asks for (ConfigError when it is misplaced)."""
+def _warm_workers(beam_args: list[str]) -> int | None:
+    """How many warm worker processes ``--warm_workers`` asks for, if any (ConfigError when it is misplaced)."""
     from beam_pipelines.options import make_pipeline_options, warm_workers
 
-    workers = warm_workers(make_pipeline_options(beam_args))
-    if workers is not None:
-        from beam_pipelines import worker_pool
-
-        worker_pool.spawn_pool(workers)
+    return warm_workers(make_pipeline_options(beam_args))
 
 
 class _UsageError(ValueError):
@@ -390,15 +386,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             from beam_pipelines.options import with_profile
 
             beam_args = with_profile(args.profile, beam_args)
-        if args.command in _STAGE_COMMANDS:
-            _spawn_warm_workers(beam_args)  # they load TensorFlow beside this process (worker_pool.py)
+        workers = _warm_workers(beam_args) if args.command in _STAGE_COMMANDS else None
     except ConfigError as error:
         return _refused(error)
     if not args.verbose and args.command in _TF_COMMANDS:
         import_tensorflow_quietly()
+    if workers is not None:
+        from beam_pipelines import worker_pool
+
+        if _EXECUTABLE:  # still single-threaded: the workers fork from here with everything loaded
+            worker_pool.load_worker_modules()
+        else:  # called in a process that may run threads (tests): they load beside this one (worker_pool.py)
+            worker_pool.spawn_pool(workers)
     if _EXECUTABLE:  # see entry: what is loaded now lives as long as the process
         gc.freeze()
         gc.enable()
+        if workers is not None:
+            worker_pool.spawn_pool(workers, fork=True)
     handler: Callable[..., int] = args.handler
     try:
         return handler(args, beam_args)

@@ -2,11 +2,14 @@
 
 Beam's multi-processing FnApiRunner starts fresh worker processes for every pipeline, and each imports
 TensorFlow and tf.Transform again before it does any work (a ``sigforge run`` has six pipelines). Here the
-``warm_workers`` option (``run_configs/local_multiprocess.yaml``) starts N processes once: a stage command spawns
-them as it starts (``cli.main``), anything else the first time one of its pipelines asks. Each imports
-TensorFlow, tf.Transform and the stage modules, then serves Beam's own external worker pool
-(``worker_pool_main.BeamFnExternalWorkerPoolServicer``, SDK harnesses as threads in that process) on localhost
-only: whoever can call ``StartWorker`` makes the process run the code a pipeline sends.
+``warm_workers`` option (``run_configs/local_multiprocess.yaml``) starts N processes once. The ``sigforge``
+executable forks them (``WorkerPool.fork``) as soon as it has loaded TensorFlow, tf.Transform and the stage
+modules, while it still runs one thread, so they start with everything loaded and share its pages (the
+libraries' own native threads at that point, OpenBLAS's and jemalloc's, handle fork; TensorFlow starts none
+until it runs). Anywhere else (``cli.main`` called in a process that may run threads, as in tests, or the first
+pipeline that asks) they are spawned and import all of it themselves (~2.9 CPU-s each). Each serves Beam's own
+external worker pool (``worker_pool_main.BeamFnExternalWorkerPoolServicer``, SDK harnesses as threads in that
+process) on localhost only: whoever can call ``StartWorker`` makes the process run the code a pipeline sends.
 
 The command's pipelines run on the FnApiRunner with an EXTERNAL environment whose address is a small dispatcher
 in this process: it hands the FnApiRunner's N ``StartWorker`` requests of each pipeline round-robin to the N
@@ -15,11 +18,12 @@ between them; when the pipeline has run, the dispatcher stops its harnesses. Thi
 Python workers beside their task managers (``--environment_type=EXTERNAL`` against a worker pool), on one
 machine.
 
-A worker process ends when its standard input closes (it watches it from its first instruction, while it is
-still loading), so the processes never outlive the command, whether it ends normally, by an error or by a
-signal; they ignore Ctrl-C, which stops the command itself. Elements, counters, heartbeats and the stage's
-files are those of an in-memory run (the processes share this machine's file system); which examples share a
-shard and the last bits of float sums may differ, as with any worker count (tests/test_runners.py).
+A worker process ends when its lifeline closes (its standard input when spawned, watched from its first
+instruction; a pipe only the command holds when forked), so the processes never outlive the command, whether it
+ends normally, by an error or by a signal; they ignore Ctrl-C, which stops the command itself. A worker that
+ends otherwise is logged with its exit code when the command stops the pool. Elements, counters, heartbeats and
+the stage's files are those of an in-memory run (the processes share this machine's file system); which examples
+share a shard and the last bits of float sums may differ, as with any worker count (tests/test_runners.py).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import NoReturn
 
 _LOG = logging.getLogger(__name__)
 _READY = "sigforge-worker-pool "  # + the address: the one line a worker process writes to its stdout pipe
@@ -70,6 +75,31 @@ class WorkerPool:
                 subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
                 for _ in range(self.workers)
             ]
+        return self
+
+    def fork(self) -> WorkerPool:
+        """Forks the processes from this one, which must have loaded the worker modules (``load_worker_modules``)
+        and must run no thread but its main one: a forked process keeps only the forking thread, so another one
+        could leave a lock held in it. (The native threads that numpy's and scipy's OpenBLAS and pyarrow's
+        jemalloc start as they load handle fork themselves; TensorFlow starts none until it runs.) A forked
+        process serves within milliseconds and shares this one's loaded pages until either writes them; a
+        spawned one loads everything again (~2.9 CPU-s, while this process loads too)."""
+        if self.processes:
+            return self
+        if threading.active_count() != 1:
+            raise RuntimeError("warm workers are forked only from a single-threaded process; spawn them instead")
+        pipes = [(*os.pipe(), *os.pipe()) for _ in range(self.workers)]  # lifeline r, w; ready r, w
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for lifeline_r, lifeline_w, ready_r, ready_w in pipes:
+            pid = os.fork()
+            if pid == 0:
+                inherited = [fd for fds in pipes for fd in fds if fd not in (lifeline_r, ready_w)]
+                _forked_worker(lifeline_r, ready_w, inherited)
+            self.processes.append(_ForkedProcess(pid, lifeline_w, ready_r))
+        for lifeline_r, _, _, ready_w in pipes:  # the workers' ends
+            os.close(lifeline_r)
+            os.close(ready_w)
         return self
 
     def start(self) -> WorkerPool:
@@ -121,6 +151,8 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if process.returncode != 0:  # it did not end by its lifeline: it crashed, or hung and was killed
+                _LOG.warning("warm worker %d ended with exit code %s", process.pid, process.returncode)
             if process.stdout is not None:
                 process.stdout.close()
         if self._server is not None:
@@ -129,6 +161,37 @@ class WorkerPool:
         for channel in self._channels:
             channel.close()
         self._channels = []
+
+
+class _ForkedProcess:
+    """What the pool uses of ``subprocess.Popen``, for a forked worker: its lifeline (``stdin``, written by
+    nobody: the worker exits when it closes), its ready pipe (``stdout``), ``wait``, ``kill`` and ``returncode``."""
+
+    def __init__(self, pid: int, lifeline: int, ready: int):
+        self.pid = pid
+        self.stdin = os.fdopen(lifeline, "w")
+        self.stdout = os.fdopen(ready, "r")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"warm worker {self.pid}", timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
 
 class _Dispatcher:
@@ -167,14 +230,17 @@ _POOLS: dict[int, WorkerPool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def spawn_pool(workers: int) -> WorkerPool:
-    """The command's pool of ``workers`` warm processes, spawned now (they load while the command goes on) and
-    stopped at exit; ``shared_pool`` waits for it."""
+def spawn_pool(workers: int, fork: bool = False) -> WorkerPool:
+    """The command's pool of ``workers`` warm processes, started now and stopped at exit; ``shared_pool`` waits
+    for it. Spawned, they load while the command goes on; ``fork`` (see ``WorkerPool.fork``) forks them from
+    this process, which has loaded the worker modules."""
     with _POOLS_LOCK:
         pool = _POOLS.get(workers)
         if pool is None:
-            _LOG.info("starting %d warm worker processes (kept for every pipeline of this command)", workers)
-            pool = _POOLS[workers] = WorkerPool(workers).spawn()
+            how = "forked from this one" if fork else "spawned"
+            _LOG.info("starting %d warm worker processes (%s; kept for every pipeline of this command)", workers, how)
+            pool = WorkerPool(workers)
+            _POOLS[workers] = pool.fork() if fork else pool.spawn()
             if len(_POOLS) == 1:
                 import atexit
 
@@ -242,35 +308,32 @@ def local_or_pool_pipeline(beam_args: list[str] | None) -> Iterator[object]:
         yield pipeline
 
 
-def _exit_when_stdin_closes() -> None:
-    sys.stdin.read()  # until the command that started this process closes the pipe or ends
+def _exit_when_closed(fd: int) -> None:
+    while os.read(fd, 4096):  # until the command that started this process closes the pipe or ends
+        pass
     os._exit(0)
 
 
-def serve(level: int = logging.WARNING) -> None:
-    """A warm worker process: loads what a stage's DoFns need, serves Beam's worker pool on localhost, writes its
-    address as the one line of its stdout pipe and runs until its standard input closes."""
-    import gc
+def load_worker_modules() -> None:
+    """Imports what a stage's DoFns need (TensorFlow, tf.Transform, Beam's worker pool, the stages); a recipe's
+    own modules load when its DoFns unpickle."""
+    from beam_pipelines.logsetup import import_tensorflow_quietly
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the command, whose exit closes the lifeline
-    ready = os.fdopen(os.dup(1), "w")  # the ready line's own channel; from here on fd 1 is the command's stderr,
-    os.dup2(2, 1)  # so nothing a library or a DoFn prints can fill a pipe that nobody reads
-    threading.Thread(target=_exit_when_stdin_closes, name="sigforge-lifeline", daemon=True).start()
-    gc.disable()  # as in cli.entry: what is loaded now lives as long as the process
-    from beam_pipelines.logsetup import configure_logging, import_tensorflow_quietly
-
-    configure_logging(verbose=level <= logging.DEBUG)
     import_tensorflow_quietly()
-    import grpc
     import tensorflow_transform.beam  # noqa: F401
+    from apache_beam.runners.worker import worker_pool_main  # noqa: F401
+
+    import beam_pipelines.pipeline  # noqa: F401
+
+
+def _serve_until_closed(ready) -> None:
+    """Serves Beam's worker pool on localhost, writes the ready line to ``ready`` and waits (the lifeline thread
+    ends the process)."""
+    import grpc
     from apache_beam.portability.api import beam_fn_api_pb2_grpc
     from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer
     from apache_beam.utils import thread_pool_executor
 
-    import beam_pipelines.pipeline  # noqa: F401 (the stages; a recipe's modules load when its DoFns unpickle)
-
-    gc.freeze()
-    gc.enable()
     # Beam's BeamFnExternalWorkerPoolServicer.start would listen on every interface; this process listens on
     # localhost only, with the same keep-alive options.
     options = [("grpc.http2.max_pings_without_data", 0), ("grpc.http2.max_ping_strikes", 0)]
@@ -281,7 +344,51 @@ def serve(level: int = logging.WARNING) -> None:
     server.start()
     ready.write(f"{_READY}localhost:{port}\n")
     ready.close()
-    threading.Event().wait()  # the lifeline thread ends the process
+    threading.Event().wait()
+
+
+def serve(level: int = logging.WARNING) -> None:
+    """A spawned warm worker process: loads what a stage's DoFns need, serves Beam's worker pool on localhost,
+    writes its address as the one line of its stdout pipe and runs until its standard input closes."""
+    import gc
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the command, whose exit closes the lifeline
+    ready = os.fdopen(os.dup(1), "w")  # the ready line's own channel; from here on fd 1 is the command's stderr,
+    os.dup2(2, 1)  # so nothing a library or a DoFn prints can fill a pipe that nobody reads
+    lifeline = threading.Thread(target=_exit_when_closed, args=(0,), name="sigforge-lifeline", daemon=True)
+    lifeline.start()
+    gc.disable()  # as in cli.entry: what is loaded now lives as long as the process
+    from beam_pipelines.logsetup import configure_logging
+
+    configure_logging(verbose=level <= logging.DEBUG)
+    load_worker_modules()
+    gc.freeze()
+    gc.enable()
+    _serve_until_closed(ready)
+
+
+def _forked_worker(lifeline: int, ready: int, inherited: list[int]) -> NoReturn:
+    """A forked warm worker process (``WorkerPool.fork``): it has the command's modules already, so it only
+    serves; never returns into the command's code."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for fd in inherited:  # the command's ends of every pool pipe: only the command may hold a lifeline open
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.dup2(2, 1)
+        lifeline_thread = threading.Thread(
+            target=_exit_when_closed, args=(lifeline,), name="sigforge-lifeline", daemon=True
+        )
+        lifeline_thread.start()
+        _serve_until_closed(os.fdopen(ready, "w"))
+    except BaseException:  # noqa: BLE001 (a forked child must never unwind into the command's stack)
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(1)
 
 
 if __name__ == "__main__":

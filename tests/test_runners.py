@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -141,12 +142,24 @@ def test_cli_profile_goes_before_the_beam_args(command, monkeypatch, tmp_path):
 
     for name in ("_cmd_run", "_cmd_build", "_cmd_stage"):  # looked up when main() builds the parser
         monkeypatch.setattr(cli, name, fake_handler)
-    monkeypatch.setattr(worker_pool, "spawn_pool", lambda workers: seen.setdefault("spawned", workers))
+    monkeypatch.setattr(worker_pool, "spawn_pool", lambda workers, fork=False: seen.setdefault("spawned", workers))
     argv = [command, "--config", "run_configs/g2net.yaml", "--output", str(tmp_path / "ds"), "--profile", MULTI]
     argv += ["--input", "raw"] if command in ("run", "build") else []
     assert cli.main(argv + ["--", "--warm_workers=2"]) == 0
     assert seen["beam_args"] == load_profile(MULTI) + ["--warm_workers=2"]
     assert seen["spawned"] == 2  # a stage command starts its warm workers before its own work
+
+
+def test_warm_workers_fork_only_from_a_single_threaded_process():
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        with pytest.raises(RuntimeError, match="forked only from a single-threaded process"):
+            worker_pool.WorkerPool(1).fork()
+    finally:
+        release.set()
+        other.join()
 
 
 def test_cli_refuses_an_unfilled_profile_before_any_work(tmp_path, caplog):
@@ -272,17 +285,51 @@ def test_in_memory_chain_passes_audit(in_memory):
             assert len(list(csv.DictReader(path.open()))) <= limit, path
 
 
+def _processes_naming(text: str) -> list[int]:
+    """Live processes whose command line contains ``text`` (a forked worker keeps its command's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if text.encode() in (entry / "cmdline").read_bytes() and "Z" not in (entry / "stat").read_text()[-60:]:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _run_forked_chain(raw, out: Path) -> Path:
+    """The chain as the ``sigforge`` executable runs it with the local_multiprocess profile: it forks its warm
+    workers once everything is loaded (``cli.main``, ``WorkerPool.fork``)."""
+    command = [sys.executable, "-m", "beam_pipelines.cli", "run", "--config", "run_configs/demo.yaml"]
+    command += ["--input", str(raw), "--output", str(out), "--no-report"]
+    command += [arg for override in CHAIN_OVERRIDES for arg in ("--set", override)]
+    command += ["--profile", MULTI, "--", "--warm_workers=2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "starting 2 warm worker processes (forked from this one" in done.stderr
+    assert "ended with exit code" not in done.stderr  # each worker ended by its lifeline (worker_pool.stop)
+    assert _processes_naming(str(out)) == []  # the command waited for its workers
+    return out
+
+
+MODES = ["warm_workers", "forked_warm_workers", "multi_threading", "multi_processing", "portable"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["warm_workers", "multi_threading", "multi_processing", "portable"])
+@pytest.mark.parametrize("mode", MODES)
 def test_other_runner_gives_the_same_dataset(mode, in_memory, g2net_raw, tmp_path, request):
-    if mode == "warm_workers":  # what the local_multiprocess profile does
+    if mode == "warm_workers":  # the local_multiprocess profile in a process that may run threads: spawned
         beam_args = with_profile(MULTI, ["--warm_workers=2"])
     elif mode in ("multi_threading", "multi_processing"):  # Beam's own worker threads or processes
         beam_args = [f"--direct_running_mode={mode}", "--direct_num_workers=2"]
-    else:
+    elif mode == "portable":
         beam_args = with_profile(PORTABLE, [f"--job_endpoint={request.getfixturevalue('job_endpoint')}"])
     try:
-        out, reference = _run_chain(g2net_raw, tmp_path / "ds", beam_args), in_memory
+        if mode == "forked_warm_workers":  # the executable with the local_multiprocess profile
+            out = _run_forked_chain(g2net_raw, tmp_path / "ds")
+        else:
+            out = _run_chain(g2net_raw, tmp_path / "ds", beam_args)
+        reference = in_memory
         processes = [p for pool in worker_pool.pools() for p in pool.processes]
         assert len(processes) == (2 if mode == "warm_workers" else 0)
         assert len(_warm_worker_children()) == len(processes)
