@@ -123,16 +123,21 @@ class WorkerPool:
         return self
 
     def _ready_address(self, process: subprocess.Popen, deadline: float) -> str:
-        """The address the process serves on, from its ready line; RuntimeError (the pool stopped) when it ends
-        or stays silent until ``deadline``."""
-        line = ""
+        """The address the process serves on, from its ready line; StageError (the pool stopped, the command
+        refuses in one line) when it ends or stays silent until ``deadline``."""
+        line, readable = "", False
         if process.stdout is not None:
-            ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            line = process.stdout.readline() if ready else ""
+            readable = bool(select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))[0])
+            line = process.stdout.readline() if readable else ""
         if not line.startswith(_READY):
+            from beam_pipelines.manifest import StageError
+
             self.stop()
-            what = "did not serve in time" if process.returncode is None else "ended before it served"
-            raise RuntimeError(f"a warm worker process {what} (exit code {process.returncode}); see its lines above")
+            what = "did not serve in time" if not readable else "wrote no ready line" if line else "ended early"
+            raise StageError(
+                f"a warm worker process {what} (exit code {process.returncode}; see its lines above); nothing was "
+                "run. Without the option --warm_workers the stage runs in this process"
+            )
         return line[len(_READY) :].strip()
 
     def environment(self):

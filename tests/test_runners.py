@@ -150,6 +150,20 @@ def test_cli_profile_goes_before_the_beam_args(command, monkeypatch, tmp_path):
     assert seen["spawned"] == 2  # a stage command starts its warm workers before its own work
 
 
+def test_a_warm_worker_that_does_not_serve_fails_the_command_in_one_line(g2net_raw, monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(worker_pool, "_READY", "another ready line ")  # what the worker writes no longer matches
+    argv = ["build", "--config", "run_configs/demo.yaml", "--input", str(g2net_raw), "--output", str(tmp_path / "ds")]
+    try:
+        assert cli.main([*argv, "--profile", MULTI, "--", "--warm_workers=1"]) == 2
+        assert worker_pool.pools() and all(p.returncode == 0 for pool in worker_pool.pools() for p in pool.processes)
+    finally:
+        worker_pool.stop_pools()
+    refusal = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(refusal) == 1 and "a warm worker process wrote no ready line" in refusal[0].getMessage()
+    assert "Traceback" not in caplog.text and _warm_worker_children() == []
+    assert not (tmp_path / "ds" / "tfrecords").exists()  # nothing published
+
+
 def test_warm_workers_fork_only_from_a_single_threaded_process():
     release = threading.Event()
     other = threading.Thread(target=release.wait)
