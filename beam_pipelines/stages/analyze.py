@@ -23,7 +23,7 @@ from apache_beam.metrics import Metrics
 from tfx_bsl.public import tfxio
 
 from beam_pipelines import fs, manifest
-from beam_pipelines.counting import Tally
+from beam_pipelines.counting import Counts, Tally
 from beam_pipelines.shards import ReadWholeFiles, shard_glob
 from beam_pipelines.stages.outliers import ScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
@@ -190,27 +190,17 @@ def run_analyze(
         passes = recipe.analysis_passes(config)
         stats: dict[str, np.ndarray] = {}
         excluded: list[str] = []
+        guard_read: int | None = None
         passes_seen: dict[str, dict[str, int]] = {}
-        if scale_fn is not None:  # the outlier guard: its own pass over the train split, yielding only uids
-            with ctx.pipeline(total=train_split.get("examples"), label="analyze guard (example scales)") as pipeline:
-                records = pipeline | "ReadTrain" >> ReadWholeFiles(pattern) | "Progress" >> ctx.progress()
-                pairs = [
-                    records | "ReadPairs" >> Tally("read"),
-                    records | "ScaleOutliers" >> ScaleOutliers(scale_fn) | "OutlierPairs" >> outlier_tally(),
-                ]
-                _ = pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> ctx.summary()
-            counts = ctx.counts()
-            excluded = sorted(counts.under("stats_outlier/"))
-            guard_read: int | None = counts["read"]
-        else:
-            guard_read = None
-        for index, analysis in enumerate(passes):
-            last = index == len(passes) - 1
-            pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
-            label = f"analyze pass {index + 1}/{len(passes)} ({analysis.name})"
+
+        def run_pass(index: int, analysis, pass_dir: str, guard: bool) -> Counts:
+            label = f"analyze pass {index + 1}/{len(passes)} ({analysis.name}{', outlier guard' if guard else ''})"
             with ctx.pipeline(tft=True, total=train_split.get("examples"), label=label) as pipeline:
                 records = pipeline | "ReadTrain" >> ReadWholeFiles(pattern) | "Progress" >> ctx.progress()
                 pairs = [records | "ReadPairs" >> Tally("read")]
+                if guard:  # its own branch: only (uid, bin) pairs wait for the histogram, never the records
+                    outliers = records | "ScaleOutliers" >> ScaleOutliers(scale_fn)
+                    pairs.append(outliers | "OutlierPairs" >> outlier_tally())
                 if excluded:  # the guard's outliers stay out of the statistics
                     records = records | "DropOutliers" >> beam.Filter(_not_in, frozenset(excluded))
                 pairs.append(
@@ -218,8 +208,23 @@ def run_analyze(
                     | "AnalyzeTrain" >> AnalyzeTrain(source, analysis.make_fn(stats), pass_dir, cap, group_column)
                 )
                 _ = pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> ctx.summary()
+            return ctx.counts()
+
+        for index, analysis in enumerate(passes):
+            last = index == len(passes) - 1
+            pass_dir = stats_dir if last else ctx.tmp_path(f"pass_{analysis.name}")
+            # The outlier guard rides along the first pass, whose statistics stand when it finds no outlier
+            # (the usual case: one pipeline and one read of the train split fewer); when it finds some, that
+            # pass runs again without them.
+            guard = index == 0 and scale_fn is not None
+            counts = run_pass(index, analysis, pass_dir, guard)
+            if guard:
+                guard_read = counts["read"]
+                excluded = sorted(counts.under("stats_outlier/"))
+                if excluded:
+                    fs.delete_tree(pass_dir)
+                    counts = run_pass(index, analysis, pass_dir, guard=False)
             stats = read_stats(pass_dir, (*analysis.stat_names, ANALYZED))
-            counts = ctx.counts()
             passes_seen[analysis.name] = {
                 "read": counts["read"],
                 "handed": counts["analyzed"],

@@ -5,9 +5,10 @@ them and collapse every other normalized example to ~0. Before the tf.Transform 
 scale (the recipe's ``example_scale``, e.g. the strain std) is binned on a log10 grid (``BINS_PER_DECADE``); the
 median bin of the train split is found from the histogram (a deterministic combine, no sampling), and a record
 more than ``max_decades`` from it is excluded from the statistics (counted and named in the manifest; it stays in
-the dataset). Recipes without ``example_scale`` skip the guard. The guard is its own small pipeline before the
-analysis passes (one more read of the train split, issue #13): it yields only the excluded uids, and every pass
-then drops them with a plain filter, so no runner holds train records until the histogram is known.
+the dataset). Recipes without ``example_scale`` skip the guard. The guard is a branch of the first analysis
+pass's pipeline (``analyze.run_analyze``) that yields only the excluded uids: no runner holds train records until
+the histogram is known. That pass's statistics stand when the guard excludes nothing; otherwise the pass runs
+again, and every pass drops the excluded uids with a plain filter.
 """
 
 from __future__ import annotations
