@@ -1,7 +1,7 @@
 """Warm local workers: SDK worker processes started once per command and kept across all its pipelines.
 
 Beam's multi-processing FnApiRunner starts fresh worker processes for every pipeline, and each imports
-TensorFlow and tf.Transform again before it does any work (a ``sigforge run`` has six pipelines). Here the
+TensorFlow and tf.Transform again before it does any work (a ``sigforge run`` has five pipelines). Here the
 ``warm_workers`` option (``run_configs/local_multiprocess.yaml``) starts N processes once. The ``sigforge``
 executable forks them (``WorkerPool.fork``) as soon as it has loaded TensorFlow, tf.Transform and the stage
 modules, while it still runs one thread, so they start with everything loaded and share its pages (the
