@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from apache_beam.options.pipeline_options import DirectOptions, PortableOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PortableOptions, StandardOptions, TypeOptions
 
 from beam_pipelines import cli, worker_pool
 from beam_pipelines.options import (
@@ -83,6 +83,16 @@ def test_misplaced_warm_workers_are_refused_before_any_work(flags, message, tmp_
     assert cli.main(argv) == 2
     assert message in caplog.text and "Traceback" not in caplog.text
     assert not out.exists()
+
+
+def test_local_runs_skip_the_construction_time_type_check_unless_asked():
+    def checked(flags):
+        return make_pipeline_options(flags).view_as(TypeOptions).pipeline_type_check
+
+    assert not checked([]) and not checked(load_profile(LOCAL)) and not checked(load_profile(MULTI))
+    assert checked(["--pipeline_type_check"])  # what test_other_runner_gives_the_same_dataset[type_checked] runs
+    assert checked(with_profile(PORTABLE, ["--job_endpoint=localhost:1"]))  # remote runners keep Beam's default
+    assert not checked(with_profile(PORTABLE, ["--job_endpoint=localhost:1", "--no_pipeline_type_check"]))
 
 
 def test_command_line_flags_win_over_the_profile():
@@ -326,7 +336,7 @@ def _run_forked_chain(raw, out: Path) -> Path:
     return out
 
 
-MODES = ["warm_workers", "forked_warm_workers", "multi_threading", "multi_processing", "portable"]
+MODES = ["type_checked", "warm_workers", "forked_warm_workers", "multi_threading", "multi_processing", "portable"]
 
 
 @pytest.mark.slow
@@ -338,6 +348,8 @@ def test_other_runner_gives_the_same_dataset(mode, in_memory, g2net_raw, tmp_pat
         beam_args = [f"--direct_running_mode={mode}", "--direct_num_workers=2"]
     elif mode == "portable":
         beam_args = with_profile(PORTABLE, [f"--job_endpoint={request.getfixturevalue('job_endpoint')}"])
+    elif mode == "type_checked":  # in memory with Beam's construction-time type check, which local runs skip
+        beam_args = ["--pipeline_type_check"]
     try:
         if mode == "forked_warm_workers":  # the executable with the local_multiprocess profile
             out = _run_forked_chain(g2net_raw, tmp_path / "ds")
