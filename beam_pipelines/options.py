@@ -168,14 +168,14 @@ def warm_workers(options: PipelineOptions) -> int | None:
 
 def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions:
     """Builds ``PipelineOptions`` from raw Beam flags, forcing the FnApiRunner for local runs."""
-    options = PipelineOptions(list(beam_args or []))
+    flags = list(beam_args or [])
+    options = PipelineOptions(flags)
     standard = options.view_as(StandardOptions)
     runner = standard.runner
     name = runner.rsplit(".", 1)[-1].lower() if isinstance(runner, str) else runner
     if name in _LOCAL_ALIASES:
         standard.runner = FN_API_RUNNER
         _LOG.debug("local run: using the FnApiRunner (no Prism download); requested runner=%r", runner)
-        flags = list(beam_args or [])
         if not (_overrides("pipeline_type_check", flags) or _overrides("no_pipeline_type_check", flags)):
             # Beam's construction-time type check of sigforge's own, fixed pipelines: the tests run it
             # (tests/test_runners.py builds the whole chain with it and requires the same dataset); a local run
@@ -186,7 +186,7 @@ def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions
     options.view_as(SetupOptions).save_main_session = False
     workers = warm_workers(options)
     if workers is not None:
-        if _overrides("direct_num_workers", list(beam_args or [])):
+        if _overrides("direct_num_workers", flags):
             raise ConfigError(
                 "option 'direct_num_workers' is set by 'warm_workers' (its processes are the workers); give the "
                 "count as --warm_workers=N"

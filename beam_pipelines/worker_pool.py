@@ -352,16 +352,22 @@ def _serve_until_closed(ready) -> None:
     threading.Event().wait()
 
 
+def _detach(lifeline: int) -> None:
+    """What every warm worker process does first: ignore Ctrl-C (it stops the command, whose exit closes the
+    lifeline); make fd 1 the command's stderr, so nothing a library or a DoFn prints can fill a pipe that nobody
+    reads; and end the process when ``lifeline`` closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.dup2(2, 1)
+    threading.Thread(target=_exit_when_closed, args=(lifeline,), name="sigforge-lifeline", daemon=True).start()
+
+
 def serve(level: int = logging.WARNING) -> None:
     """A spawned warm worker process: loads what a stage's DoFns need, serves Beam's worker pool on localhost,
     writes its address as the one line of its stdout pipe and runs until its standard input closes."""
     import gc
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the command, whose exit closes the lifeline
-    ready = os.fdopen(os.dup(1), "w")  # the ready line's own channel; from here on fd 1 is the command's stderr,
-    os.dup2(2, 1)  # so nothing a library or a DoFn prints can fill a pipe that nobody reads
-    lifeline = threading.Thread(target=_exit_when_closed, args=(0,), name="sigforge-lifeline", daemon=True)
-    lifeline.start()
+    ready = os.fdopen(os.dup(1), "w")  # the ready line's own channel, before fd 1 becomes the command's stderr
+    _detach(0)  # standard input is the lifeline
     gc.disable()  # as in cli.entry: what is loaded now lives as long as the process
     from beam_pipelines.logsetup import configure_logging
 
@@ -376,17 +382,12 @@ def _forked_worker(lifeline: int, ready: int, inherited: list[int]) -> NoReturn:
     """A forked warm worker process (``WorkerPool.fork``): it has the command's modules already, so it only
     serves; never returns into the command's code."""
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for fd in inherited:  # the command's ends of every pool pipe: only the command may hold a lifeline open
             os.close(fd)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        os.dup2(2, 1)
-        lifeline_thread = threading.Thread(
-            target=_exit_when_closed, args=(lifeline,), name="sigforge-lifeline", daemon=True
-        )
-        lifeline_thread.start()
+        _detach(lifeline)
         _serve_until_closed(os.fdopen(ready, "w"))
     except BaseException:  # noqa: BLE001 (a forked child must never unwind into the command's stack)
         import traceback
