@@ -30,6 +30,7 @@ from transforms import csv_rows
 from transforms.contract import (
     BASE_COLUMNS,
     TABLE_PATTERN,
+    example_keys,
     shard_name,
     shard_pattern,
     table_name,
@@ -112,6 +113,27 @@ def read_records_by_folder(path: str) -> Iterable[tuple[str, bytes]]:
     ``split/{split}/`` shard."""
     folder = basename_of_folder(path)
     for record in read_records(path):
+        yield folder, record
+
+
+def read_shard_with_table(shard_path: str) -> Iterable[ShardRecord]:
+    """A ShardRecord per example of one shard, with its row from the shard's own data table (without the shard
+    column; uid, target_id and label as the example holds them).
+
+    Reading a shard together with its table joins examples and rows without shuffling any example; memory is
+    bounded by one shard's table."""
+    rows = {row["uid"]: row for row in read_table(table_for_shard(shard_path))}
+    for serialized in read_records(shard_path):
+        uid, target_id, label = example_keys(serialized)
+        row = {k: v for k, v in rows.get(uid, {}).items() if k != "shard"}
+        yield ShardRecord(uid, serialized, {**row, "uid": uid, "target_id": target_id, "label": label})
+
+
+def read_shard_with_table_by_folder(path: str) -> Iterable[tuple[str, ShardRecord]]:
+    """``(name of the file's folder, ShardRecord)`` for every example of one shard, with its data-table row
+    (``read_shard_with_table``): ``(split, record)`` for a ``split/{split}/`` shard."""
+    folder = basename_of_folder(path)
+    for record in read_shard_with_table(path):
         yield folder, record
 
 
@@ -418,64 +440,3 @@ class WriteShards(beam.PTransform):
             | "DeleteLeftoverParts" >> beam.Map(_delete_parts, folders=sorted(set(folders.values())))
         )
         return shards
-
-
-def _placements(placed: tuple[Any, dict[str, Any]], folders: Mapping[Any, str]):
-    """((key, uid), shard name) for every row of a written shard's data table; ``placed`` is (key, shard)."""
-    key, shard = placed
-    for row in read_table(fs.join(folders[key], table_name_of(shard["shard"]))):
-        yield (key, row["uid"]), shard["shard"]
-
-
-def table_name_of(shard: str) -> str:
-    return fs.basename(table_for_shard(shard))
-
-
-def _row_for_shard(element):
-    (key, uid), grouped = element
-    rows = list(grouped["row"])
-    for shard in grouped["shard"]:
-        yield (key, shard), {**(rows[0] if rows else {}), "uid": uid, "shard": shard}
-
-
-class _RewriteTableFn(beam.DoFn):
-    def __init__(self, folders: Mapping[Any, str], columns: Mapping[Any, Sequence[str]]):
-        self._folders = dict(folders)
-        self._columns = {key: list(names) for key, names in columns.items()}
-
-    def process(self, element):
-        (key, shard), rows = element
-        path = fs.join(self._folders[key], table_name_of(shard))
-        written = read_table(path)
-        by_uid = {row["uid"]: row for row in rows}
-        merged = [{**by_uid.get(row["uid"], {}), **{k: row[k] for k in BASE_COLUMNS}} for row in written]
-        fs.write_text(path, format_table(merged, self._columns[key]))
-        yield shard
-
-
-class EnrichTables(beam.PTransform):
-    """Adds recipe columns to the data tables that WriteShards wrote, in one or more folders, from table rows.
-
-    Inputs ``(shards, rows)``: ``(key, shard)`` for every shard written (as ``WriteShards.per_key`` returns
-    them) and ``((key, uid), row)`` rows; ``folders`` and ``extra_columns`` map every key to its folder and its
-    table's columns. A row joins the placements of its uid under its own key only, so one join serves several
-    folders (normalize: the three splits) as separate joins per folder would. Used where examples come out of a
-    step that cannot carry table rows (tf.Transform): only the small rows and (uid, shard) placements are
-    shuffled, never the examples. Row order and the base columns (uid, target_id, label, shard) stay as written.
-    """
-
-    def __init__(self, folders: Mapping[Any, str], extra_columns: Mapping[Any, Sequence[str]]):
-        super().__init__()
-        self._folders = dict(folders)
-        self._columns = {key: with_base_columns(names) for key, names in extra_columns.items()}
-
-    def expand(self, inputs):
-        shards, rows = inputs
-        placed = shards | "ReadPlacements" >> beam.FlatMap(_placements, self._folders)
-        return (
-            {"shard": placed, "row": rows}
-            | "JoinRowsByUid" >> beam.CoGroupByKey()
-            | "RowsPerShard" >> beam.FlatMap(_row_for_shard)
-            | "GroupByShard" >> beam.GroupByKey()
-            | "RewriteTables" >> beam.ParDo(_RewriteTableFn(self._folders, self._columns))
-        )

@@ -246,9 +246,11 @@ def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
 
 
 def test_read_shard_with_table_joins_rows_by_uid(chain):
+    from beam_pipelines import shards
+
     folder = chain["out"] / "split" / "train"
     shard = sorted(folder.glob("train_shard_*.tfrecord"))[0]
-    records = list(split.read_shard_with_table(str(shard)))
+    records = list(shards.read_shard_with_table(str(shard)))
     table = {r["uid"]: r for r in _read_tables(folder) if r["shard"] == shard.name}
     assert sorted(r.uid for r in records) == sorted(table)
     for r in records:

@@ -318,6 +318,10 @@ def test_kepler90_runs_end_to_end(tmp_path):
     assert (build["written"], build["rejected_by_reason"]) == (12, {schema.NO_TRANSIT_OBSERVED: 4})
     splits = {s: v["examples"] for s, v in manifest["stages"]["split"]["splits"].items()}
     assert sorted(splits.values()) == [0, 0, 12]  # the whole star lands in one split
+    for s in splits:  # every normalized table, an empty split's too, has its split table's columns
+        headers = {p.read_text().splitlines()[0] for p in (out / "split" / s).glob("data_tbl_*.csv")}
+        assert {p.read_text().splitlines()[0] for p in (out / "norm" / s).glob("data_tbl_*.csv")} == headers, s
+        assert len(headers) == 1 and "tce_uid" in next(iter(headers))
     (where,) = [s for s, n in splits.items() if n]
     rows = _tables(out / "norm" / where)
     transits = sorted((r["tce_uid"], float(r["midtime"])) for r in rows if r["kind"] == "transit")

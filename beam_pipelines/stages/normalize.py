@@ -3,12 +3,15 @@
 Raw split records are decoded into Arrow record batches by tfx_bsl's decoder (the TFXIO source's), transformed
 by ``tft_beam.TransformDataset`` with ``output_record_batches=True``, and encoded back to tf.Examples in C++
 (tfx_bsl's ``RecordBatchToExamplesEncoder``): no Python instance dicts, no per-float Python work. The three
-splits share one set of steps (one read, decode, TransformDataset, WriteShards and table join): the stage's fixed
-cost on the FnApiRunner grows with its steps (issue #13); each record carries its split through them.
+splits share one set of steps (one read, decode, TransformDataset and WriteShards): the stage's fixed cost on the
+FnApiRunner grows with its steps (issue #13). Each shard is read with its data table, and each record carries its
+split and its table row through tf.Transform as passthrough columns, so the normalized tables are written once,
+with every column, by the shard writer (no join after it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -24,13 +27,11 @@ from beam_pipelines import fs, manifest
 from beam_pipelines.counting import Tally
 from beam_pipelines.manifest import StageError
 from beam_pipelines.shards import (
-    EnrichTables,
-    ReadTableRowsByFolder,
     ReadWholeFiles,
     ShardRecord,
     WriteShards,
     in_global_window,
-    read_records_by_folder,
+    read_shard_with_table_by_folder,
     shard_glob,
     table_columns,
 )
@@ -45,8 +46,9 @@ STAGE = "normalize"
 
 
 class _EncodeExamplesFn(beam.DoFn):
-    """Transformed record batch (with the passthrough split column) -> ``(split, ShardRecord)`` (serialized
-    tf.Example encoded by tfx_bsl in C++ + base row); quality flags as ``{split}/{flag}`` on ``QUALITY``."""
+    """Transformed record batch (with the passthrough columns) -> ``(split, ShardRecord)`` (serialized tf.Example
+    encoded by tfx_bsl in C++ + the example's data-table row); quality flags as ``{split}/{flag}`` on
+    ``QUALITY``."""
 
     def __init__(self, schema_bytes: bytes):
         self._schema_bytes = schema_bytes
@@ -58,7 +60,7 @@ class _EncodeExamplesFn(beam.DoFn):
 
     def process(self, element):
         record_batch, _ = element
-        splits, record_batch = pop_split_column(record_batch)
+        splits, table_rows, record_batch = pop_passthrough_columns(record_batch)
         columns = {
             name: record_batch.column(record_batch.schema.get_field_index(name)).flatten().to_pylist()
             for name in ("uid", "target_id", "label")
@@ -68,52 +70,69 @@ class _EncodeExamplesFn(beam.DoFn):
         examples = [deterministic_bytes(example) for example in self._encoder.encode(record_batch)]
         quality = example_quality(record_batch)
         self._examples.inc(len(examples))
-        for split, uid, target_id, label, example, flag in zip(
-            splits, *columns.values(), examples, quality, strict=True
+        for split, table_row, uid, target_id, label, example, flag in zip(
+            splits, table_rows, *columns.values(), examples, quality, strict=True
         ):
             uid = uid.decode("utf-8")
-            row = {"uid": uid, "target_id": target_id.decode("utf-8"), "label": label}
+            row = {**table_row, "uid": uid, "target_id": target_id.decode("utf-8"), "label": label}
             if flag:
                 yield beam.pvalue.TaggedOutput(QUALITY, f"{split}/{flag}")
             yield split, ShardRecord(uid, example, row)
 
 
-# The split of every record rides through tf.Transform as a passthrough column (``tft_beam.Context``'s
-# passthrough_keys: hidden from the graph, appended to the output record batch), so one TransformDataset serves
-# every split and each transformed example is routed back to its own split's shards.
+# The split and the data-table row (JSON) of every record ride through tf.Transform as passthrough columns
+# (``tft_beam.Context``'s passthrough_keys: hidden from the graph, appended to the output record batch), so one
+# TransformDataset serves every split, each transformed example is routed back to its own split's shards, and its
+# table row is written beside it.
 SPLIT_COLUMN = "__sigforge_split"
+ROW_COLUMN = "__sigforge_row"
+PASSTHROUGH = (SPLIT_COLUMN, ROW_COLUMN)
 
 
-def _split_field():
+def _passthrough_field(name: str):
     import pyarrow as pa
 
-    return pa.field(SPLIT_COLUMN, pa.large_list(pa.large_binary()))
+    return pa.field(name, pa.large_list(pa.large_binary()))
 
 
-def with_split_column(record_batch, split: str):
-    """A decoded record batch of one split plus the passthrough column ``SPLIT_COLUMN`` (``[split]`` per row)."""
+def with_passthrough_columns(record_batch, split: str, rows: list[dict[str, Any]]):
+    """A decoded record batch of one split plus the passthrough columns: ``SPLIT_COLUMN`` (``[split]`` per row)
+    and ``ROW_COLUMN`` (each row's data-table row as JSON, in the batch's order)."""
     import pyarrow as pa
 
-    values = pa.array([[split.encode("utf-8")]] * record_batch.num_rows, type=_split_field().type)
-    return record_batch.append_column(_split_field(), values)
+    values = {
+        SPLIT_COLUMN: [[split.encode("utf-8")]] * record_batch.num_rows,
+        ROW_COLUMN: [[json.dumps(row).encode("utf-8")] for row in rows],
+    }
+    for name in PASSTHROUGH:
+        field = _passthrough_field(name)
+        record_batch = record_batch.append_column(field, pa.array(values[name], type=field.type))
+    return record_batch
 
 
-def pop_split_column(record_batch) -> tuple[list[str], Any]:
-    """(the split of every row, the record batch without ``SPLIT_COLUMN``) of a transformed record batch."""
-    index = record_batch.schema.get_field_index(SPLIT_COLUMN)
-    splits = [value.decode("utf-8") for value in record_batch.column(index).flatten().to_pylist()]
-    return splits, record_batch.remove_column(index)
+def pop_passthrough_columns(record_batch) -> tuple[list[str], list[dict[str, Any]], Any]:
+    """(the split of every row, its data-table row, the record batch without the passthrough columns) of a
+    transformed record batch."""
+    values = {}
+    for name in PASSTHROUGH:
+        index = record_batch.schema.get_field_index(name)
+        values[name] = record_batch.column(index).flatten().to_pylist()
+        record_batch = record_batch.remove_column(index)
+    splits = [value.decode("utf-8") for value in values[SPLIT_COLUMN]]
+    return splits, [json.loads(value) for value in values[ROW_COLUMN]], record_batch
 
 
-def split_adapter_config(raw_spec: dict[str, Any]):
+def passthrough_adapter_config(raw_spec: dict[str, Any]):
     """The TensorAdapterConfig of the raw records (the TFXIO source's: the decoder's Arrow schema and the
-    schema's tensor representations), with ``SPLIT_COLUMN`` in its Arrow schema (a column, not a tensor)."""
+    schema's tensor representations), with the passthrough columns in its Arrow schema (columns, not tensors)."""
     from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
 
     schema = raw_schema(raw_spec)
     arrow_schema = example_coder.ExamplesToRecordBatchDecoder(schema.SerializeToString()).ArrowSchema()
+    for name in PASSTHROUGH:
+        arrow_schema = arrow_schema.append(_passthrough_field(name))
     representations = tensor_representation_util.InferTensorRepresentationsFromMixedSchema(schema)
-    return tensor_adapter.TensorAdapterConfig(arrow_schema.append(_split_field()), representations)
+    return tensor_adapter.TensorAdapterConfig(arrow_schema, representations)
 
 
 QUALITY = "quality"
@@ -180,7 +199,7 @@ def check_normalized(summary: dict[str, Any]) -> None:
 
 
 class _DecodeSplitBatchesFn(beam.DoFn):
-    """``(split, serialized raw record)`` -> record batches of one split each, with ``SPLIT_COLUMN``.
+    """``(split, ShardRecord)`` -> record batches of one split each, with the passthrough columns.
 
     Batches like the TFXIO source's ``RawRecordToRecordBatch(RECORD_BATCH_SIZE)`` does for one split (Beam's
     BatchElements: ``RECORD_BATCH_SIZE`` records in arrival order, the rest at the end of the bundle), but for
@@ -191,7 +210,7 @@ class _DecodeSplitBatchesFn(beam.DoFn):
     def __init__(self, raw_schema_bytes: bytes):
         self._raw_schema_bytes = raw_schema_bytes
         self._decoder = None
-        self._pending: dict[str, list[bytes]] = {}
+        self._pending: dict[str, list[ShardRecord]] = {}
 
     def setup(self):
         self._decoder = example_coder.ExamplesToRecordBatchDecoder(self._raw_schema_bytes)
@@ -204,19 +223,22 @@ class _DecodeSplitBatchesFn(beam.DoFn):
         pending = self._pending.setdefault(split, [])
         pending.append(record)
         if len(pending) >= RECORD_BATCH_SIZE:
-            yield with_split_column(self._decoder.DecodeBatch(self._pending.pop(split)), split)
+            yield self._decode(split, self._pending.pop(split))
 
     def finish_bundle(self):
         for split, records in self._pending.items():
-            batch = with_split_column(self._decoder.DecodeBatch(records), split)
-            yield in_global_window(batch)
+            yield in_global_window(self._decode(split, records))
         self._pending = {}
+
+    def _decode(self, split: str, records: list[ShardRecord]):
+        batch = self._decoder.DecodeBatch([record.example for record in records])
+        return with_passthrough_columns(batch, split, [record.row for record in records])
 
 
 class TransformSplits(beam.PTransform):
-    """``(split, serialized raw record)`` pairs + the train ``transform_fn`` -> ``examples``: ``(split,
-    ShardRecord)`` of normalized examples, and ``QUALITY``: ``{split}/{flag}``. One TransformDataset applies the
-    graph to every split; the split rides through it as the passthrough column ``SPLIT_COLUMN``."""
+    """``(split, raw ShardRecord)`` pairs + the train ``transform_fn`` -> ``examples``: ``(split, ShardRecord)``
+    of normalized examples with their table rows, and ``QUALITY``: ``{split}/{flag}``. One TransformDataset
+    applies the graph to every split; the split and the row ride through it as passthrough columns."""
 
     def __init__(self, raw_spec: dict[str, Any], transform_fn, schema_bytes: bytes):
         super().__init__()
@@ -227,9 +249,9 @@ class TransformSplits(beam.PTransform):
     def expand(self, records):
         raw_schema_bytes = raw_schema(self._raw_spec).SerializeToString()
         batches = records | "DecodeBatches" >> beam.ParDo(_DecodeSplitBatchesFn(raw_schema_bytes))
-        with tft_beam.Context(passthrough_keys={SPLIT_COLUMN}):
+        with tft_beam.Context(passthrough_keys=set(PASSTHROUGH)):
             transformed, _ = (
-                (batches, split_adapter_config(self._raw_spec)),
+                (batches, passthrough_adapter_config(self._raw_spec)),
                 self._transform_fn,
             ) | "TransformDataset" >> tft_beam.TransformDataset(output_record_batches=True)
         return transformed | "EncodeExamples" >> beam.ParDo(_EncodeExamplesFn(self._schema_bytes)).with_outputs(
@@ -239,8 +261,9 @@ class TransformSplits(beam.PTransform):
 
 class NormalizeSplits(beam.PTransform):
     """Every split's raw shards + the train ``transform_fn`` (as ``tft_beam.ReadTransformFn`` gives it) ->
-    ``{folder}/{split}/norm_{split}_shard_*`` with enriched data tables; returns ``({split}/seen|written, 1)``
-    count pairs. Applied to the pipeline: ``pipeline | NormalizeSplits(transform_fn, ...)``."""
+    ``{folder}/{split}/norm_{split}_shard_*`` with data tables of the split's columns; returns
+    ``({split}/seen|written, 1)`` count pairs. Applied to the pipeline:
+    ``pipeline | NormalizeSplits(transform_fn, ...)``."""
 
     def __init__(
         self,
@@ -264,7 +287,7 @@ class NormalizeSplits(beam.PTransform):
     def expand(self, pipeline):
         split_dirs = {split: fs.join(self._split_root, split) for split in SPLITS}
         patterns = [shard_glob(split_dirs[split], split) for split in SPLITS]
-        records = pipeline | "ReadSplits" >> ReadWholeFiles(patterns, read_records_by_folder)
+        records = pipeline | "ReadSplits" >> ReadWholeFiles(patterns, read_shard_with_table_by_folder)
         if self._progress is not None:
             records = records | "Progress" >> self._progress
         encoded = records | "TransformSplits" >> TransformSplits(self._raw_spec, self._transform_fn, self._schema_bytes)
@@ -272,13 +295,9 @@ class NormalizeSplits(beam.PTransform):
             records | "SeenPairs" >> Tally(lambda pair: [f"{pair[0]}/seen"]),
             encoded[QUALITY] | "QualityPairs" >> Tally(lambda key: [key]),
         ]
-        out_dirs = {split: fs.join(self._folder, split) for split in SPLITS}
-        headers = {split: table_columns(split_dirs[split]) for split in SPLITS}
-        rows = pipeline | "ReadTableRows" >> ReadTableRowsByFolder(split_dirs, headers)
-        destinations = {split: (out_dirs[split], norm_prefix(split)) for split in SPLITS}
-        shards = encoded.examples | "WriteShards" >> WriteShards.per_key(destinations, self._per_shard, (), STAGE)
-        columns = {split: [c for c in headers[split] if c != "shard"] for split in SPLITS}
-        (shards, rows) | "EnrichTables" >> EnrichTables(out_dirs, columns)
+        destinations = {split: (fs.join(self._folder, split), norm_prefix(split)) for split in SPLITS}
+        columns = {split: [c for c in table_columns(split_dirs[split]) if c != "shard"] for split in SPLITS}
+        _ = encoded.examples | "WriteShards" >> WriteShards.per_key(destinations, self._per_shard, columns, STAGE)
         pairs.append(encoded.examples | "WrittenPairs" >> Tally(lambda pair: [f"{pair[0]}/written"]))
         return pairs | "FlattenCounts" >> beam.Flatten()
 

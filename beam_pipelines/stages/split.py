@@ -17,32 +17,16 @@ from beam_pipelines.shards import (
     ReadWholeFiles,
     ShardRecord,
     WriteShards,
-    read_table,
+    read_shard_with_table,
     shard_glob,
     table_columns,
-    table_for_shard,
 )
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
-from transforms.contract import RAW_DIR, RAW_PREFIX, SPLIT_DIR, SPLITS, example_keys
+from transforms.contract import RAW_DIR, RAW_PREFIX, SPLIT_DIR, SPLITS
 from transforms.splitting import assign_split
-from transforms.tfrecord import iter_records
 
 STAGE = "split"
-
-
-def read_shard_with_table(shard_path: str):
-    """Yields a ShardRecord per example of one shard, with its row from the shard's own data table.
-
-    Reading a shard together with its table joins examples and rows without shuffling any example; memory is
-    bounded by one shard's table.
-    """
-    rows = {row["uid"]: row for row in read_table(table_for_shard(shard_path))}
-    with fs.open_read(shard_path) as handle:
-        for serialized in iter_records(handle):
-            uid, target_id, label = example_keys(serialized)
-            row = {k: v for k, v in rows.get(uid, {}).items() if k != "shard"}
-            yield ShardRecord(uid, serialized, {**row, "uid": uid, "target_id": target_id, "label": label})
 
 
 def ReadShards(pattern: str) -> beam.PTransform:  # noqa: N802 (a PTransform factory, named like one)
