@@ -108,12 +108,18 @@ def basename_of_folder(path: str) -> str:
     return fs.basename(path.rsplit("/", 1)[0])
 
 
+def _by_folder(path: str, items: Iterable[Any]) -> Iterable[tuple[str, Any]]:
+    """``(name of the folder of the file at path, item)`` for every item read from it: ``(split, item)`` for a
+    file under ``split/{split}/``."""
+    folder = basename_of_folder(path)
+    for item in items:
+        yield folder, item
+
+
 def read_records_by_folder(path: str) -> Iterable[tuple[str, bytes]]:
     """``(name of the file's folder, record)`` for every record of one TFRecord file: ``(split, record)`` for a
     ``split/{split}/`` shard."""
-    folder = basename_of_folder(path)
-    for record in read_records(path):
-        yield folder, record
+    return _by_folder(path, read_records(path))
 
 
 def read_shard_with_table(shard_path: str) -> Iterable[ShardRecord]:
@@ -132,16 +138,12 @@ def read_shard_with_table(shard_path: str) -> Iterable[ShardRecord]:
 def read_shard_with_table_by_folder(path: str) -> Iterable[tuple[str, ShardRecord]]:
     """``(name of the file's folder, ShardRecord)`` for every example of one shard, with its data-table row
     (``read_shard_with_table``): ``(split, record)`` for a ``split/{split}/`` shard."""
-    folder = basename_of_folder(path)
-    for record in read_shard_with_table(path):
-        yield folder, record
+    return _by_folder(path, read_shard_with_table(path))
 
 
 def read_table_lines_by_folder(path: str) -> Iterable[tuple[str, str]]:
     """``(name of the file's folder, line)`` for every data line of one data-table CSV."""
-    folder = basename_of_folder(path)
-    for line in read_table_lines(path):
-        yield folder, line
+    return _by_folder(path, read_table_lines(path))
 
 
 class ReadWholeFiles(beam.PTransform):
