@@ -18,7 +18,7 @@ $(STAMP): setup.py
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m beam_pipelines.demo --out $(DEMO_OUT) --n $(DEMO_N)
+	$(PY) -m beam_pipelines.commands.demo --out $(DEMO_OUT) --n $(DEMO_N)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -33,5 +33,5 @@ setup(
     packages=find_packages(include=["beam_pipelines*", "transforms*", "model*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": ["pytest>=7.4", "ruff>=0.5"]},
-    entry_points={"console_scripts": ["sigforge=beam_pipelines.cli:entry"]},
+    entry_points={"console_scripts": ["sigforge=beam_pipelines.commands.cli:entry"]},
 )

@@ -7,7 +7,7 @@ Steps (all in this process, each timed):
 
 1. ``make-sample``: ``N`` G2Net-layout samples (``transforms.recipes.g2net.sample.write_g2net_sample``), half with
    an IMRPhenomD signal (aligned spins) at network SNR U(4, 20), ``--signals-per-source`` noise draws per waveform;
-2. ``sigforge run`` (``beam_pipelines.pipeline.run_all``, ``run_configs/demo.yaml``: split by ``source_id``,
+2. ``sigforge run`` (``beam_pipelines.stages.run_all.run_all``, ``run_configs/demo.yaml``: split by ``source_id``,
    injections joined into the data tables);
 3. ``python -m model.train`` with the default ``run_configs/train_g2net.yaml`` (``--epochs`` overrides its budget,
    ``--train-set`` any other key);
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(REPO)
     sys.path.insert(0, REPO)
 
-    from beam_pipelines.pipeline import run_all
-    from beam_pipelines.recipes.g2net_baseline import run_matched_filter
+    from beam_pipelines.recipes.g2net.baseline import run_matched_filter
+    from beam_pipelines.stages.run_all import run_all
     from model.evaluate import evaluate
     from model.metrics import jsonable
     from model.train import train

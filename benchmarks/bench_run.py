@@ -8,7 +8,7 @@ For each size N the sample (``transforms.recipes.g2net.sample.write_g2net_sample
 generated once into a temporary folder, or kept in and reused from ``--raw-root`` (not timed). Then, one after
 another, each variant runs as its own subprocess:
 
-- ``sigforge``: ``python -m beam_pipelines.cli run --config run_configs/demo.yaml --no-report`` (in-memory
+- ``sigforge``: ``python -m beam_pipelines.commands.cli run --config run_configs/demo.yaml --no-report`` (in-memory
   FnApiRunner; the plain script draws no report, so ``sigforge report OUT`` is timed on its own afterwards and
   printed apart from the ratios);
 - ``plain``: ``python benchmarks/plain_script.py`` (same config, same numeric functions, one process);
@@ -127,7 +127,18 @@ def measure(cmd: list[str], log_path: str, env: dict[str, str]) -> dict:
 
 def sigforge_cmd(raw: str, out: str, variant: str) -> list[str]:
     # --no-report: the plain script draws no report; `sigforge report` is timed on its own (report_cmd)
-    cmd = [sys.executable, "-m", "beam_pipelines.cli", "run", "--config", CONFIG, "--input", raw, "--output", out]
+    cmd = [
+        sys.executable,
+        "-m",
+        "beam_pipelines.commands.cli",
+        "run",
+        "--config",
+        CONFIG,
+        "--input",
+        raw,
+        "--output",
+        out,
+    ]
     cmd.append("--no-report")
     extra = {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mt2": MT_ARGS, "sigforge-1t": ONE_THREAD_ARGS}
     extra["sigforge-pool2"] = POOL_ARGS
@@ -135,7 +146,7 @@ def sigforge_cmd(raw: str, out: str, variant: str) -> list[str]:
 
 
 def report_cmd(out: str) -> list[str]:
-    return [sys.executable, "-m", "beam_pipelines.cli", "report", out]
+    return [sys.executable, "-m", "beam_pipelines.commands.cli", "report", out]
 
 
 def plain_cmd(raw: str, out: str) -> list[str]:

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             raw, n_targets=stars, seed=0, quarters=args.quarters, days_per_quarter=args.days, kinds=KINDS
         )
         numerics = numerics_cpu_per_star(raw, args.repeat)
-        cmd = [sys.executable, "-m", "beam_pipelines.cli", args.stage, "--config", CONFIG]
+        cmd = [sys.executable, "-m", "beam_pipelines.commands.cli", args.stage, "--config", CONFIG]
         cmd += ["--input", raw, "--output", out]
         load = os.getloadavg()[0]
         measured = bench_run.measure(cmd, os.path.join(work, "sigforge.log"), env)

@@ -356,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # TensorFlow and Keras (~500k objects loaded with this module) live as long as the process: frozen, later
-    # collections skip them (GC in a 1-epoch G2Net run on 4000 examples: 1.95 -> 1.40 s)
+    # TensorFlow and Keras, loaded with this module, live as long as the process: frozen, later collections skip
+    # them (the same deferred collection as the sigforge executable; beam_pipelines/runtime/process.py)
     gc.freeze()
     sys.exit(main())

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from tensorflow.core.example import example_pb2
 
-from beam_pipelines import manifest
-from beam_pipelines.shards import format_table
+from beam_pipelines.dataset import manifest
+from beam_pipelines.io.shards import format_table
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import (
     BASE_COLUMNS,

@@ -22,9 +22,9 @@ class Built:
 
 
 def sigforge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Runs ``python -m beam_pipelines.cli ARGS`` from the repository root; output captured as text."""
+    """Runs ``python -m beam_pipelines.commands.cli ARGS`` from the repository root; output captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "beam_pipelines.cli", *args],
+        [sys.executable, "-m", "beam_pipelines.commands.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

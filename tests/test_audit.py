@@ -18,8 +18,8 @@ from dataset_fixture import (
     write_table,
 )
 
-from beam_pipelines import fs as beam_fs
-from beam_pipelines.audit import run_audit
+from beam_pipelines.commands.audit import run_audit
+from beam_pipelines.dataset import fs as beam_fs
 from transforms import audit, gfile_io
 from transforms.contract import example_keys
 
@@ -78,7 +78,10 @@ def test_count_records_detects_truncation(tmp_path):
 def test_clean_dataset_has_no_problems(clean, caplog, fs):
     assert audit.audit_dataset(str(clean), fs=fs) == []
     assert audit.audit_dataset(str(clean), group_column="source_id", fs=fs) == []
-    with caplog.at_level(logging.INFO, "transforms.audit"), caplog.at_level(logging.INFO, "beam_pipelines.audit"):
+    with (
+        caplog.at_level(logging.INFO, "transforms.audit"),
+        caplog.at_level(logging.INFO, "beam_pipelines.commands.audit"),
+    ):
         assert run_audit(str(clean)) == 0
     assert "stage filter has not run" in caplog.text
     assert "is clean" in caplog.text

@@ -82,7 +82,7 @@ def test_a_relative_input_dir_is_recounted_from_another_working_directory(g2net_
     recounts the inputs and finds one added after the build (neither written nor rejected)."""
     import shutil
 
-    from beam_pipelines import cli
+    from beam_pipelines.commands import cli
 
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     shutil.copytree(g2net_raw, work / "raw")
@@ -100,7 +100,7 @@ def test_a_relative_input_dir_is_recounted_from_another_working_directory(g2net_
 
 
 def test_fs_absolute_normalizes_local_paths_and_keeps_urls(tmp_path, monkeypatch):
-    from beam_pipelines import fs
+    from beam_pipelines.dataset import fs
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

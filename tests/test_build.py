@@ -14,9 +14,9 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import manifest
-from beam_pipelines.recipes import g2net as build_g2net
-from beam_pipelines.recipes.inputs import SEEN, ParseCsvFn
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.io.inputs import SEEN, ParseCsvFn
+from beam_pipelines.recipes.g2net import build as build_g2net
 from beam_pipelines.stages.build import run_build
 from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.contract import decode_array, decode_example
@@ -299,7 +299,7 @@ def test_build_manifest_and_atomic_publish(built):
 
 
 def test_rerun_without_overwrite_is_refused_before_work(built):
-    with pytest.raises(manifest.StageError, match="--overwrite"):
+    with pytest.raises(StageError, match="--overwrite"):
         run_build(built["config"], str(built["raw"]), str(built["out"]))
 
 
@@ -319,7 +319,7 @@ def test_decode_array_roundtrip():
 
 
 def test_write_shards_rolls_parts_and_names_them_in_sequence(tmp_path):
-    from beam_pipelines.shards import ShardRecord, WriteShards
+    from beam_pipelines.io.shards import ShardRecord, WriteShards
 
     records = [ShardRecord(f"u{i:02d}", encode_bytes(i), {"target_id": "t", "label": i % 2}) for i in range(23)]
     with TestPipeline(runner=FnApiRunner()) as p:
@@ -345,7 +345,7 @@ def test_write_shards_rolls_parts_and_names_them_in_sequence(tmp_path):
 
 
 def test_write_shards_of_nothing_writes_one_empty_shard(tmp_path):
-    from beam_pipelines.shards import ShardRecord, WriteShards
+    from beam_pipelines.io.shards import ShardRecord, WriteShards
 
     with TestPipeline(runner=FnApiRunner()) as p:
         _ = p | beam.Create([]).with_output_types(ShardRecord) | WriteShards(str(tmp_path), "x", 5)
@@ -356,7 +356,7 @@ def test_write_shards_of_nothing_writes_one_empty_shard(tmp_path):
 def test_write_shards_per_key_writes_each_key_as_its_own_writer(tmp_path):
     """Keys a and b each get their own rolled, numbered shards in their own folder; key c, with no record, one
     empty shard; the output pairs each shard with its key."""
-    from beam_pipelines.shards import ShardRecord, WriteShards
+    from beam_pipelines.io.shards import ShardRecord, WriteShards
 
     records = [ShardRecord(f"u{i:02d}", encode_bytes(i), {"target_id": "t", "label": i % 2}) for i in range(23)]
     keyed = [("a" if i % 3 else "b", r) for i, r in enumerate(records)]

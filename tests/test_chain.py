@@ -13,7 +13,8 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import manifest
+from beam_pipelines.dataset import manifest
+from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.stages import analyze, normalize, split
 from beam_pipelines.stages.build import run_build
 from transforms.config import DatasetConfig, load_config
@@ -57,7 +58,7 @@ def test_assign_split_follows_fractions():
 
 
 def test_split_by_target_under_test_pipeline(tmp_path):
-    from beam_pipelines.shards import ShardRecord
+    from beam_pipelines.io.shards import ShardRecord
 
     records = [
         ShardRecord(
@@ -207,7 +208,7 @@ def test_manifest_records_every_stage(chain):
 
 def test_stage_requires_its_input(tmp_path):
     config = load_config(DatasetConfig, "run_configs/g2net.yaml")
-    with pytest.raises(manifest.StageError, match="run `sigforge build` first"):
+    with pytest.raises(StageError, match="run `sigforge build` first"):
         split.run_split(config, str(tmp_path))
 
 
@@ -225,7 +226,7 @@ def test_chain_passes_audit_with_source_groups(chain):
 def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
     """A stage that dies mid-run (here: the shard writer, which no per-element guard covers) leaves only its .tmp_
     folder: no output folder, no manifest entry, and no lock left behind."""
-    from beam_pipelines import shards
+    from beam_pipelines.io import shards
 
     original = shards.name_parts
 
@@ -246,7 +247,7 @@ def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
 
 
 def test_read_shard_with_table_joins_rows_by_uid(chain):
-    from beam_pipelines import shards
+    from beam_pipelines.io import shards
 
     folder = chain["out"] / "split" / "train"
     shard = sorted(folder.glob("train_shard_*.tfrecord"))[0]
@@ -263,7 +264,7 @@ def test_every_stage_records_the_config_it_ran_with(chain, tmp_path):
     differs from the build's; a stage under another recipe's config is refused naming 'recipe'."""
     import shutil
 
-    from beam_pipelines import cli
+    from beam_pipelines.commands import cli
 
     data = json.loads((chain["out"] / "manifest.json").read_text())
     built = manifest.config_sha256(data["config"])
@@ -283,7 +284,7 @@ def test_every_stage_records_the_config_it_ran_with(chain, tmp_path):
 
     before = (out / "manifest.json").read_text()
     tce = ["split", "--config", "run_configs/tce_kepler.yaml", "--output", str(out), "--overwrite"]
-    with pytest.raises(manifest.StageError, match="config key 'recipe'"):
+    with pytest.raises(StageError, match="config key 'recipe'"):
         split.run_split(load_config(DatasetConfig, "run_configs/tce_kepler.yaml"), str(out), overwrite=True)
     assert cli.main(tce) == 2
     assert (out / "manifest.json").read_text() == before  # refused before anything was replaced
@@ -295,7 +296,7 @@ def test_a_stage_that_loses_a_record_publishes_nothing(chain, tmp_path, monkeypa
     the stage's read-what-was-written check stops it before it publishes."""
     import shutil
 
-    from beam_pipelines import shards
+    from beam_pipelines.io import shards
 
     out = tmp_path / "ds"
     shutil.copytree(chain["out"], out)
@@ -308,7 +309,7 @@ def test_a_stage_that_loses_a_record_publishes_nothing(chain, tmp_path, monkeypa
     monkeypatch.setattr(shards, "read_records", lossy)
     run = analyze.run_analyze if stage == "analyze" else normalize.run_normalize
     expected = "read .* train examples, the split holds" if stage == "analyze" else "the split stage wrote"
-    with pytest.raises(manifest.StageError, match=expected):
+    with pytest.raises(StageError, match=expected):
         run(chain["config"], str(out), overwrite=True)
     published = json.loads((out / "manifest.json").read_text())["stages"]
     assert stage not in published and "normalize" not in published

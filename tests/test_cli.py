@@ -9,8 +9,8 @@ import sys
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
-from beam_pipelines import cli
-from beam_pipelines.options import FN_API_RUNNER, make_pipeline_options
+from beam_pipelines.commands import cli
+from beam_pipelines.runtime.options import FN_API_RUNNER, make_pipeline_options
 
 
 def test_help_lists_every_command(capsys):
@@ -39,13 +39,15 @@ def test_local_runner_is_forced_to_fnapi_but_others_pass():
 
 
 def test_executable_flushes_output_and_keeps_exit_codes(tmp_path):
-    """``python -m beam_pipelines.cli`` ends with os._exit after a normal return (no interpreter teardown): the
+    """``python -m beam_pipelines.commands.cli`` ends with os._exit after a normal return (no interpreter teardown): the
     piped (block-buffered) output must still arrive whole, and the exit codes must be the command's."""
-    listed = subprocess.run([sys.executable, "-m", "beam_pipelines.cli", "recipes"], capture_output=True, text=True)
+    listed = subprocess.run(
+        [sys.executable, "-m", "beam_pipelines.commands.cli", "recipes"], capture_output=True, text=True
+    )
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["g2net", "tce"]
     refused = subprocess.run(
-        [sys.executable, "-m", "beam_pipelines.cli", "build", "--config", "run_configs/g2net.yaml"]
+        [sys.executable, "-m", "beam_pipelines.commands.cli", "build", "--config", "run_configs/g2net.yaml"]
         + ["--input", str(tmp_path), "--output", str(tmp_path / "ds"), "--set", "g2net.bandpas.low_hz=10"],
         capture_output=True,
         text=True,

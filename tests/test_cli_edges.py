@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from beam_pipelines import cli, manifest
+from beam_pipelines.commands import cli
+from beam_pipelines.dataset import manifest
 
 
 def test_report_of_a_folder_without_manifest_is_one_line_exit_2(tmp_path, caplog):

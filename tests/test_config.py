@@ -86,7 +86,7 @@ RUNNER_PROFILES = {"local", "local_multiprocess", "portable", "dataflow", "flink
 
 def test_every_yaml_in_run_configs_validates_against_its_schema():
     """Recipes against DatasetConfig, trainer configs against TrainerConfig, runner profiles against theirs."""
-    from beam_pipelines.options import load_profile
+    from beam_pipelines.runtime.options import load_profile
     from model.config import load_trainer_config
 
     paths = sorted(glob.glob("run_configs/*.yaml"))

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from beam_pipelines import cli
+from beam_pipelines.commands import cli
 
 
 def _refused(caplog, tmp_path, raw, config, *overrides, command="run"):

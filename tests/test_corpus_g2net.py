@@ -18,8 +18,8 @@ import pytest
 from corpus_g2net import MALFORMED_ROW, OUTLIER_IN_STATS, UNDECODABLE_ROW, WRITTEN, add_g2net_corpus
 from dataset_fixture import read_records, write_records
 
-from beam_pipelines import cli
-from beam_pipelines.rejects import INTERNAL_ERROR
+from beam_pipelines.commands import cli
+from beam_pipelines.io.rejects import INTERNAL_ERROR
 from transforms.contract import STRAIN, decode_array, decode_example, example_keys
 
 

@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from beam_pipelines import cli
+from beam_pipelines.commands import cli
 from transforms.recipes.tce import sample as tce_sample
 
 G2NET = "run_configs/g2net.yaml"
@@ -71,7 +71,7 @@ def test_table_refused_before_any_work(case, g2net_raw, tce_raw, tmp_path, caplo
 def test_g2net_labels_with_bom_and_crlf_are_read_and_recounted(g2net_raw, tmp_path):
     """A labels CSV saved by a spreadsheet (UTF-8 BOM, CRLF): every sample written, and the audit's recount reads
     the label rows too (a row's id would otherwise be read under the column name '\\ufeffid')."""
-    from beam_pipelines import fs
+    from beam_pipelines.dataset import fs
     from transforms.audit import audit_dataset
     from transforms.config import DatasetConfig, load_config
     from transforms.recipes.g2net.recipe import RECIPE

@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 from corpus_tce import add_tce_corpus
 
-from beam_pipelines import cli
-from beam_pipelines.rejects import INTERNAL_ERROR
+from beam_pipelines.commands import cli
+from beam_pipelines.io.rejects import INTERNAL_ERROR
 from transforms.recipes.tce import sample as tce_sample
 
 

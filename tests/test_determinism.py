@@ -7,9 +7,9 @@ import hashlib
 
 import numpy as np
 
-from beam_pipelines.pipeline import run_all
 from beam_pipelines.stages import normalize
 from beam_pipelines.stages.normalize import deterministic_bytes
+from beam_pipelines.stages.run_all import run_all
 from transforms.config import DatasetConfig, load_config
 
 _OVERRIDES = [

@@ -14,8 +14,8 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from dataset_fixture import build_dataset, clean_dataset, copy_dataset, read_table
 
-from beam_pipelines import manifest
-from beam_pipelines.rejects import REJECTED
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.io.rejects import REJECTED
 from beam_pipelines.stages import filter as filter_stage
 from transforms import audit, filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition, load_config, validate
@@ -284,7 +284,7 @@ def test_filtered_dataset_passes_the_audit(filtered):
 
 
 def test_rerun_without_overwrite_is_refused(filtered):
-    with pytest.raises(manifest.StageError, match="--overwrite"):
+    with pytest.raises(StageError, match="--overwrite"):
         filter_stage.run_filter(filtered["config"], str(filtered["ds"]))
 
 
@@ -314,7 +314,7 @@ def test_filter_and_audit_on_the_real_chain(g2net_raw, tmp_path):
     raw = load_config(DatasetConfig, "run_configs/filter_example.yaml").model_dump(mode="json")
     raw["filter"]["conditions"][1]["value"] = 15  # the dumped config validates again (manifest round trip)
     config = validate(DatasetConfig, raw)
-    with pytest.raises(manifest.StageError, match="normalize"):
+    with pytest.raises(StageError, match="normalize"):
         filter_stage.run_filter(config, str(ds))
     with pytest.raises(ConfigError, match="no 'filter' section"):
         filter_stage.run_filter(load_config(DatasetConfig, "run_configs/demo.yaml"), str(ds))

@@ -202,7 +202,7 @@ def test_plan_is_parallel_safe_and_balanced():
 
 
 def test_cli_priors_reach_the_generator(tmp_path):
-    from beam_pipelines.cli import main
+    from beam_pipelines.commands.cli import main
 
     argv = ["make-sample", "g2net", str(tmp_path / "x"), "--n", "6", "--seed", "2"]
     priors = ["--prior", "approximant=IMRPhenomXPHM", "--prior", "spin_mode=precessing", "--prior", "snr_range=[9, 9]"]

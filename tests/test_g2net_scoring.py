@@ -13,7 +13,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines.recipes import g2net_scoring as scoring
+from beam_pipelines.recipes.g2net import scoring
 from transforms.recipes.g2net import matched_filter as mf
 
 CFG = mf.MatchedFilterConfig()
@@ -48,7 +48,7 @@ def _rows(path) -> list[dict[str, str]]:
 
 
 def test_cli_scores_every_good_file_and_reports_bad_ones(g2net_raw, tmp_path, caplog):
-    from beam_pipelines.cli import main
+    from beam_pipelines.commands.cli import main
 
     raw = tmp_path / "raw"
     shutil.copytree(g2net_raw, raw)

@@ -15,10 +15,10 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from corpus_g2net import huge_header, npy_bytes
 
-from beam_pipelines import fs
-from beam_pipelines.manifest import StageError
-from beam_pipelines.recipes.inputs import SEEN, UNDECODABLE_ROW, ParseCsvFn
-from beam_pipelines.rejects import INTERNAL_ERROR, REJECTED, guarded, reject
+from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.io.inputs import SEEN, UNDECODABLE_ROW, ParseCsvFn
+from beam_pipelines.io.rejects import INTERNAL_ERROR, REJECTED, guarded, reject
 from beam_pipelines.stages.analyze import check_stats
 from beam_pipelines.stages.filter import check_filtered
 from beam_pipelines.stages.normalize import check_normalized

@@ -2,7 +2,7 @@
 
 One raw sample (``sigforge make-sample g2net RAW --n 250 --seed 0 --signals-per-source 5``: every waveform is
 injected into 5 noise draws sharing one ``source_id``) is built twice with the real pipeline
-(``beam_pipelines.pipeline.run_all``), with the same split fractions:
+(``beam_pipelines.stages.run_all.run_all``), with the same split fractions:
 
 * naive: ``run_configs/g2net.yaml`` (``g2net.group_column: id``), the split hashes the sample id, so the twins of
   a source scatter over train, val and test;
@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from beam_pipelines import cli
-from beam_pipelines.pipeline import run_all
+from beam_pipelines.commands import cli
+from beam_pipelines.stages.run_all import run_all
 from model.metrics import roc_auc
 from transforms.audit import audit_dataset
 from transforms.config import DatasetConfig, load_config
@@ -149,7 +149,7 @@ def test_audit_flags_the_naive_split_only(datasets, caplog):
     naive, grouped = str(datasets["naive"]), str(datasets["grouped"])
     # By its own group key (target_id = sample id) the naive split is clean: the leak is invisible there.
     assert audit_dataset(naive) == []
-    with caplog.at_level(logging.ERROR, logger="beam_pipelines.audit"):
+    with caplog.at_level(logging.ERROR, logger="beam_pipelines.commands.audit"):
         assert cli.main(["audit", naive, "--group-column", "source_id"]) == 1
     assert "source_id '" in caplog.text and "is in more than one split" in caplog.text
     problems = audit_dataset(naive, group_column="source_id")

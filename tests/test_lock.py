@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from dataset_fixture import clean_dataset
 
-from beam_pipelines import cli, fs, lock, manifest
+from beam_pipelines.commands import cli
+from beam_pipelines.dataset import fs, lock, manifest
+from beam_pipelines.dataset.errors import DatasetLocked, StageError
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def test_a_lock_held_by_another_process_refuses_with_the_holder(tmp_path):
     (out / lock.LOCK_FILE).write_text(
         json.dumps({"host": "worker-7", "pid": 4242, "started": "2026-01-01T00:00:00+00:00", "command": "sigforge run"})
     )
-    with pytest.raises(lock.DatasetLocked) as info:
+    with pytest.raises(DatasetLocked) as info:
         lock.acquire(str(out))
     message = str(info.value)
     assert "worker-7" in message and "4242" in message and "2026-01-01" in message and "stale" in message
@@ -74,7 +76,7 @@ def test_second_run_into_a_locked_folder_is_refused_and_touches_nothing(clean, t
 
 _HOLD_LOCK = """
 import pathlib, sys, time
-from beam_pipelines import lock
+from beam_pipelines.dataset import lock
 lock.acquire(sys.argv[1], "sigforge run (the first run)")
 pathlib.Path(sys.argv[2]).write_text("held")
 time.sleep(120)
@@ -85,7 +87,7 @@ def test_a_stale_lock_is_cleared_by_deleting_it(tmp_path):
     out = tmp_path / "ds"
     out.mkdir()
     (out / lock.LOCK_FILE).write_text("{}")
-    with pytest.raises(lock.DatasetLocked):
+    with pytest.raises(DatasetLocked):
         lock.acquire(str(out))
     (out / lock.LOCK_FILE).unlink()  # what the message tells the user to do
     with lock.dataset_lock(str(out)):
@@ -106,7 +108,7 @@ def test_overwrite_into_an_unwritable_norm_deletes_nothing(clean, tmp_path, monk
         real_write(path, data)
 
     monkeypatch.setattr(fs, "write_bytes", write_bytes)
-    with pytest.raises(manifest.StageError, match="nothing was deleted"):
+    with pytest.raises(StageError, match="nothing was deleted"):
         manifest.begin_stage(str(out), "normalize", overwrite=True, requires="analyze")
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files_before
     assert (out / "manifest.json").read_text() == manifest_before  # still true: normalize's files are all there
@@ -153,7 +155,7 @@ def test_a_lock_refused_by_its_holder_keeps_the_holders_folder(tmp_path):
     out = tmp_path / "ds"
     with lock.dataset_lock(str(out)):
         assert out.is_dir()
-        with pytest.raises(lock.DatasetLocked):
+        with pytest.raises(DatasetLocked):
             threading_acquire(str(out))
         assert out.is_dir() and (out / lock.LOCK_FILE).exists()
     assert not out.exists()  # the lock created it and nothing was written: gone with the lock
@@ -205,7 +207,7 @@ def test_object_store_writers_racing_past_the_check_leave_one_holder(monkeypatch
         try:
             lock.acquire(out, name)
             outcome[name] = "held"
-        except lock.DatasetLocked:
+        except DatasetLocked:
             outcome[name] = "refused"
 
     threads = [threading.Thread(target=run, args=(name,), name=name) for name in ("first", "second")]
@@ -226,13 +228,13 @@ def test_a_run_that_lost_its_lock_neither_deletes_nor_publishes(clean, tmp_path)
     files_before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     with lock.dataset_lock(str(out), "sigforge split"):
         (out / lock.LOCK_FILE).write_text(json.dumps({"host": "other", "pid": 7, "token": "theirs"}))
-        with pytest.raises(lock.DatasetLocked, match="no longer holds"):
+        with pytest.raises(DatasetLocked, match="no longer holds"):
             manifest.begin_stage(str(out), "split", overwrite=True, requires="build")
         files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != lock.LOCK_FILE)
         assert files == files_before
         run = manifest.StageRun(str(out), "filter")
         (out / ".tmp_filter").mkdir()
-        with pytest.raises(lock.DatasetLocked, match="no longer holds"):
+        with pytest.raises(DatasetLocked, match="no longer holds"):
             manifest.finish_stage(run, {"seen": 0})
         assert "filter" not in json.loads((out / "manifest.json").read_text())["stages"]
     assert json.loads((out / lock.LOCK_FILE).read_text())["token"] == "theirs"  # theirs is left alone

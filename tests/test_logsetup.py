@@ -9,7 +9,7 @@ import re
 import pytest
 import report_fixture
 
-from beam_pipelines import logsetup
+from beam_pipelines.runtime import logsetup
 
 OWN_LINE = re.compile(r"^\d\d:\d\d:\d\d (INFO|WARNING|ERROR) (sigforge|beam_pipelines|transforms)[\w.]*: ")
 
@@ -32,7 +32,7 @@ def test_libraries_at_warning_unless_verbose(restore_logging):
     assert logging.getLogger("apache_beam").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("tensorflow").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("sigforge.progress").getEffectiveLevel() == logging.INFO
-    assert logging.getLogger("beam_pipelines.options").isEnabledFor(logging.DEBUG) is False
+    assert logging.getLogger("beam_pipelines.runtime.options").isEnabledFor(logging.DEBUG) is False
 
 
 def test_benign_warnings_dropped_errors_kept():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from beam_pipelines.pipeline import run_all
+from beam_pipelines.stages.run_all import run_all
 from model import injection as model_injection
 from model.config import load_trainer_config
 from model.data import check_dataset

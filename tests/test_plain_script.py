@@ -10,7 +10,7 @@ import pathlib
 
 import numpy as np
 
-from beam_pipelines.pipeline import run_all
+from beam_pipelines.stages.run_all import run_all
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import decode_example
 from transforms.tfrecord import iter_records

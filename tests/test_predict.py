@@ -21,8 +21,8 @@ import pytest
 import tensorflow as tf
 from run_artifacts import read_scores_csv
 
-from beam_pipelines import cli
-from beam_pipelines.pipeline import run_all
+from beam_pipelines.commands import cli
+from beam_pipelines.stages.run_all import run_all
 from model import predict as predict_module
 from model.errors import DatasetError
 from model.train import train

@@ -11,8 +11,9 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import fs, progress
-from beam_pipelines.counting import Tally
+from beam_pipelines.dataset import fs
+from beam_pipelines.io import progress
+from beam_pipelines.io.counting import Tally
 from beam_pipelines.stages.runner import run_stage
 
 
@@ -73,7 +74,7 @@ def test_a_stage_longer_than_the_interval_logs_progress(tmp_path, monkeypatch, c
 
 
 def test_remote_runner_gets_no_heartbeat(tmp_path, caplog):
-    from beam_pipelines import manifest
+    from beam_pipelines.dataset import manifest
     from beam_pipelines.stages.runner import StageContext
 
     ctx = StageContext(manifest.StageRun(str(tmp_path), "build"), ["--runner=DataflowRunner"])

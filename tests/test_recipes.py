@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from beam_pipelines import cli
+from beam_pipelines.commands import cli
 from transforms.config import ConfigError, DatasetConfig, load_config, validate
 from transforms.contract import decode_example
 from transforms.recipes import REGISTRY, Recipe, get_recipe

@@ -16,7 +16,8 @@ import memfs
 import pytest
 import tensorflow as tf
 
-from beam_pipelines import fs, manifest
+from beam_pipelines.dataset import fs, manifest
+from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.stages import split
 from beam_pipelines.stages.build import run_build
 from transforms.audit import audit_dataset
@@ -116,7 +117,7 @@ def test_build_and_split_on_an_object_store(bucket, g2net_raw, tmp_path, monkeyp
     assert remote["rejected/build.csv"] == (local / "rejected" / "build.csv").read_bytes()
 
     # Existing outputs are found (they are prefixes, not objects): refused without --overwrite ...
-    with pytest.raises(manifest.StageError, match="tfrecords/"):
+    with pytest.raises(StageError, match="tfrecords/"):
         run_build(config, raw, out)
     # ... and replaced with it, dropping the now stale split.
     run_build(config, raw, out, overwrite=True)

@@ -2,9 +2,9 @@
 
 The fast tests check the profiles in run_configs/ and how ``--profile`` merges with the Beam flags after ``--``.
 The slow ones run the whole chain (build, split, analyze, normalize) on the same generated sample five ways and
-require the same dataset from each: in memory (FnApiRunner), on 2 warm worker processes (the local_multiprocess
-profile: an EXTERNAL environment served by processes kept across the pipelines), in 2 worker threads, in 2 worker
-subprocesses per pipeline (DoFns pickled to fresh processes), and through the PortableRunner against Beam's Python
+require the same dataset from each: in memory (FnApiRunner), with Beam's construction-time type check, in 2 worker
+threads, in 2 worker subprocesses per pipeline (DoFns pickled to fresh processes: the local_multiprocess
+profile), and through the PortableRunner against Beam's Python
 job service (pipeline proto, job API, Fn API over gRPC). One job service serves the module; nothing is downloaded.
 """
 
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -24,20 +22,17 @@ import pytest
 import tensorflow as tf
 from apache_beam.options.pipeline_options import DirectOptions, PortableOptions, StandardOptions, TypeOptions
 
-from beam_pipelines import cli, worker_pool
-from beam_pipelines.options import (
+from beam_pipelines.commands import cli
+from beam_pipelines.runtime.options import (
     FN_API_RUNNER,
-    WarmWorkerOptions,
     load_profile,
     make_pipeline_options,
-    warm_workers,
     with_profile,
 )
-from beam_pipelines.pipeline import run_all
+from beam_pipelines.stages.run_all import run_all
 from transforms.audit import audit_dataset
 from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.contract import example_keys
-from transforms.parallel import usable_cores
 from transforms.splitting import SPLITS
 
 PROFILES = Path(__file__).resolve().parent.parent / "run_configs"
@@ -58,31 +53,9 @@ def test_local_profiles_stay_on_the_fn_api_runner():
     assert in_memory.view_as(DirectOptions).direct_running_mode == "in_memory"
     multi = make_pipeline_options(load_profile(MULTI))
     assert multi.view_as(StandardOptions).runner == FN_API_RUNNER
-    # warm worker processes kept across the command's pipelines (issue #13, README), one per core
-    assert multi.view_as(DirectOptions).direct_running_mode == "in_memory"  # the pool's own processes, no other
-    assert multi.view_as(WarmWorkerOptions).warm_workers == 0
-    assert warm_workers(multi) == usable_cores() == multi.view_as(DirectOptions).direct_num_workers
-    assert warm_workers(make_pipeline_options(load_profile(MULTI) + ["--warm_workers=3"])) == 3
-    assert warm_workers(make_pipeline_options(load_profile(LOCAL))) is None
-
-
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        (["--warm_workers=-1"], "option 'warm_workers' must be 0"),
-        (["--warm_workers=2", "--runner=PortableRunner"], "option 'warm_workers' is for the local FnApiRunner"),
-        (["--warm_workers=2", "--direct_running_mode=multi_processing"], "leave out direct_running_mode"),
-        (["--warm_workers=2", "--direct_num_workers=3"], "option 'direct_num_workers' is set by 'warm_workers'"),
-    ],
-)
-def test_misplaced_warm_workers_are_refused_before_any_work(flags, message, tmp_path, caplog):
-    with pytest.raises(ConfigError, match=message):
-        make_pipeline_options(flags)
-    out = tmp_path / "ds"
-    argv = ["split", "--config", "run_configs/g2net.yaml", "--output", str(out), "--", *flags]
-    assert cli.main(argv) == 2
-    assert message in caplog.text and "Traceback" not in caplog.text
-    assert not out.exists()
+    # Beam's own worker processes, one per core (direct_num_workers 0)
+    assert multi.view_as(DirectOptions).direct_running_mode == "multi_processing"
+    assert multi.view_as(DirectOptions).direct_num_workers == 0
 
 
 def test_local_runs_skip_the_construction_time_type_check_unless_asked():
@@ -96,8 +69,8 @@ def test_local_runs_skip_the_construction_time_type_check_unless_asked():
 
 
 def test_command_line_flags_win_over_the_profile():
-    flags = with_profile(MULTI, ["--warm_workers=3"])
-    assert flags[-1] == "--warm_workers=3"
+    flags = with_profile(MULTI, ["--direct_num_workers=3"])
+    assert flags[-1] == "--direct_num_workers=3"
     assert make_pipeline_options(flags).view_as(DirectOptions).direct_num_workers == 3
     flags = with_profile(LOCAL, ["--direct_num_workers=2"])
     assert make_pipeline_options(flags).view_as(DirectOptions).direct_num_workers == 2
@@ -152,38 +125,10 @@ def test_cli_profile_goes_before_the_beam_args(command, monkeypatch, tmp_path):
 
     for name in ("_cmd_run", "_cmd_build", "_cmd_stage"):  # looked up when main() builds the parser
         monkeypatch.setattr(cli, name, fake_handler)
-    monkeypatch.setattr(worker_pool, "spawn_pool", lambda workers, fork=False: seen.setdefault("spawned", workers))
     argv = [command, "--config", "run_configs/g2net.yaml", "--output", str(tmp_path / "ds"), "--profile", MULTI]
     argv += ["--input", "raw"] if command in ("run", "build") else []
-    assert cli.main(argv + ["--", "--warm_workers=2"]) == 0
-    assert seen["beam_args"] == load_profile(MULTI) + ["--warm_workers=2"]
-    assert seen["spawned"] == 2  # a stage command starts its warm workers before its own work
-
-
-def test_a_warm_worker_that_does_not_serve_fails_the_command_in_one_line(g2net_raw, monkeypatch, tmp_path, caplog):
-    monkeypatch.setattr(worker_pool, "_READY", "another ready line ")  # what the worker writes no longer matches
-    argv = ["build", "--config", "run_configs/demo.yaml", "--input", str(g2net_raw), "--output", str(tmp_path / "ds")]
-    try:
-        assert cli.main([*argv, "--profile", MULTI, "--", "--warm_workers=1"]) == 2
-        assert worker_pool.pools() and all(p.returncode == 0 for pool in worker_pool.pools() for p in pool.processes)
-    finally:
-        worker_pool.stop_pools()
-    refusal = [r for r in caplog.records if r.levelname == "ERROR"]
-    assert len(refusal) == 1 and "a warm worker process wrote no ready line" in refusal[0].getMessage()
-    assert "Traceback" not in caplog.text and _warm_worker_children() == []
-    assert not (tmp_path / "ds" / "tfrecords").exists()  # nothing published
-
-
-def test_warm_workers_fork_only_from_a_single_threaded_process():
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:
-        with pytest.raises(RuntimeError, match="forked only from a single-threaded process"):
-            worker_pool.WorkerPool(1).fork()
-    finally:
-        release.set()
-        other.join()
+    assert cli.main(argv + ["--", "--direct_num_workers=2"]) == 0
+    assert seen["beam_args"] == load_profile(MULTI) + ["--direct_num_workers=2"]
 
 
 def test_cli_refuses_an_unfilled_profile_before_any_work(tmp_path, caplog):
@@ -279,20 +224,6 @@ def _norm_examples(out: Path, split: str) -> dict[str, dict]:
     return {e["uid"].decode(): e for e in parsed.as_numpy_iterator()}
 
 
-def _warm_worker_children() -> list[int]:
-    """Processes of this one running ``beam_pipelines.worker_pool`` (zombies, already ended, excluded)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError):
-            continue
-        if int(stat[1]) == os.getpid() and stat[0] != "Z" and b"beam_pipelines.worker_pool" in command:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture(scope="module")
 def in_memory(g2net_raw, tmp_path_factory):
     return _run_chain(g2net_raw, tmp_path_factory.mktemp("runner_in_memory") / "ds", load_profile(LOCAL))
@@ -309,60 +240,20 @@ def test_in_memory_chain_passes_audit(in_memory):
             assert len(list(csv.DictReader(path.open()))) <= limit, path
 
 
-def _processes_naming(text: str) -> list[int]:
-    """Live processes whose command line contains ``text`` (a forked worker keeps its command's)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if text.encode() in (entry / "cmdline").read_bytes() and "Z" not in (entry / "stat").read_text()[-60:]:
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _run_forked_chain(raw, out: Path) -> Path:
-    """The chain as the ``sigforge`` executable runs it with the local_multiprocess profile: it forks its warm
-    workers once everything is loaded (``cli.main``, ``WorkerPool.fork``)."""
-    command = [sys.executable, "-m", "beam_pipelines.cli", "run", "--config", "run_configs/demo.yaml"]
-    command += ["--input", str(raw), "--output", str(out), "--no-report"]
-    command += [arg for override in CHAIN_OVERRIDES for arg in ("--set", override)]
-    command += ["--profile", MULTI, "--", "--warm_workers=2"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert "starting 2 warm worker processes (forked from this one" in done.stderr
-    assert "ended with exit code" not in done.stderr  # each worker ended by its lifeline (worker_pool.stop)
-    assert _processes_naming(str(out)) == []  # the command waited for its workers
-    return out
-
-
-MODES = ["type_checked", "warm_workers", "forked_warm_workers", "multi_threading", "multi_processing", "portable"]
+MODES = ["type_checked", "multi_threading", "multi_processing", "portable"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_other_runner_gives_the_same_dataset(mode, in_memory, g2net_raw, tmp_path, request):
-    if mode == "warm_workers":  # the local_multiprocess profile in a process that may run threads: spawned
-        beam_args = with_profile(MULTI, ["--warm_workers=2"])
-    elif mode in ("multi_threading", "multi_processing"):  # Beam's own worker threads or processes
+    if mode in ("multi_threading", "multi_processing"):  # Beam's own worker threads or processes
         beam_args = [f"--direct_running_mode={mode}", "--direct_num_workers=2"]
     elif mode == "portable":
         beam_args = with_profile(PORTABLE, [f"--job_endpoint={request.getfixturevalue('job_endpoint')}"])
     elif mode == "type_checked":  # in memory with Beam's construction-time type check, which local runs skip
         beam_args = ["--pipeline_type_check"]
-    try:
-        if mode == "forked_warm_workers":  # the executable with the local_multiprocess profile
-            out = _run_forked_chain(g2net_raw, tmp_path / "ds")
-        else:
-            out = _run_chain(g2net_raw, tmp_path / "ds", beam_args)
-        reference = in_memory
-        processes = [p for pool in worker_pool.pools() for p in pool.processes]
-        assert len(processes) == (2 if mode == "warm_workers" else 0)
-        assert len(_warm_worker_children()) == len(processes)
-    finally:
-        worker_pool.stop_pools()  # the warm processes would otherwise live as long as this test process
-    assert [p.returncode for p in processes] == [0] * len(processes)  # ended by their lifeline, not killed
-    assert _warm_worker_children() == []
+    out = _run_chain(g2net_raw, tmp_path / "ds", beam_args)
+    reference = in_memory
     assert audit_dataset(str(out), group_column="source_id") == []
     assert _stage_counts(out) == _stage_counts(reference)
     # Same uids in every split with the same data-table rows; raw and split examples byte for byte.

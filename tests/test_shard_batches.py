@@ -13,10 +13,10 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import progress
-from beam_pipelines.counting import Several, Tally, weight
-from beam_pipelines.rejects import COLUMNS
-from beam_pipelines.shards import (
+from beam_pipelines.io import progress
+from beam_pipelines.io.counting import Several, Tally, weight
+from beam_pipelines.io.rejects import COLUMNS
+from beam_pipelines.io.shards import (
     ShardBatch,
     ShardRecord,
     WriteShards,

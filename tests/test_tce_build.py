@@ -17,7 +17,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import cli
+from beam_pipelines.commands import cli
 from beam_pipelines.stages import analyze, normalize, split
 from beam_pipelines.stages.build import run_build
 from transforms import audit

@@ -17,10 +17,10 @@ import apache_beam as beam
 import numpy as np
 from pydantic import Field
 
+from beam_pipelines.io.inputs import csv_source, parse_csv_line
+from beam_pipelines.io.rejects import REJECTED, reject
+from beam_pipelines.io.shards import ReadWholeFiles, ShardRecord, read_table_lines
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
-from beam_pipelines.recipes.inputs import csv_source, parse_csv_line
-from beam_pipelines.rejects import REJECTED, reject
-from beam_pipelines.shards import ReadWholeFiles, ShardRecord, read_table_lines
 from transforms.config import _Strict
 from transforms.contract import LABEL, TARGET_ID, UID, RejectedInput, encode_example
 from transforms.recipes.base import AnalysisPass, default_check_train_split

@@ -20,7 +20,7 @@ manifest are audited; the others are skipped (logged at INFO). For each audited 
 
 Uids, targets and groups come from the data tables (one small row per example), which are themselves checked
 against the records. All file access goes through an injected ``fs``
-(:class:`FileAccess`): ``sigforge audit`` passes ``beam_pipelines.fs`` (Beam), the trainer the default
+(:class:`FileAccess`): ``sigforge audit`` passes ``beam_pipelines.dataset.fs`` (Beam), the trainer the default
 ``transforms.gfile_io`` (``tf.io.gfile``).
 """
 
@@ -73,7 +73,7 @@ _REJECTED_CSV = {s: rel for s, outs in STAGE_OUTPUTS.items() for rel in outs if 
 
 
 class FileAccess(Protocol):
-    """The file reads of the audit; the ``beam_pipelines.fs`` and ``transforms.gfile_io`` modules satisfy it.
+    """The file reads of the audit; the ``beam_pipelines.dataset.fs`` and ``transforms.gfile_io`` modules satisfy it.
 
     ``exists`` is true for a file and for a folder (on object stores: when any object lies below it);
     ``glob`` and ``list_tree`` (every file below a folder, recursively; none for a missing folder) return sorted

@@ -10,7 +10,8 @@ module streams every record of every shard:
 - statistics: every ``OUT/stats/*.npz`` array finite and every array whose name ends in ``std`` positive.
 
 ``scan_shard`` is the per-shard unit of work: ``sigforge audit`` maps it over shards in-process or, with
-``--beam``, in a Beam pipeline (``beam_pipelines/audit.py``); the trainer's pre-flight check uses the same code.
+``--beam``, in a Beam pipeline (``beam_pipelines/commands/audit.py``); the trainer's pre-flight check uses the
+same code.
 """
 
 from __future__ import annotations

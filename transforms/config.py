@@ -20,9 +20,13 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from transforms.errors import SigforgeError
 
-class ConfigError(ValueError):
+
+class ConfigError(SigforgeError, ValueError):
     """A config file or override is invalid; the message names the offending key."""
+
+    code = "config"
 
 
 class _Strict(BaseModel):

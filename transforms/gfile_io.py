@@ -1,6 +1,6 @@
 """File reads through ``tf.io.gfile`` (local paths, ``gs://`` and every scheme TensorFlow knows).
 
-This module satisfies ``transforms.audit.FileAccess``, as ``beam_pipelines.fs`` does over Beam ``FileSystems``;
+This module satisfies ``transforms.audit.FileAccess``, as ``beam_pipelines.dataset.fs`` does over Beam ``FileSystems``;
 the trainer, which has TensorFlow but no Beam, audits datasets through it.
 """
 

@@ -22,9 +22,10 @@ import tensorflow_transform.beam as tft_beam
 from apache_beam.metrics import Metrics
 from tfx_bsl.public import tfxio
 
-from beam_pipelines import fs, manifest
-from beam_pipelines.counting import Counts, Tally
-from beam_pipelines.shards import ReadWholeFiles, shard_glob
+from beam_pipelines.dataset import fs, manifest
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.io.counting import Counts, Tally
+from beam_pipelines.io.shards import ReadWholeFiles, shard_glob
 from beam_pipelines.stages.outliers import ScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
@@ -177,7 +178,7 @@ def run_analyze(
     if "split" in stages:
         problem = recipe.check_train_split(config, train_split)
         if problem is not None:
-            raise manifest.StageError(f"{out}: {problem}")
+            raise StageError(f"{out}: {problem}")
     pattern = shard_glob(fs.join(out, SPLIT_DIR, "train"), "train")
     source = raw_tfxio(pattern, recipe.raw_feature_spec(config))
     cap = config.analyze.max_examples_per_group
@@ -262,12 +263,12 @@ def check_stats(summary: dict[str, Any]) -> None:
     """The analyze stage's own output check: statistics finite, and every standard deviation it reports
     (a summary key ending in ``std``) strictly positive; StageError before anything is published."""
     if not summary.get("finite", False):
-        raise manifest.StageError("analyze: the train statistics are not finite (NaN/inf); nothing was published")
+        raise StageError("analyze: the train statistics are not finite (NaN/inf); nothing was published")
     check_analyzed_counts(summary)
     for key, value in summary.items():
         numbers = list(value.values()) if isinstance(value, dict) else value
         if key.endswith("std") and not (np.asarray(numbers, dtype=np.float64) > 0).all():
-            raise manifest.StageError(
+            raise StageError(
                 f"analyze: statistic '{key}' = {value} is not positive (degenerate train data); nothing was published"
             )
 
@@ -283,7 +284,7 @@ def check_analyzed_counts(summary: dict[str, Any]) -> None:
     expected = train - summary.get("stats_outliers_excluded", 0)
     capped = summary.get("max_examples_per_group") is not None
     if summary.get("guard_read") is not None and summary["guard_read"] != train:
-        raise manifest.StageError(
+        raise StageError(
             f"analyze: the outlier guard read {summary['guard_read']} train examples, the split holds {train} "
             "(the runner lost or repeated elements); nothing was published"
         )
@@ -296,6 +297,6 @@ def check_analyzed_counts(summary: dict[str, Any]) -> None:
         elif (seen["handed"] > expected) if capped else (seen["handed"] != expected):
             problem = f"analyzed {seen['handed']} examples, expected {'at most ' if capped else ''}{expected}"
         if problem:
-            raise manifest.StageError(
+            raise StageError(
                 f"analyze: pass '{name}' {problem} (the runner lost or repeated elements); nothing was published"
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beam_pipelines import fs
+from beam_pipelines.dataset import fs
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import RAW_DIR

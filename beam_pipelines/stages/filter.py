@@ -26,10 +26,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from beam_pipelines import fs, manifest
-from beam_pipelines.counting import SUMMARY_FILE, Counts, Tally, WriteSummary
-from beam_pipelines.rejects import REJECTED, WriteRejected, reject
-from beam_pipelines.shards import (
+from beam_pipelines.dataset import fs, manifest
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.io.counting import SUMMARY_FILE, Counts, Tally, WriteSummary
+from beam_pipelines.io.rejects import REJECTED, WriteRejected, reject
+from beam_pipelines.io.shards import (
     ReadTableRowsByFolder,
     ReadWholeFiles,
     ShardRecord,
@@ -204,7 +205,7 @@ def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
     conditions = config.filter.conditions
     stages = manifest.read_manifest(out).get("stages", {})
     if "normalize" not in stages:
-        raise manifest.StageError(
+        raise StageError(
             f"stage 'filter' needs the 'normalize' stage's output in {out}, but the manifest has no 'normalize' "
             "entry; run `sigforge normalize` first"
         )
@@ -213,7 +214,7 @@ def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
     for split in splits:
         folder = fs.join(out, INPUT_DIR, split)
         if not fs.glob(shard_glob(folder, norm_prefix(split))):
-            raise manifest.StageError(f"no {norm_prefix(split)} shards in {folder}; rerun `sigforge normalize`")
+            raise StageError(f"no {norm_prefix(split)} shards in {folder}; rerun `sigforge normalize`")
         header = table_columns(folder)
         filtering.validate_conditions(conditions, header, f"{INPUT_DIR}/{split}")
         sample = _first_table_rows(folder)

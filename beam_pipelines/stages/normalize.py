@@ -23,10 +23,10 @@ from apache_beam.metrics import Metrics
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 
-from beam_pipelines import fs, manifest
-from beam_pipelines.counting import Tally
-from beam_pipelines.manifest import StageError
-from beam_pipelines.shards import (
+from beam_pipelines.dataset import fs, manifest
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.io.counting import Tally
+from beam_pipelines.io.shards import (
     ReadWholeFiles,
     ShardRecord,
     WriteShards,

@@ -17,7 +17,7 @@ import math
 
 import apache_beam as beam
 
-from beam_pipelines.counting import Tally
+from beam_pipelines.io.counting import Tally
 from transforms.contract import example_keys
 
 BINS_PER_DECADE = 20

@@ -17,10 +17,12 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
-from beam_pipelines import fs, manifest, progress, worker_pool
-from beam_pipelines.counting import SUMMARY_FILE, Counts, WriteSummary
-from beam_pipelines.lock import dataset_lock
-from beam_pipelines.options import FN_API_RUNNER, make_pipeline_options
+from beam_pipelines.dataset import fs, manifest
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.dataset.lock import dataset_lock, verify
+from beam_pipelines.io import progress
+from beam_pipelines.io.counting import SUMMARY_FILE, Counts, WriteSummary
+from beam_pipelines.runtime.options import FN_API_RUNNER, make_pipeline_options
 
 _LOG = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ class StageContext:
             if self.local
             else contextlib.nullcontext()
         )
-        with monitor, worker_pool.local_or_pool_pipeline(self.beam_args) as pipeline:
+        with monitor, beam.Pipeline(options=make_pipeline_options(self.beam_args)) as pipeline:
             if not tft:
                 yield pipeline
                 return
@@ -87,7 +89,7 @@ def check_read_all(what: str, seen: int, expected: int | None, source: str) -> N
     """StageError unless ``what`` read as many examples (``seen``) as ``source`` wrote (``expected``; None: no
     count to compare with): a runner that lost or repeated elements stops the stage before it publishes."""
     if expected is not None and seen != expected:
-        raise manifest.StageError(
+        raise StageError(
             f"{what} read {seen} examples, {source} wrote {expected} (the runner lost or repeated elements); "
             "nothing was published"
         )
@@ -106,7 +108,8 @@ def run_stage(
 ) -> dict[str, Any]:
     """Runs ``work`` as stage ``stage`` on the dataset folder ``out`` and returns the updated manifest.
 
-    The stage holds the folder's exclusive lock (``beam_pipelines/lock.py``; re-entrant inside ``sigforge run``).
+    The stage holds the folder's exclusive lock (``beam_pipelines/dataset/lock.py``; re-entrant inside
+    ``sigforge run``).
     ``config`` (a DatasetConfig) is the config the stage runs with: build records it in the manifest as resolved
     (``config``); every stage records its ``config_sha256`` and, after build, its ``config_changes`` against the
     build's (``manifest.stage_config_entry``), so a stage rerun with other ``--set`` values says so.
@@ -117,7 +120,7 @@ def run_stage(
     resolved = config.model_dump(mode="json") if config is not None else None
     with dataset_lock(out, f"sigforge {stage}"):
         recorded = manifest.stage_config_entry(out, stage, resolved) if resolved is not None else {}
-        run = manifest.begin_stage(out, stage, overwrite, requires=requires)
+        run = manifest.begin_stage(out, stage, overwrite, requires=requires, owner_check=lambda: verify(out))
         started = time.monotonic()
         summary = work(StageContext(run, beam_args))
         fs.delete_tree(run.tmp_path("tft_tmp"))

@@ -11,9 +11,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from beam_pipelines import fs, manifest
-from beam_pipelines.counting import Counts, Tally
-from beam_pipelines.shards import (
+from beam_pipelines.dataset import fs, manifest
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.io.counting import Counts, Tally
+from beam_pipelines.io.shards import (
     ReadWholeFiles,
     ShardRecord,
     WriteShards,
@@ -134,4 +135,4 @@ def check_split(summary: dict[str, Any]) -> None:
     """The split stage's own check: it read every example build wrote, and wrote every example it read."""
     check_read_all("split:", summary["seen"], summary.get("in_build"), "the build stage")
     if summary["seen"] != summary["written"]:
-        raise manifest.StageError(f"split: read {summary['seen']} examples but wrote {summary['written']}")
+        raise StageError(f"split: read {summary['seen']} examples but wrote {summary['written']}")

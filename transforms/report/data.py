@@ -1,7 +1,7 @@
 """What the report reads from a dataset folder: the manifest, data tables per split, and a few examples.
 
 All reads go through the injected file API (``ReportFiles``: ``transforms.audit.FileAccess`` plus writes), so the
-report works on any filesystem the caller's API reaches (``beam_pipelines.fs``: local, ``gs://``, ...).
+report works on any filesystem the caller's API reaches (``beam_pipelines.dataset.fs``: local, ``gs://``, ...).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from transforms.tfrecord import iter_records
 
 
 class ReportFiles(FileAccess, Protocol):
-    """The audit's reads plus the two writes the report needs (``beam_pipelines.fs`` satisfies it)."""
+    """The audit's reads plus the two writes the report needs (``beam_pipelines.dataset.fs`` satisfies it)."""
 
     def makedirs(self, path: str) -> None: ...
     def write_bytes(self, path: str, data: bytes) -> None: ...

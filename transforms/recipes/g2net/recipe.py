@@ -68,10 +68,10 @@ class G2NetRecipe:
     name = "g2net"
     summary = "G2Net gravitational-wave strain: .npy (detectors x samples) + labels CSV; bandpass, PSD whitening"
     config_class = G2NetConfig
-    build_transform = "beam_pipelines.recipes.g2net:BuildG2Net"
+    build_transform = "beam_pipelines.recipes.g2net.build:BuildG2Net"
     cap_group_columns = ("target_id",)
     default_trainer_config = "run_configs/train_g2net.yaml"
-    baselines = {"matched-filter": "beam_pipelines.recipes.g2net_baseline"}
+    baselines = {"matched-filter": "beam_pipelines.recipes.g2net.baseline"}
     serving = G2NetServing()
 
     def raw_feature_spec(self, config: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ class TceRecipe:
     name = "tce"
     summary = "Kepler/TESS light curves (FITS) + TCE table: per-transit windows or phase-folded views per TCE"
     config_class = TceConfig
-    build_transform = "beam_pipelines.recipes.tce:BuildTce"
+    build_transform = "beam_pipelines.recipes.tce.build:BuildTce"
     cap_group_columns = ("target_id", TCE_UID)
     default_trainer_config = "run_configs/train_tce.yaml"
     baselines: dict[str, str] = {}

@@ -17,12 +17,12 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from beam_pipelines import fs
-from beam_pipelines.counting import Tally
+from beam_pipelines.dataset import fs
+from beam_pipelines.io.counting import Tally
+from beam_pipelines.io.inputs import SEEN, CsvSource, ReadCsvRows, csv_source, parse_csv_line
+from beam_pipelines.io.rejects import REJECTED, guarded, reject
+from beam_pipelines.io.shards import ShardRecord
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
-from beam_pipelines.recipes.inputs import SEEN, CsvSource, ReadCsvRows, csv_source, parse_csv_line
-from beam_pipelines.rejects import REJECTED, guarded, reject
-from beam_pipelines.shards import ShardRecord
 from transforms import parallel
 from transforms.config import ConfigError
 from transforms.contract import STRAIN, encode_example, sample_id

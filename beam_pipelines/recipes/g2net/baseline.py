@@ -20,7 +20,7 @@ Output in SCORES_DIR (written to ``SCORES_DIR.tmp_baseline`` and renamed when co
 The bank is placed (and, with ``--psd estimated``, the PSD averaged over the label-0 files) on the driver; the
 scoring is a Beam pipeline (``ScoreSamples``: a PTransform from ``RawSample`` to score rows, one ``MatchedFilter``
 per worker built in ``DoFn.setup``), so a large set spreads over the runner's workers (``--workers N`` runs N
-local processes). IO goes through ``beam_pipelines.fs``, so ``gs://`` paths work. Each bad input (unreadable
+local processes). IO goes through ``beam_pipelines.dataset.fs``, so ``gs://`` paths work. Each bad input (unreadable
 or wrong-shape ``.npy``, NaNs, a file without a label, a label without a file, a bad label) is logged with its
 id and reason, written to ``rejected.csv`` and counted; the rest are scored.
 """
@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from beam_pipelines import fs
-from beam_pipelines.manifest import StageError
-from beam_pipelines.recipes.g2net_scoring import (
+from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.recipes.g2net.scoring import (
     SCORE_COLUMNS,
     RawSample,
     Rejection,

@@ -28,16 +28,12 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from beam_pipelines import fs
-from beam_pipelines.manifest import StageError
+from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.errors import DatasetLocked
 
 LOCK_FILE = ".sigforge.lock"
 _HELD: dict[tuple[str, int], tuple[str, int]] = {}  # (lock path, thread id) -> (token, depth)
 _CREATED: dict[tuple[str, int], list[str]] = {}  # (lock path, thread id) -> local folders the lock created
-
-
-class DatasetLocked(StageError):
-    """Another run holds the dataset folder's lock."""
 
 
 def lock_path(out: str) -> str:

@@ -1,18 +1,17 @@
 """``make demo``: sample data -> every stage (FnApiRunner) -> audit -> a short training run, then where it all is.
 
-python -m beam_pipelines.demo --out demo_out --n 1200
+python -m beam_pipelines.commands.demo --out demo_out --n 1200
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import sys
 import time
 
-from beam_pipelines.cli import finish  # before any third-party import: its exit handler must run last
+from beam_pipelines.runtime import process  # before any third-party import: its exit handler must run last
 
 _LOG = logging.getLogger("sigforge.demo")
 
@@ -25,21 +24,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="training epochs of the short demo run")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, libraries included")
     args = parser.parse_args(argv)
-    from beam_pipelines.logsetup import configure_logging, import_tensorflow_quietly
+    from beam_pipelines.runtime.logsetup import configure_logging, import_tensorflow_quietly
 
     configure_logging(args.verbose)
     if not args.verbose:
         import_tensorflow_quietly()
 
-    from beam_pipelines import fs
-    from beam_pipelines.pipeline import run_all
+    from beam_pipelines.dataset import fs
+    from beam_pipelines.stages.run_all import run_all
     from transforms.audit import audit_dataset
     from transforms.config import DatasetConfig, load_config
     from transforms.recipes.g2net import sample as gw_sample
 
-    if __name__ == "__main__":  # as cli.entry: later collections skip what the imports loaded
-        gc.freeze()
-        gc.enable()
+    if __name__ == "__main__":  # as the sigforge executable (runtime/process.py)
+        process.freeze_loaded_objects()
 
     started = time.monotonic()
     raw, dataset, runs = (os.path.join(args.out, name) for name in ("raw", "dataset", "runs"))
@@ -51,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(DatasetConfig, "run_configs/demo.yaml")
     run_all(config, raw, dataset)
 
-    from beam_pipelines.report import run_report
+    from beam_pipelines.commands.report import run_report
 
     report = run_report(dataset)
 
@@ -108,5 +106,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    gc.disable()  # until main's imports are done (see cli.entry)
-    finish(main())
+    process.defer_collection()
+    process.finish(main())

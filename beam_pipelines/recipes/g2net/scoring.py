@@ -4,7 +4,7 @@
 ``injections.csv``) into ``RawSample`` records and ``Rejection`` rows; ``ScoreSamples`` maps a PCollection of
 ``RawSample`` to score rows (``SCORE_COLUMNS``) and rejections, one ``MatchedFilter`` per worker (built in
 ``DoFn.setup``); ``score_with_beam`` runs it locally for ``sigforge baseline matched-filter``
-(``beam_pipelines.recipes.g2net_baseline``).
+(``beam_pipelines.recipes.g2net.baseline``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from beam_pipelines import fs
-from beam_pipelines.manifest import StageError
-from beam_pipelines.options import make_pipeline_options
+from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.runtime.options import make_pipeline_options
 from transforms.recipes.g2net import matched_filter as mf
 from transforms.recipes.g2net import strain as strain_lib
 

@@ -27,8 +27,8 @@ import uuid
 
 import apache_beam as beam
 
-from beam_pipelines import fs
-from beam_pipelines.counting import weight
+from beam_pipelines.dataset import fs
+from beam_pipelines.io.counting import weight
 
 _LOG = logging.getLogger("sigforge.progress")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import logging
 
-from beam_pipelines import fs
-from beam_pipelines.manifest import StageError
+from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.errors import StageError
 from transforms.contract import MANIFEST
 from transforms.report.page import write_report
 from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD, dataset_skew

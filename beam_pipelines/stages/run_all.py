@@ -6,8 +6,9 @@ import logging
 import time
 from typing import Any
 
-from beam_pipelines import fs, manifest
-from beam_pipelines.lock import dataset_lock
+from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.dataset.lock import dataset_lock
 from beam_pipelines.stages.analyze import check_analyze_config, run_analyze
 from beam_pipelines.stages.build import plan_build, run_build
 from beam_pipelines.stages.normalize import run_normalize
@@ -26,7 +27,7 @@ def run_all(
     plan_build(config, input_dir)  # and those decidable from a cheap look at the inputs, before the lock's file
     with dataset_lock(out, "sigforge run"):  # the stages re-take it: one holder for the whole run
         if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
-            raise manifest.StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
+            raise StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
         return _run_stages(config, input_dir, out, beam_args, overwrite)
 
 

@@ -12,19 +12,17 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from beam_pipelines import fs
+from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.errors import StageError
 from transforms.contract import MANIFEST, REPORT_DIR, STAGE_OUTPUTS, STAGES
 
 _LOG = logging.getLogger(__name__)
 
 _VERSIONED = ("sigforge", "apache-beam", "tensorflow", "tensorflow-transform", "tfx-bsl", "numpy", "scipy")
-
-
-class StageError(RuntimeError):
-    """A stage cannot run on this output folder (missing input, existing output without --overwrite)."""
 
 
 def package_versions() -> dict[str, str]:
@@ -58,7 +56,14 @@ class StageRun:
 
     out: str
     stage: str
+    owner_check: Callable[[], None] | None = None
     tmp: str = field(init=False)
+
+    def check_owner(self) -> None:
+        """Raises (the lock's DatasetLocked) unless this run still owns ``out``: called before deleting and
+        before publishing, so a run that lost the folder changes nothing."""
+        if self.owner_check is not None:
+            self.owner_check()
 
     def __post_init__(self) -> None:
         self.tmp = fs.join(self.out, f".tmp_{self.stage}")
@@ -70,13 +75,21 @@ class StageRun:
         return fs.join(self.out, relative.rstrip("/"))
 
 
-def begin_stage(out: str, stage: str, overwrite: bool, requires: str | None = None) -> StageRun:
+def begin_stage(
+    out: str,
+    stage: str,
+    overwrite: bool,
+    requires: str | None = None,
+    owner_check: Callable[[], None] | None = None,
+) -> StageRun:
     """Checks that ``stage`` may run on ``out`` and returns a clean temporary folder for it.
 
     Raises StageError before any work when the required previous stage is missing, or when this stage's
     output exists and ``overwrite`` is false. With ``overwrite`` the stage's and all later stages' outputs
-    and manifest entries are removed, since they would be stale.
+    and manifest entries are removed, since they would be stale. ``owner_check`` (the stage runner passes the
+    folder lock's ``verify``) runs before anything is deleted and before the stage publishes.
     """
+    run = StageRun(out, stage, owner_check)
     manifest = read_manifest(out)
     if requires is not None and requires not in manifest.get("stages", {}):
         raise StageError(
@@ -89,9 +102,7 @@ def begin_stage(out: str, stage: str, overwrite: bool, requires: str | None = No
         shown = ", ".join(existing) or f"manifest entry '{stage}'"
         raise StageError(f"{out} already has the '{stage}' output ({shown}); pass --overwrite to replace it")
     if overwrite:
-        from beam_pipelines.lock import verify  # lock imports this module
-
-        verify(out)  # still ours: nothing is deleted by a run that lost the folder's lock
+        run.check_owner()  # still ours: nothing is deleted by a run that lost the folder's lock
         doomed = [fs.join(out, rel.rstrip("/")) for name in later for rel in STAGE_OUTPUTS[name]]
         doomed.append(fs.join(out, REPORT_DIR))  # describes the replaced stages: stale from here on
         _check_can_replace(out, [path for path in doomed if fs.exists(path)])
@@ -101,7 +112,6 @@ def begin_stage(out: str, stage: str, overwrite: bool, requires: str | None = No
             write_manifest(out, manifest)
         for path in doomed:
             fs.delete_tree(path)
-    run = StageRun(out, stage)
     fs.delete_tree(run.tmp)
     fs.makedirs(run.tmp)
     return run
@@ -159,10 +169,8 @@ def stage_config_entry(out: str, stage: str, config: dict[str, Any]) -> dict[str
 
 def finish_stage(run: StageRun, summary: dict[str, Any], config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Publishes the stage's outputs from its temporary folder and records ``summary`` in the manifest (after
-    checking that this run still holds the folder's lock, ``lock.verify``)."""
-    from beam_pipelines.lock import verify  # lock imports this module
-
-    verify(run.out)
+    checking that this run still owns the folder, ``StageRun.check_owner``)."""
+    run.check_owner()
     for rel in STAGE_OUTPUTS[run.stage]:
         src = run.tmp_path(rel)
         if not fs.exists(src):

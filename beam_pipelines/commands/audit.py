@@ -14,8 +14,8 @@ import uuid
 
 import apache_beam as beam
 
-from beam_pipelines import fs
-from beam_pipelines.worker_pool import local_or_pool_pipeline
+from beam_pipelines.dataset import fs
+from beam_pipelines.runtime.options import make_pipeline_options
 from transforms import audit, audit_values
 from transforms.audit_values import ShardScan, scan_shard
 
@@ -41,7 +41,7 @@ class BeamScanner:
         if not paths:
             return []
         prefix = fs.join(self._work_dir, f"audit-{uuid.uuid4().hex}")
-        with local_or_pool_pipeline(self._beam_args) as pipeline:
+        with beam.Pipeline(options=make_pipeline_options(self._beam_args)) as pipeline:
             _ = (
                 pipeline
                 | "Paths" >> beam.Create(paths)

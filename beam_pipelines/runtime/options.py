@@ -1,9 +1,8 @@
 """Beam pipeline options: runner profiles, user options passed through, and never a Prism download locally.
 
 Beam's default ``DirectRunner`` first tries the Prism runner, which downloads a binary. sigforge maps "no
-runner given" and ``--runner=DirectRunner`` to the in-process ``FnApiRunner`` (in memory; on sigforge's warm
-worker processes with ``--warm_workers=N``, ``worker_pool.py``; or Beam's own workers with
-``--direct_running_mode=multi_processing|multi_threading --direct_num_workers=N``). Every other option and
+runner given" and ``--runner=DirectRunner`` to the in-process ``FnApiRunner`` (in memory, or Beam's own
+workers with ``--direct_running_mode=multi_processing|multi_threading --direct_num_workers=N``). Every other option and
 runner (Dataflow, Flink, Portable) goes to Beam exactly as given.
 
 A *runner profile* (``run_configs/local.yaml``, ``local_multiprocess.yaml``, ``portable.yaml``,
@@ -31,7 +30,6 @@ import logging
 import re
 
 from apache_beam.options.pipeline_options import (
-    DirectOptions,
     PipelineOptions,
     SetupOptions,
     StandardOptions,
@@ -49,20 +47,6 @@ PLACEHOLDER = "CHANGE_ME"
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 OptionValue = str | int | float | bool | list[str | int | float]
-
-
-class WarmWorkerOptions(PipelineOptions):
-    """sigforge's option for the local FnApiRunner: warm worker processes kept across a command's pipelines."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument(
-            "--warm_workers",
-            type=int,
-            default=None,
-            help="sigforge, local FnApiRunner only: run every pipeline of the command on N worker processes "
-            "started once and kept warm (TensorFlow loaded); 0 means one per core (beam_pipelines/worker_pool.py)",
-        )
 
 
 class RunnerProfile(BaseModel):
@@ -144,28 +128,6 @@ def with_profile(path: str | None, beam_args: list[str] | None = None) -> list[s
     return flags
 
 
-def warm_workers(options: PipelineOptions) -> int | None:
-    """The number of warm worker processes the options ask for (``--warm_workers``; 0 = one per core), or None.
-
-    ConfigError, naming the option, when it is negative, set for a runner other than the local FnApiRunner, or
-    set beside a ``direct_running_mode`` other than in_memory (which would start workers of its own)."""
-    requested = options.view_as(WarmWorkerOptions).warm_workers
-    if requested is None:
-        return None
-    if requested < 0:
-        raise ConfigError(f"option 'warm_workers' must be 0 (one per core) or a number of processes, got {requested}")
-    if options.view_as(StandardOptions).runner != FN_API_RUNNER:
-        raise ConfigError("option 'warm_workers' is for the local FnApiRunner; leave it out for remote runners")
-    mode = options.view_as(DirectOptions).direct_running_mode
-    if mode != "in_memory":
-        raise ConfigError(
-            f"option 'warm_workers' starts its own worker processes; leave out direct_running_mode={mode}"
-        )
-    from transforms.parallel import usable_cores
-
-    return requested or usable_cores()
-
-
 def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions:
     """Builds ``PipelineOptions`` from raw Beam flags, forcing the FnApiRunner for local runs."""
     flags = list(beam_args or [])
@@ -184,12 +146,4 @@ def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions
             options.view_as(TypeOptions).pipeline_type_check = False
     # Workers on remote runners need the main session's imports only through setup.py, never pickled state.
     options.view_as(SetupOptions).save_main_session = False
-    workers = warm_workers(options)
-    if workers is not None:
-        if _overrides("direct_num_workers", flags):
-            raise ConfigError(
-                "option 'direct_num_workers' is set by 'warm_workers' (its processes are the workers); give the "
-                "count as --warm_workers=N"
-            )
-        options.view_as(DirectOptions).direct_num_workers = workers
     return options

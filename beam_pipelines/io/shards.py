@@ -25,7 +25,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from beam_pipelines import fs
+from beam_pipelines.dataset import fs
 from transforms import csv_rows
 from transforms.contract import (
     BASE_COLUMNS,

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 
-from beam_pipelines import fs
-from beam_pipelines.shards import ShardBatch
+from beam_pipelines.dataset import fs
+from beam_pipelines.io.shards import ShardBatch
 
 SUMMARY_FILE = "_summary.json"
 

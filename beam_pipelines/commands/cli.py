@@ -17,8 +17,6 @@ Without ``--runner`` sigforge runs locally on Beam's FnApiRunner (never the Pris
 from __future__ import annotations
 
 import argparse
-import atexit
-import gc
 import importlib
 import logging
 import os
@@ -27,6 +25,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from beam_pipelines.runtime import process  # first: its exit handler must run last
 from transforms.recipes import REGISTRY
 
 _LOG = logging.getLogger("sigforge")
@@ -250,30 +249,30 @@ def _log_stage(name: str, stage: dict, out: str) -> None:
 
 
 def _cmd_run(args, beam_args: list[str]) -> int:
-    from beam_pipelines.pipeline import run_all
+    from beam_pipelines.stages.run_all import run_all
 
     config = _load_dataset_config(args)
     run_all(config, args.input, args.output, beam_args, overwrite=args.overwrite)
     if not args.no_report:
-        from beam_pipelines.report import run_report
+        from beam_pipelines.commands.report import run_report
 
         run_report(args.output)
     return 0
 
 
 def _cmd_report(args, beam_args: list[str]) -> int:
-    from beam_pipelines.report import run_report
+    from beam_pipelines.commands.report import run_report
 
     run_report(args.out, args.skew_threshold, args.skew_alpha)
     return 0
 
 
 def _cmd_audit(args, beam_args: list[str]) -> int:
-    from beam_pipelines.audit import run_audit
+    from beam_pipelines.commands.audit import run_audit
 
     code = run_audit(args.out, group_column=args.group_column, beam=args.beam, beam_args=beam_args)
     if args.skew:
-        from beam_pipelines.report import run_skew_check
+        from beam_pipelines.commands.report import run_skew_check
 
         code = max(code, run_skew_check(args.out, args.skew_threshold, args.skew_alpha))
     return code
@@ -349,14 +348,6 @@ def _cmd_build(args, beam_args: list[str]) -> int:
 
 # Commands that load TensorFlow anyway: imported up front, without its C++ start-up lines (logsetup).
 _TF_COMMANDS = frozenset(("run", "build", "report", "audit", *STAGE_HELP))
-_STAGE_COMMANDS = frozenset(("run", "build", *STAGE_HELP))
-
-
-def _warm_workers(beam_args: list[str]) -> int | None:
-    """How many warm worker processes ``--warm_workers`` asks for, if any (ConfigError when it is misplaced)."""
-    from beam_pipelines.options import make_pipeline_options, warm_workers
-
-    return warm_workers(make_pipeline_options(beam_args))
 
 
 class _UsageError(ValueError):
@@ -375,34 +366,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         (own_args, beam_args), delegated = _split_beam_args(argv), []
     args = build_parser().parse_args(own_args)
     args.delegated_args = delegated
-    from beam_pipelines.logsetup import configure_logging, import_tensorflow_quietly
+    from beam_pipelines.runtime.logsetup import configure_logging, import_tensorflow_quietly
 
     configure_logging(args.verbose)
-    from beam_pipelines.manifest import StageError
+    from beam_pipelines.dataset.errors import StageError
     from transforms.config import ConfigError
 
     try:
         if getattr(args, "profile", None) is not None:
-            from beam_pipelines.options import with_profile
+            from beam_pipelines.runtime.options import with_profile
 
             beam_args = with_profile(args.profile, beam_args)
-        workers = _warm_workers(beam_args) if args.command in _STAGE_COMMANDS else None
     except ConfigError as error:
         return _refused(error)
     if not args.verbose and args.command in _TF_COMMANDS:
         import_tensorflow_quietly()
-    if workers is not None:
-        from beam_pipelines import worker_pool
-
-        if _EXECUTABLE:  # still single-threaded: the workers fork from here with everything loaded
-            worker_pool.load_worker_modules()
-        else:  # called in a process that may run threads (tests): they load beside this one (worker_pool.py)
-            worker_pool.spawn_pool(workers)
-    if _EXECUTABLE:  # see entry: what is loaded now lives as long as the process
-        gc.freeze()
-        gc.enable()
-        if workers is not None:
-            worker_pool.spawn_pool(workers, fork=True)
+    if _EXECUTABLE:
+        process.freeze_loaded_objects()
     handler: Callable[..., int] = args.handler
     try:
         return handler(args, beam_args)
@@ -416,51 +396,16 @@ def _refused(error: Exception) -> int:
     return 2
 
 
-# The exit code of a command that returned normally (see entry), read by _exit_without_teardown.
-_EXIT_CODE: list[int] = []
-
-
-def _exit_without_teardown() -> None:
-    """Registered when this module loads, before any handler but logging's (whose ``logging.shutdown`` it calls
-    itself), so it runs after every other exit handler: flushes logs and the standard streams, then ends the
-    process with ``os._exit``. The interpreter's own teardown after TensorFlow and Beam
-    have loaded (deallocating modules and their native state) takes ~1.7 s and changes nothing on disk: every
-    output file was closed and renamed before the command returned. Only for a normal return; a command that
-    raised exits the usual way."""
-    if not _EXIT_CODE:
-        return
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can be written to it anyway
-            pass
-    os._exit(_EXIT_CODE[0])
-
-
-atexit.register(_exit_without_teardown)
-
-
-def finish(code: int) -> NoReturn:
-    """``sys.exit(code)`` for an executable's normal return, ending without the interpreter's teardown (above).
-    The executable's module must import this one before anything else, so that the handler runs last."""
-    _EXIT_CODE.append(code if isinstance(code, int) else 1)
-    sys.exit(code)
-
-
 # Set by entry: main runs as the executable (not called in-process, as tests do).
 _EXECUTABLE: list[bool] = []
 
 
 def entry(argv: Sequence[str] | None = None) -> NoReturn:
-    """The ``sigforge`` executable (and ``python -m beam_pipelines.cli``): ``main``, then a fast exit.
-
-    The garbage collector is off while TensorFlow, Beam and tf.Transform load (~500k objects that live as long
-    as the process), then those objects are frozen (``gc.freeze``) so that later full collections skip them:
-    collections took 1.55 s of a 4000-sample run before (9 full ones, 1.2-1.4 s), 0.18 s after (5 full ones)."""
-    gc.disable()
+    """The ``sigforge`` executable (and ``python -m beam_pipelines.commands.cli``): ``main``, then the fast exit
+    of ``beam_pipelines/runtime/process.py``."""
+    process.defer_collection()
     _EXECUTABLE.append(True)
-    finish(main(argv))
+    process.finish(main(argv))
 
 
 if __name__ == "__main__":

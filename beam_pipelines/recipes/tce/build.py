@@ -25,12 +25,12 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from beam_pipelines import fs
-from beam_pipelines.counting import Several, Tally
+from beam_pipelines.dataset import fs
+from beam_pipelines.io.counting import Several, Tally
+from beam_pipelines.io.inputs import CsvSource, csv_source, read_csv_lines
+from beam_pipelines.io.rejects import REJECTED, guarded, reject
+from beam_pipelines.io.shards import ShardBatch, ShardRecord
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
-from beam_pipelines.recipes.inputs import CsvSource, csv_source, read_csv_lines
-from beam_pipelines.rejects import REJECTED, guarded, reject
-from beam_pipelines.shards import ShardBatch, ShardRecord
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput
 from transforms.csv_rows import decode_csv_line, parse_csv_line, row_key
