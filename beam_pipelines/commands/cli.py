@@ -40,9 +40,9 @@ EPILOG = textwrap.dedent(
       filter     -> OUT/filtered/ declarative conditions from the config's `filter:` block
       run        all of the above in order; audit checks the result
 
-    Beam options follow a bare `--`, e.g. (sigforge's --warm_workers=N: N worker processes kept for every
-    pipeline of the command; Beam's own --direct_running_mode=multi_processing starts them per pipeline):
-      sigforge run --config run_configs/g2net.yaml --input raw --output ds -- --warm_workers=2
+    Beam options follow a bare `--`, e.g. Beam's own worker processes, started for every pipeline:
+      sigforge run --config run_configs/g2net.yaml --input raw --output ds \\
+          -- --direct_running_mode=multi_processing --direct_num_workers=2
     """
 )
 
@@ -74,7 +74,8 @@ def _add_stage_args(parser: argparse.ArgumentParser, needs_input: bool) -> None:
         default=None,
         metavar="YAML",
         help="runner profile whose Beam options come before those after `--` (which win), e.g. "
-        "run_configs/local_multiprocess.yaml (warm worker processes, one per core: `-- --warm_workers=N` to pin), "
+        "run_configs/local_multiprocess.yaml (Beam's worker processes, one per core: `-- --direct_num_workers=N` "
+        "to pin), "
         "portable.yaml, dataflow.yaml, flink.yaml",
     )
 
