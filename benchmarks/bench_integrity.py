@@ -1,12 +1,11 @@
-"""Cost of an integrity step on an existing G2Net dataset folder (issue #11: it was unmeasured).
+"""Cost of an integrity step on an existing G2Net dataset folder.
 
     python benchmarks/bench_integrity.py OUT [--repeat 3]
 
 **The trainer's pre-flight check** (``model.data.check_dataset`` with ``run_configs/train_g2net.yaml``): the
 whole call, and the part of it that is the record audit (``transforms.audit.audit_dataset``), timed alone.
 
-The folder is left as it was. Prints one JSON object. (Issue #11 also timed the uid-order rewrite of every shard
-at finalize here; since issue #13 a part is sorted in memory and written once, and finalize only renames it.)
+The folder is left as it was. Prints one JSON object (the last recorded figures: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -14,14 +14,14 @@ another, each variant runs as its own subprocess:
 - ``plain``: ``python benchmarks/plain_script.py`` (same config, same numeric functions, one process);
 - ``sigforge-2w`` (with ``--workers``): sigforge with ``-- --direct_running_mode=multi_processing
   --direct_num_workers=2`` (2 worker processes);
-- ``sigforge-pool2`` (with ``--pool``): sigforge with ``--profile run_configs/local_multiprocess.yaml --
-  --warm_workers=2`` (what the profile does: 2 warm worker processes started once and kept for all the run's
-  pipelines, ``beam_pipelines/worker_pool.py``);
+- ``sigforge-pool2`` (with ``--pool``): sigforge with ``--profile run_configs/local_multiprocess.yaml`` (Beam's
+  ``multi_processing`` mode, one worker per core). It still appends ``--warm_workers=2``, the flag of a removed
+  home-made worker pool, which Beam now discards as an unknown option;
 - ``sigforge-mt2`` (with ``--threads``): sigforge with ``-- --direct_running_mode=multi_threading
-  --direct_num_workers=2`` (Beam's 2 worker threads, what the profile did before; before issue #13's whole-file
-  reads their statistics could come from fewer examples, see README.md);
+  --direct_num_workers=2`` (Beam's 2 worker threads; the stages read files whole, since Beam's splittable
+  sources lost records under several threads);
 - ``sigforge-1t`` (with ``--one-thread``): sigforge with ``--set build.numeric_threads=1``: the build's numerics
-  on the DoFn's own thread, without the process-wide numeric pool (what the default did before issue #13).
+  on the DoFn's own thread, without the process-wide numeric pool.
 
 Measured per variant: wall time of the whole subprocess (interpreter start and TensorFlow/Beam imports
 included), the time inside the stages (``OUT/manifest.json`` ``stages.*.seconds`` for sigforge,

@@ -14,7 +14,7 @@ cycling multi (a 0.5-1.5 d planet plus 2-3 more planets and a false alarm), plan
 
 Prints, per size, examples per star, the CPU-s per star and peak RSS; then the RSS ratio of the largest size to
 the smallest and the CPU-s per additional star of sigforge (the difference of the two runs' CPU over the
-difference of their stars, so the fixed start-up of ~8-10 CPU-s, TensorFlow and Beam imports, cancels); writes
+difference of their stars, so the fixed start-up, TensorFlow and Beam imports, cancels); writes
 ``benchmarks/results_tce.json``.
 """
 

@@ -1,16 +1,16 @@
-"""``make bench``: the pipeline benchmark (plain script vs sigforge, in memory, with the 2 warm worker processes
-of the ``local_multiprocess`` profile, with Beam's 2 worker processes per pipeline, with Beam's 2 worker threads
-and without the numeric pool (``--one-thread``), at N = 4000 and 16000: throughput ratios, 2-worker
-speed-up, peak RSS, the share of each stage), the light-curve benchmark (CPU-s per 17-quarter star and peak RSS
-at 8 and 32 stars), then the trainer's input pipeline vs training step. About 9 minutes on an idle 2-core
-machine, plus ~5 minutes to generate the samples (reused with ``--raw-root``).
+"""``make bench``: the pipeline benchmark (plain script vs sigforge, in memory, with the ``local_multiprocess``
+profile, with Beam's 2 worker processes per pipeline, with Beam's 2 worker threads and without the numeric pool
+(``--one-thread``), at N = 4000 and 16000: throughput ratios, 2-worker speed-up, peak RSS, the share of each
+stage), the light-curve benchmark (CPU-s per 17-quarter star and peak RSS at 8 and 32 stars), then the
+trainer's input pipeline vs training step. Generated samples can be reused with ``--raw-root``.
 
     python benchmarks/run_all.py                 # make bench: N = 4000 and 16000, --pool --workers --threads
                                                  #   --one-thread
     python benchmarks/run_all.py --quick         # N = 2000 and 4000, in memory only, no trainer benchmark
     python benchmarks/run_all.py --n 1000        # any sizes
 
-Figures are printed and written to benchmarks/results.json (see benchmarks/README.md).
+Figures are printed and written to benchmarks/results.json and benchmarks/results_tce.json (see
+benchmarks/README.md); benchmarks/RESULTS.md holds the last recorded figures, copied by hand.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``add_g2net_corpus(raw)`` writes every case and returns ``{sample_id: expected}`` where ``expected`` is a
 rejection reason or ``WRITTEN`` (valid input in an unusual encoding, which must be written with the right
-values). Cases are the classes of issue #11 and more found while hardening.
+values). Cases cover every class of bad input the build must reject, plus valid inputs in unusual encodings.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def add_g2net_corpus(raw: Path, good: np.ndarray, outlier_in_range: bool = True)
         rows.append(f"{uid},{label},{uid}")
 
     quantized = np.round(good / good.std() * 4) / 4 * good.std()  # ~20 levels per channel
-    # ---- unreadable / wrong containers (issue #11: an .npz as .npy, a terabyte header) ----
+    # ---- unreadable / wrong containers (an .npz as .npy, a terabyte header) ----
     buffer = io.BytesIO()
     np.savez(buffer, strain=good)
     put("npzasnpy01", buffer.getvalue(), s.UNREADABLE_NPY)

@@ -1,4 +1,4 @@
-"""Test-only copy of the light-curve window code as it was before issue #13 vectorized it (the per-bin median
+"""Test-only copy of the light-curve window code in its plain, unvectorized form (the per-bin median
 loop, the per-transit loop, the out-of-transit draw loop and the per-interval mask): the reference that
 ``tests/test_tce_windows_equal.py`` pins the fast implementation against. Not imported by the package.
 """

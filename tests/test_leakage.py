@@ -38,7 +38,7 @@ N_SAMPLES, SEED, SIGNALS_PER_SOURCE = 250, 0, 5
 # A larger test split than the recipes' 10 % so the test AUC rests on ~50-60 examples, for both datasets.
 FRACTIONS = "split.fractions={train: 0.6, val: 0.1, test: 0.3}"
 RECIPES = {"naive": "run_configs/g2net.yaml", "grouped": "run_configs/demo.yaml"}
-MIN_AUC_GAP = 0.15  # measured 0.37 for this sample (README "Leakage: why we split by source")
+MIN_AUC_GAP = 0.15  # the gap this sample shows: docs/gravitational-waves.md, "Leakage demonstration"
 
 _NORM_SPEC = {
     "uid": tf.io.FixedLenFeature([], tf.string),

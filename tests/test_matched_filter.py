@@ -207,7 +207,7 @@ def test_true_template_search_recovers_the_snr_in_noise(design_psd):
 
 
 def test_high_snr_auc(search):
-    """The issue's bar: AUC >= 0.999 at injected SNR >= 12 (IMRPhenomD signals, aligned spins)."""
+    """The quality bar: AUC >= 0.999 at injected SNR >= 12 (IMRPhenomD signals, aligned spins)."""
     from model.metrics import roc_auc
 
     spec = priors.SampleSpec(snr_range=(12.0, 20.0))

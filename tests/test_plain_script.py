@@ -1,7 +1,7 @@
 """The benchmark's baseline (``benchmarks/plain_script.py``, one process, numpy + TF) and ``sigforge run`` do the
 same work on the same data: the same examples in each split, the same train statistics (to float64 round-off:
 the sums are merged in another order) and the same normalized strain per uid. Without this, a faster sigforge
-in ``benchmarks/bench_run.py`` could be one that does less (issue #13)."""
+in ``benchmarks/bench_run.py`` could be one that does less."""
 
 from __future__ import annotations
 

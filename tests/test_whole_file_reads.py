@@ -1,5 +1,5 @@
 """Whole-file reads (beam_pipelines.io.shards.ReadWholeFiles): every record and every data line, once, on the
-in-memory runner and with several worker threads (where Beam's splittable sources lost records, issue #13)."""
+in-memory runner and with several worker threads (where Beam's splittable sources lost records)."""
 
 from __future__ import annotations
 

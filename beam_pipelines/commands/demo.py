@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             "--set",
             f"train.epochs={args.epochs}",
             "--set",
-            # Train-time injection's bank: 2000 waveforms cost 45-90 s of one core; a 3-epoch demo draws ~1500.
+            # Train-time injection's bank: the default 2000 waveforms would dominate a 3-epoch demo, which draws
+            # ~1500 of them.
             "data.injection.bank_size=500",
         ]
     )

@@ -152,7 +152,7 @@ class ReadWholeFiles(beam.PTransform):
     records), each file read whole by one worker.
 
     Used instead of Beam's splittable TFRecord/text sources: with the multi-threaded FnApiRunner an analyze pass
-    lost train records right after the TFRecord source (3176 of 3180, issue #13), and a shard is small, so
+    lost train records right after the TFRecord source (3176 of 3180), and a shard is small, so
     reading file by file loses no parallelism that matters. Files are spread over workers by a Reshuffle after
     a ``beam.Create`` without its own reshuffle (``Create``'s built-in one made which examples share a shard
     vary between reruns in one process: tests/test_determinism.py failed 4 of 12 runs), and the sorted

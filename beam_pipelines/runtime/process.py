@@ -30,7 +30,7 @@ def _exit_without_teardown() -> None:
     """Registered when this module loads, before any handler but logging's (whose ``logging.shutdown`` it calls
     itself), so it runs after every other exit handler: flushes logs and the standard streams, then ends the
     process with ``os._exit``. The interpreter's own teardown after TensorFlow and Beam
-    have loaded (deallocating modules and their native state) takes ~1.7 s and changes nothing on disk: every
+    have loaded (deallocating modules and their native state) is slow and changes nothing on disk: every
     output file was closed and renamed before the command returned. Only for a normal return; a command that
     raised exits the usual way."""
     if not _EXIT_CODE:

@@ -4,7 +4,7 @@ Raw split records are decoded into Arrow record batches by tfx_bsl's decoder (th
 by ``tft_beam.TransformDataset`` with ``output_record_batches=True``, and encoded back to tf.Examples in C++
 (tfx_bsl's ``RecordBatchToExamplesEncoder``): no Python instance dicts, no per-float Python work. The three
 splits share one set of steps (one read, decode, TransformDataset and WriteShards): the stage's fixed cost on the
-FnApiRunner grows with its steps (issue #13). Each shard is read with its data table, and each record carries its
+FnApiRunner grows with its steps. Each shard is read with its data table, and each record carries its
 split and its table row through tf.Transform as passthrough columns, so the normalized tables are written once,
 with every column, by the shard writer (no join after it).
 """

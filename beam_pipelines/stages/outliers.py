@@ -60,8 +60,7 @@ class ScaleOutliers(beam.PTransform):
 
     Only ``(uid, bin)`` pairs wait for the histogram (the side input), never the records: memory stays flat in
     the number of train examples on runners that hold a side-input consumer's input until the side input is
-    ready (the FnApiRunner does: a guard that filtered the records themselves held the whole train split, 3.2 GiB
-    at 16,000 examples)."""
+    ready (the FnApiRunner does: a guard that filtered the records themselves held the whole train split)."""
 
     def __init__(self, scale_fn, max_decades: float = 2.0):
         super().__init__()
