@@ -229,10 +229,12 @@ def test_a_run_that_lost_its_lock_neither_deletes_nor_publishes(clean, tmp_path)
     with lock.dataset_lock(str(out), "sigforge split"):
         (out / lock.LOCK_FILE).write_text(json.dumps({"host": "other", "pid": 7, "token": "theirs"}))
         with pytest.raises(DatasetLocked, match="no longer holds"):
-            manifest.begin_stage(str(out), "split", overwrite=True, requires="build")
+            manifest.begin_stage(
+                str(out), "split", overwrite=True, requires="build", owner_check=lambda: lock.verify(str(out))
+            )
         files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != lock.LOCK_FILE)
         assert files == files_before
-        run = manifest.StageRun(str(out), "filter")
+        run = manifest.StageRun(str(out), "filter", lambda: lock.verify(str(out)))
         (out / ".tmp_filter").mkdir()
         with pytest.raises(DatasetLocked, match="no longer holds"):
             manifest.finish_stage(run, {"seen": 0})
