@@ -105,7 +105,7 @@ def test_tce_table_without_rows_rejects_every_light_curve(tce_raw, tmp_path):
     table = raw / "tces.csv"
     table.write_bytes(table.read_bytes().split(b"\n", 1)[0] + b"\n")
     out = tmp_path / "ds"
-    assert _build(raw, out, TCE) == 0
+    assert _build(raw, out, TCE) == 2  # published, then refused: empty_build
     build = json.loads((out / "manifest.json").read_text())["stages"]["build"]
     n_files = len(list(raw.rglob("*.fits")))
     assert build["written"] == 0 and build["rejected_by_reason"] == {"light_curve_without_tce": n_files}
@@ -117,7 +117,7 @@ def test_tce_folder_without_light_curves_rejects_every_tce(tce_raw, tmp_path):
     for path in raw.rglob("*.fits"):
         path.unlink()
     out = tmp_path / "ds"
-    assert _build(raw, out, TCE) == 0
+    assert _build(raw, out, TCE) == 2  # published, then refused: empty_build
     build = json.loads((out / "manifest.json").read_text())["stages"]["build"]
     with open(raw / "tces.csv", newline="") as handle:
         n_tces = len(list(csv.DictReader(handle)))

@@ -3,19 +3,31 @@
 The recipe names its build PTransform (``Recipe.build_transform``, a ``RecipeBuild`` in
 ``beam_pipelines/recipes/``); this stage plans it on the driver (config errors before any work), runs it, and
 records its counts: seen, written, rejected by reason, shards.
+
+A build that writes no example is published (manifest entry, ``OUT/rejected/build.csv`` with every reason, empty
+tables) so that its rejections can be read, and then refused: ``run_build`` raises StageError(code
+``empty_build``) with one line naming the top rejection reasons, so ``sigforge build`` exits 2 and ``sigforge
+run`` stops before split; a later ``sigforge split`` on that folder is refused with the same line.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Mapping
 from typing import Any
 
 from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
-from transforms.contract import RAW_DIR
+from transforms.contract import RAW_DIR, REJECTED_DIR
 from transforms.recipes import get_recipe, resolve
 
 STAGE = "build"
+EMPTY_BUILD = "empty_build"  # StageError code of a build that wrote no example
+_SHOWN_REASONS = 3
+_DETAIL_CHARS = 500
 
 
 def plan_build(config: DatasetConfig, input_dir: str) -> tuple[Any, Any]:
@@ -57,4 +69,36 @@ def run_build(
             "shard_dir": RAW_DIR,
         }
 
-    return run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, config=config)
+    result = run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, config=config)
+    check_not_empty(out, result["stages"][STAGE])
+    return result
+
+
+def check_not_empty(out: str, build: Mapping[str, Any]) -> None:
+    """StageError(code ``empty_build``) when the build recorded in ``build`` (its manifest entry) wrote nothing:
+    one line with the top rejection reasons and counts, one rejection's detail, and where all of them are."""
+    if build.get("written", 0):
+        return
+    reasons = sorted(build.get("rejected_by_reason", {}).items(), key=lambda item: (-item[1], item[0]))
+    shown = ", ".join(f"{reason} {n}" for reason, n in reasons[:_SHOWN_REASONS])
+    if len(reasons) > _SHOWN_REASONS:
+        shown += f", {len(reasons) - _SHOWN_REASONS} more reasons"
+    rejected_csv = fs.join(out, REJECTED_DIR, f"{STAGE}.csv")
+    message = f"build wrote 0 examples of {build.get('seen', 0)} seen ({shown or 'nothing was rejected: no input'})"
+    example = _first_rejection(rejected_csv, reasons[0][0]) if reasons else None
+    if example is not None:
+        message += f"; e.g. {example['uid_or_path']}: {example['detail'][:_DETAIL_CHARS]}"
+    if reasons:
+        message += f"; every rejection is in {rejected_csv}"
+    message += "; later stages were not run (fix the inputs or the config, then rerun with --overwrite)"
+    raise StageError(message, code=EMPTY_BUILD)
+
+
+def _first_rejection(path: str, reason: str) -> dict[str, str] | None:
+    """The first row of the rejections CSV ``path`` with ``reason`` (None if the file cannot be read)."""
+    try:
+        with fs.open_read(path) as handle:
+            rows = csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+            return next((row for row in rows if row.get("reason") == reason), None)
+    except (OSError, ValueError):
+        return None

@@ -22,6 +22,7 @@ from beam_pipelines.io.shards import (
     shard_glob,
     table_columns,
 )
+from beam_pipelines.stages.build import check_not_empty
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
 from transforms.contract import RAW_DIR, RAW_PREFIX, SPLIT_DIR, SPLITS
@@ -101,7 +102,11 @@ def summarize_counts(counts: Counts) -> dict[str, Any]:
 def run_split(
     config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
-    """Runs the split stage on ``out/tfrecords`` and returns the updated manifest."""
+    """Runs the split stage on ``out/tfrecords`` and returns the updated manifest; refuses a build that wrote
+    no example (StageError code ``empty_build``, as the build stage itself)."""
+    build = manifest.read_manifest(out).get("stages", {}).get("build")
+    if build is not None:
+        check_not_empty(out, build)
     raw_dir = fs.join(out, RAW_DIR)
     split = config.split
 

@@ -5,7 +5,8 @@ Flow (``BuildTce.examples``; the base class writes shards, rejections and counts
     ReadTceTable -> ParseTce (validate, key by star)                          ┼-> JoinByTarget (CoGroupByKey: one
                                                                               ┘   element per star: paths + TCEs)
     -> ProcessTarget (read and clean the star's files, detrend with every TCE masked, windows or views,
-       target-level masks)
+       target-level masks; side input FilesFound: files matched, with an id, a few ids, for the detail of a TCE
+       whose star has no light curve)
 Only paths and TCE rows cross the shuffle; a star's light curves are read inside its ProcessTarget call and
 dropped after it, so peak memory is one star's work, whatever the number of stars.
     -> WriteShards[raw] (bounded by examples per shard); every drop -> WriteRejected; counts -> WriteSummary
@@ -34,7 +35,7 @@ from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput
 from transforms.csv_rows import decode_csv_line, parse_csv_line, row_key
-from transforms.recipes.tce import fits_io, schema, target, tce_table
+from transforms.recipes.tce import diagnostics, fits_io, schema, target, tce_table
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.encoding import encode_examples
 from transforms.recipes.tce.recount import TCE_ROW
@@ -105,27 +106,48 @@ class _ParseTceFn(beam.DoFn):
         yield tce.target_id, tce
 
 
+class _FilesFoundFn(beam.CombineFn):
+    """(kind, value) items -> ``diagnostics.FilesFound`` (files matched, with an id, distinct ids, a few ids)."""
+
+    def create_accumulator(self):
+        return diagnostics.FilesFound()
+
+    def add_input(self, accumulator, item):
+        return diagnostics.add_found(accumulator, *item)
+
+    def merge_accumulators(self, accumulators):
+        return diagnostics.merge_found(accumulators)
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
 class _ProcessTargetFn(beam.DoFn):
     """One star with all its light curves and TCEs -> one ShardBatch of its examples (none when it has none),
     plus a rejection per drop. One element per star, not per example: the steps that follow (shard writer,
     counts, progress) then cost per star, and the writer sees the same records in the same order."""
 
-    def __init__(self, cfg: TceConfig):
+    def __init__(self, cfg: TceConfig, glob: str):
         self._cfg = cfg
+        self._glob = glob
         self._written = Metrics.counter(STAGE, "written")
         self._targets = Metrics.counter(STAGE, "targets")
         self._bytes = Metrics.counter(STAGE, "bytes_read")
         self._read = Metrics.counter(STAGE, "light_curves_read")
 
-    def process(self, element):
+    def process(self, element, found):
         target_id, grouped = element
         self._targets.inc()
-        yield from guarded(STAGE, f"target:{target_id}", self._process(target_id, grouped))
+        yield from guarded(STAGE, f"target:{target_id}", self._process(target_id, grouped, found))
 
-    def _process(self, target_id, grouped):
+    def _process(self, target_id, grouped, found):
         curves, rejected = read_curves(grouped["paths"], self._cfg, self._bytes, self._read)
         yield from rejected
-        examples, drops = target.process_target(target_id, curves, list(grouped["tces"]), self._cfg)
+        missing = None
+        if not curves:
+            own = [r.value.reason for r in rejected]
+            missing = diagnostics.no_light_curve_detail(target_id, self._cfg, self._glob, found, own)
+        examples, drops = target.process_target(target_id, curves, list(grouped["tces"]), self._cfg, missing)
         del curves
         encoded, not_finite = encode_examples(examples)
         for drop in drops + not_finite:
@@ -172,18 +194,29 @@ class BuildTce(RecipeBuild):
     def examples(self, pipeline) -> BuildOutputs:
         cfg: TceConfig = self._config.section
         plan: TcePlan = self._plan
-        paths = (
-            pipeline
-            | "FitsGlob" >> beam.Create([fs.join(self._input_dir, cfg.fits_glob)])
-            | "MatchFits" >> beam.FlatMap(fs.match_entries)
-        )
+        glob = fs.join(self._input_dir, cfg.fits_glob)
+        paths = pipeline | "FitsGlob" >> beam.Create([glob]) | "MatchFits" >> beam.FlatMap(fs.match_entries)
         keyed = paths | "KeyLightCurve" >> beam.ParDo(_KeyLightCurveFn(cfg)).with_outputs(REJECTED, main="paths")
         lines = pipeline | "ReadTceTable" >> read_csv_lines(plan.tces.path)
         tces = lines | "ParseTce" >> beam.ParDo(_ParseTceFn(plan.tces.header, cfg)).with_outputs(REJECTED, main="tces")
+        found = (
+            (
+                paths | "FoundMatched" >> beam.Map(lambda _: (diagnostics.MATCHED, "")),
+                keyed.paths | "FoundKeyed" >> beam.Map(lambda _: (diagnostics.KEYED, "")),
+                keyed.paths
+                | "FoundIds" >> beam.Keys()
+                | "DistinctIds" >> beam.Distinct()
+                | "FoundTargets" >> beam.Map(lambda target_id: (diagnostics.TARGET, target_id)),
+            )
+            | "AllFound" >> beam.Flatten()
+            | "FilesFound" >> beam.CombineGlobally(_FilesFoundFn())
+        )
+        process = _ProcessTargetFn(cfg, glob)
         targets = (
             {"paths": keyed.paths, "tces": tces.tces}
             | "JoinByTarget" >> beam.CoGroupByKey()
-            | "ProcessTarget" >> beam.ParDo(_ProcessTargetFn(cfg)).with_outputs(REJECTED, main="records")
+            | "ProcessTarget"
+            >> beam.ParDo(process, found=beam.pvalue.AsSingleton(found)).with_outputs(REJECTED, main="records")
         )
         rejected = (keyed[REJECTED], tces[REJECTED], targets[REJECTED]) | "AllRejected" >> beam.Flatten()
         # Every file, TCE row, transit and out-of-transit slot is one decision: written or rejected.

@@ -30,6 +30,28 @@ class TceViewsConfig(_Strict):
     odd_even: bool = True
 
 
+class TceLightkurveConfig(_Strict):
+    """Light curves written by lightkurve (``LightCurve.to_fits()``), read with the same config as SPOC files.
+
+    A file is lightkurve's when its primary header's CREATOR names lightkurve or its ORIGIN is lightkurve's
+    "Unofficial data product". For such a file only (docs/lightkurve.md):
+
+    * the star id is the first of ``tce.header_keys`` then these ``header_keys`` (those not already listed)
+      that holds a number, written plainly or after a catalogue prefix (``TIC 100100827``, ``KIC 11442793``);
+    * ``flux_column`` / ``flux_err_column`` stand in for ``tce.flux_column`` / ``tce.flux_err_column`` when the
+      file lacks those; a flux error that is NaN on every cadence (lightkurve's when none was given) is not used;
+    * the first of ``quality_columns`` present stands in for a missing ``tce.quality_column``; a file with none
+      of them keeps every cadence with finite time and flux;
+    * without BJDREFI / BJDREFF, the time column's unit (btjd, bkjd) gives the BJD of time zero.
+    """
+
+    detect: bool = True  # false: lightkurve's files are read exactly as SPOC files (no fallbacks)
+    header_keys: list[str] = ["TICID", "KEPLERID", "TARGETID", "OBJECT", "LABEL"]
+    flux_column: str = "FLUX"
+    flux_err_column: str = "FLUX_ERR"
+    quality_columns: list[str] = ["QUALITY", "SAP_QUALITY"]
+
+
 class TceConfig(_Strict):
     """Light-curve (TCE) recipe: FITS light curves + TCE table -> transit windows or phase-folded views."""
 
@@ -75,3 +97,4 @@ class TceConfig(_Strict):
     oot_per_transit: float = Field(1.0, ge=0.0)
     oot_salt: str = "sigforge-oot"
     views: TceViewsConfig = TceViewsConfig()
+    lightkurve: TceLightkurveConfig = TceLightkurveConfig()

@@ -4,7 +4,8 @@ The light-curve table is the ``LIGHTCURVE`` HDU (else HDU 1); columns are named 
 ``time`` (n,) float64 days in the file's own system (BKJD / BTJD; ``bjd_ref`` = BJDREFI + BJDREFF is its BJD
 zero), ``flux`` (n,) float64 relative flux (divided by the median of the kept cadences, so ~1), sorted by time,
 flagged and non-finite cadences removed. Unusable files raise ``RejectedInput`` (unreadable_fits,
-missing_columns, no_target_id, empty_light_curve).
+missing_columns, no_target_id, empty_light_curve). Files written by lightkurve (``LightCurve.to_fits()``) are
+recognised by their primary header and read with ``tce.lightkurve``'s fallbacks (lightkurve_files.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
 from transforms.contract import RejectedInput
+from transforms.recipes.tce import lightkurve_files
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.schema import (
     EMPTY_LIGHT_CURVE,
@@ -140,17 +142,40 @@ def _column(table: dict[str, np.ndarray], name: str, dtype: type) -> np.ndarray:
         raise RejectedInput(UNREADABLE_FITS, f"column '{name}' ({value.dtype}) is not numeric: {error}") from None
 
 
+def id_source(cfg: TceConfig) -> str:
+    """Where the star id is looked for, in words (for rejection details)."""
+    if cfg.target_id_source == "filename":
+        return f"the file name (tce.filename_regex {cfg.filename_regex!r})"
+    keys = ", ".join(cfg.header_keys)
+    if not cfg.lightkurve.detect:
+        return f"header keys {keys}"
+    extra = ", ".join(lightkurve_files.id_keys(cfg, True)[len(cfg.header_keys) :])
+    return f"header keys {keys}" + (f" (lightkurve files: then {extra})" if extra else "")
+
+
+def _plain_id(value: Any) -> str:
+    return normalize_id(lightkurve_files.header_text(value))
+
+
 def _target_id(headers: list[fits.Header], path: str, cfg: TceConfig) -> str:
-    """The star's id from the headers (``cfg.header_keys``) or the file name; RejectedInput(no_target_id)."""
+    """The star's id from the headers (``cfg.header_keys``; a lightkurve file's also ``cfg.lightkurve.header_keys``,
+    ``TIC 123`` read as ``123``) or the file name; RejectedInput(no_target_id)."""
+    target_id = ""
     if cfg.target_id_source == "header":
-        found = (h[k] for k in cfg.header_keys for h in headers if k in h and str(h[k]).strip())
-        target_id = normalize_id(next(found, ""))
+        lightkurve = bool(headers) and lightkurve_files.is_lightkurve(headers[0], cfg)
+        parse = lightkurve_files.parse_star_id if lightkurve else _plain_id
+        keys = lightkurve_files.id_keys(cfg, lightkurve)
+        found = (parse(h[k]) for k in keys for h in headers if k in h)
+        target_id = next((v for v in found if v), "")
+        if not target_id:
+            seen = {k: lightkurve_files.header_text(h[k]) for h in headers for k in keys if k in h}
+            shown = f"; found {seen}" if seen else ""
+            kind = "lightkurve file" if lightkurve else "file"
+            raise RejectedInput(NO_TARGET_ID, f"no target id in this {kind}'s header keys {keys}{shown}")
     else:
         target_id = target_id_from_filename(path, cfg.filename_regex) or ""
     if not target_id:
-        raise RejectedInput(
-            NO_TARGET_ID, f"no target id (source {cfg.target_id_source}: keys {cfg.header_keys} / {cfg.filename_regex})"
-        )
+        raise RejectedInput(NO_TARGET_ID, f"no target id in the file name (tce.filename_regex {cfg.filename_regex!r})")
     return target_id
 
 
@@ -188,8 +213,9 @@ def read_target_id(read: Callable[[int], bytes], path: str, cfg: TceConfig) -> s
             headers.append(fits.Header.fromstring(data[start:end].decode("ascii")))
         except (ValueError, UnicodeDecodeError) as error:
             raise RejectedInput(UNREADABLE_FITS, f"not a readable FITS header: {error}") from None
+        keys = lightkurve_files.id_keys(cfg, lightkurve_files.is_lightkurve(headers[0], cfg))
         if (
-            any(k in headers[0] and str(headers[0][k]).strip() for k in cfg.header_keys)
+            any(k in headers[0] and lightkurve_files.header_text(headers[0][k]) for k in keys)
             or int(headers[0].get("NAXIS", 0)) != 0
         ):
             break
@@ -201,21 +227,26 @@ def read_light_curve(data: bytes, path: str, cfg: TceConfig) -> LightCurve:
     """FITS bytes -> cleaned ``LightCurve``; raises RejectedInput (unreadable_fits, missing_columns, ...).
 
     Cleaning: drops cadences whose quality flag is set (any bit, or ``cfg.quality_bitmask``), or whose time,
-    flux or flux error is not finite; divides the flux by the median of the kept cadences.
+    flux or flux error is not finite; divides the flux by the median of the kept cadences. A lightkurve file
+    (``lightkurve_files.is_lightkurve``) may lack the flux error and quality columns, and its flux error is not
+    used when it is NaN on every cadence (lightkurve writes that when the light curve had no errors).
     """
-    wanted = [cfg.time_column, cfg.flux_column, cfg.flux_err_column, cfg.quality_column]
-    headers, columns, table = _open_table(data, path, [c for c in wanted if c is not None])
-    missing = [c for c in wanted if c is not None and c not in columns]
+    headers, columns, table = _open_table(data, path, lightkurve_files.wanted_columns(cfg))
+    lightkurve = lightkurve_files.is_lightkurve(headers[0], cfg)
+    names, missing = lightkurve_files.resolve_columns(cfg, columns, lightkurve)
     if missing:
-        raise RejectedInput(MISSING_COLUMNS, f"light-curve table lacks {missing} (has {columns})")
+        kind = "lightkurve light-curve table" if lightkurve else "light-curve table"
+        raise RejectedInput(MISSING_COLUMNS, f"{kind} lacks {missing} (has {columns})")
     target_id = _target_id(headers, path, cfg)
-    time = _column(table, cfg.time_column, np.float64)
-    flux = _column(table, cfg.flux_column, np.float64)
+    time = _column(table, names.time, np.float64)
+    flux = _column(table, names.flux, np.float64)
     good = np.isfinite(time) & np.isfinite(flux)
-    if cfg.flux_err_column is not None:
-        good &= np.isfinite(_column(table, cfg.flux_err_column, np.float64))
-    if cfg.quality_column is not None:
-        quality = _column(table, cfg.quality_column, np.int64)
+    if names.flux_err is not None:
+        finite_err = np.isfinite(_column(table, names.flux_err, np.float64))
+        if not lightkurve or finite_err.any():
+            good &= finite_err
+    if names.quality is not None:
+        quality = _column(table, names.quality, np.int64)
         good &= (quality == 0) if cfg.quality_bitmask is None else (quality & cfg.quality_bitmask) == 0
     if not good.any():
         raise RejectedInput(EMPTY_LIGHT_CURVE, f"0 valid cadences out of {len(time)}")
@@ -232,13 +263,22 @@ def read_light_curve(data: bytes, path: str, cfg: TceConfig) -> LightCurve:
     if not np.isfinite(1.0 / median) or not np.isfinite(flux[good] / median).all():
         raise RejectedInput(NON_POSITIVE_FLUX, f"median flux {median} cannot normalize the light curve")
     order = np.argsort(time[good], kind="stable")
-    bjd_ref = sum(float(h.get(k, 0.0)) for k in ("BJDREFI", "BJDREFF") for h in headers[1:])
     return LightCurve(
         path=path,
         target_id=target_id,
         time=time[good][order],
         flux=flux[good][order] / median,
-        bjd_ref=bjd_ref,
+        bjd_ref=_bjd_ref(headers, columns, names.time, lightkurve),
         n_cadences=len(time),
-        mission=str(headers[0].get("MISSION", headers[0].get("TELESCOP", ""))).strip(),
+        mission=lightkurve_files.header_text(headers[0].get("MISSION") or headers[0].get("TELESCOP")),
     )
+
+
+def _bjd_ref(headers: list[fits.Header], columns: list[str], time_column: str, lightkurve: bool) -> float:
+    """BJD of time zero: BJDREFI + BJDREFF of the table header; a lightkurve file without them: from the time
+    column's unit (btjd, bkjd; else 0: the times are full BJD)."""
+    refs = [h[k] for k in ("BJDREFI", "BJDREFF") for h in headers[1:] if k in h]
+    if lightkurve and not refs:
+        unit = headers[1].get(f"TUNIT{columns.index(time_column) + 1}")
+        return lightkurve_files.bjd_ref_from_unit(unit) or 0.0
+    return sum(float(v) for v in refs)

@@ -174,6 +174,48 @@ def write_kepler_fits(
     fits.HDUList([primary, table]).writeto(path, overwrite=True)
 
 
+def write_tess_fits(
+    path: str,
+    tic_id: int,
+    time: np.ndarray,
+    flux: np.ndarray,
+    flux_err: np.ndarray,
+    quality: np.ndarray,
+    sector: int = 1,
+) -> None:
+    """Writes one TESS SPOC-format 2-min light curve (``tess<date>-s<sector>-<tic>-0120-s_lc.fits`` by MAST's
+    naming): TICID / SECTOR / OBJECT in the primary header, a ``LIGHTCURVE`` table with TIME (BTJD = BJD -
+    2457000, float64), PDCSAP_FLUX / PDCSAP_FLUX_ERR (``e-/s``, float32) and QUALITY (int32), BJDREFI / BJDREFF
+    in its header. ``time``: (n,) BTJD days; ``flux`` / ``flux_err``: (n,); ``quality``: (n,) int bits."""
+    primary = fits.PrimaryHDU()
+    head = primary.header
+    head["ORIGIN"] = ("NASA/Ames", "institution responsible for creating this file")
+    head["TELESCOP"] = ("TESS", "telescope")
+    head["INSTRUME"] = ("TESS Photometer", "detector type")
+    head["OBJECT"] = (f"TIC {tic_id}", "string version of target id")
+    head["TICID"] = (int(tic_id), "unique tess target identifier")
+    head["SECTOR"] = (int(sector), "Observing sector")
+    table = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="TIME", format="D", unit="BJD - 2457000, days", array=time),
+            fits.Column(name="PDCSAP_FLUX", format="E", unit="e-/s", array=flux.astype(np.float32)),
+            fits.Column(name="PDCSAP_FLUX_ERR", format="E", unit="e-/s", array=flux_err.astype(np.float32)),
+            fits.Column(name="QUALITY", format="J", array=quality.astype(np.int32)),
+        ],
+        name="LIGHTCURVE",
+    )
+    th = table.header
+    th["TIMEREF"] = ("SOLARSYSTEM", "barycentric correction applied to times")
+    th["TIMESYS"] = ("TDB", "time system is Barycentric Dynamical Time (TDB)")
+    th["BJDREFI"] = (2457000, "integer part of BTJD reference date")
+    th["BJDREFF"] = (0.0, "fraction of the day in BTJD reference date")
+    th["TIMEUNIT"] = ("d", "time unit for TIME, TSTART and TSTOP")
+    th["TSTART"] = (float(time[0]), "observation start time in BTJD")
+    th["TSTOP"] = (float(time[-1]), "observation stop time in BTJD")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fits.HDUList([primary, table]).writeto(path, overwrite=True)
+
+
 def quarter_time(quarter: int, days: float) -> np.ndarray:
     """(n,) BKJD cadence times of a quarter of ``days`` starting at ``QUARTER_START[quarter]``."""
     last = len(QUARTER_START) - 1

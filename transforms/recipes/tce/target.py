@@ -73,13 +73,18 @@ def feature_lengths(cfg: TceConfig) -> dict[str, int]:
 
 
 def process_target(
-    target_id: str, curves: Sequence[LightCurve], tces: Sequence[Tce], cfg: TceConfig
+    target_id: str,
+    curves: Sequence[LightCurve],
+    tces: Sequence[Tce],
+    cfg: TceConfig,
+    no_light_curve: str | None = None,
 ) -> tuple[list[TceExample], list[Drop]]:
     """All examples of one star from its cleaned light curves and its validated TCEs, plus every drop.
 
-    Light curves without a TCE and TCEs without a light curve are dropped with their reason; of rows with the
-    same TCE uid one is kept (the first in sorted order) and the others are dropped as duplicate_tce. The result
-    does not depend on the order of ``curves`` and ``tces``.
+    Light curves without a TCE and TCEs without a light curve are dropped with their reason (``no_light_curve``:
+    the detail of the latter, e.g. ``diagnostics.no_light_curve_detail``); of rows with the same TCE uid one is
+    kept (the first in sorted order) and the others are dropped as duplicate_tce. The result does not depend on
+    the order of ``curves`` and ``tces``.
     """
     curves = sorted(curves, key=lambda c: (float(c.time[0]), c.path))
     unique: dict[str, Tce] = {}
@@ -91,9 +96,8 @@ def process_target(
             unique[tce.tce_uid] = tce
     tces = list(unique.values())
     if not curves:
-        return [], drops + [
-            Drop(t.tce_uid, TCE_WITHOUT_LIGHT_CURVE, f"no readable light curve for target {target_id}") for t in tces
-        ]
+        detail = no_light_curve or f"no readable light curve for target {target_id}"
+        return [], drops + [Drop(t.tce_uid, TCE_WITHOUT_LIGHT_CURVE, detail) for t in tces]
     if not tces:
         return [], drops + [
             Drop(c.path, LIGHT_CURVE_WITHOUT_TCE, f"target {target_id} has no (valid) TCE in the table") for c in curves
