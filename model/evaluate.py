@@ -27,8 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from model import detection
-from model import metrics as M
 from model.artifacts import RunPaths, read_history_csv, read_json, write_json, write_scores_csv
 from model.cli_common import add_log_level, setup_logging
 from model.config import TrainerConfig, config_from_dict
@@ -36,6 +34,8 @@ from model.data import DatasetInfo, check_dataset, make_dataset, read_data_table
 from model.errors import DatasetError, RunError
 from model.plots import SplitResult, write_comparison_plots, write_plots
 from transforms.config import ConfigError
+from transforms.evaluation import detection
+from transforms.evaluation import metrics as M
 
 logger = logging.getLogger(__name__)
 

@@ -278,16 +278,18 @@ def _cmd_audit(args, beam_args: list[str]) -> int:
     return code
 
 
-def _cmd_train(args, beam_args: list[str]) -> int:
-    from model.train import main as train_main
+def _delegate(module: str, argv: list[str]) -> int:
+    """Runs ``module.main(argv)`` of the trainer package, imported by name when the command runs: the CLI calls
+    the trainer, but ``beam_pipelines`` has no import edge to ``model`` (docs/ARCHITECTURE.md section 1)."""
+    return importlib.import_module(module).main(argv)
 
-    return train_main(args.delegated_args)
+
+def _cmd_train(args, beam_args: list[str]) -> int:
+    return _delegate("model.train", args.delegated_args)
 
 
 def _cmd_predict(args, beam_args: list[str]) -> int:
-    from model.predict import main as predict_main
-
-    return predict_main(args.delegated_args)
+    return _delegate("model.predict", args.delegated_args)
 
 
 def _cmd_baseline(args, beam_args: list[str]) -> int:
