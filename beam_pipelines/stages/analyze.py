@@ -25,7 +25,7 @@ from tfx_bsl.public import tfxio
 from beam_pipelines.dataset import fs, manifest
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.io.counting import Counts, Tally
-from beam_pipelines.io.shards import ReadWholeFiles, shard_glob
+from beam_pipelines.io.readers import ReadWholeFiles, shard_glob
 from beam_pipelines.stages.outliers import ScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig

@@ -26,15 +26,10 @@ from tfx_bsl.coders import example_coder
 from beam_pipelines.dataset import fs, manifest
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.io.counting import Tally
-from beam_pipelines.io.shards import (
-    ReadWholeFiles,
-    ShardRecord,
-    WriteShards,
-    in_global_window,
-    read_shard_with_table_by_folder,
-    shard_glob,
-    table_columns,
-)
+from beam_pipelines.io.readers import ReadWholeFiles, read_shard_with_table_by_folder, shard_glob
+from beam_pipelines.io.records import ShardRecord
+from beam_pipelines.io.sink import WriteShards, in_global_window
+from beam_pipelines.io.tables import table_columns
 from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE, raw_schema
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
