@@ -166,18 +166,21 @@ def _cmd_build(args, beam_args: list[str]) -> int:
     return 0
 
 
-_HANDLERS: dict[str, Handler] = {
-    "make-sample": _cmd_make_sample,
-    "recipes": _cmd_recipes,
-    "build": _cmd_build,
-    "stage": _cmd_stage,
-    "run": _cmd_run,
-    "report": _cmd_report,
-    "audit": _cmd_audit,
-    "train": _cmd_train,
-    "predict": _cmd_predict,
-    "baseline": _cmd_baseline,
-}
+def _handlers() -> dict[str, Handler]:
+    """Each command's handler by name, looked up when ``main`` builds the parser (tests replace them)."""
+    return {
+        "make-sample": _cmd_make_sample,
+        "recipes": _cmd_recipes,
+        "build": _cmd_build,
+        "stage": _cmd_stage,
+        "run": _cmd_run,
+        "report": _cmd_report,
+        "audit": _cmd_audit,
+        "train": _cmd_train,
+        "predict": _cmd_predict,
+        "baseline": _cmd_baseline,
+    }
+
 
 # Commands that load TensorFlow anyway: imported up front, without its C++ start-up lines (logsetup).
 _TF_COMMANDS = frozenset(("run", "build", "report", "audit", *STAGE_HELP))
@@ -197,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             delegated = ["--log-level", "DEBUG", *delegated]
     else:
         (own_args, beam_args), delegated = _split_beam_args(argv), []
-    args = build_parser(_HANDLERS).parse_args(own_args)
+    args = build_parser(_handlers()).parse_args(own_args)
     args.delegated_args = delegated
     from beam_pipelines.runtime.logsetup import configure_logging, import_tensorflow_quietly
 
