@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.errors import RunError
-from model.metrics import jsonable
+from transforms.evaluation.metrics import jsonable
 
 
 @dataclass(frozen=True)

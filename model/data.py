@@ -27,10 +27,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from model.architectures import get_architecture
-from model.augment import augment_batches, check_augment_input
+from model.augment import augment_batches
 from model.config import DataConfig, TrainerConfig
 from model.errors import CorruptShardError, DatasetError, FeatureSpecError
+from model.feature_spec import METADATA_DIR, read_feature_spec, resolve_input_spec
 from transforms.audit import audit_dataset
 from transforms.contract import (
     LABEL,
@@ -45,9 +45,6 @@ from transforms.contract import (
 )
 
 logger = logging.getLogger(__name__)
-
-METADATA_DIR = "transformed_metadata"  # tf.Transform's name for the schema folder under DATA/stats
-_FLOAT_INPUT_DTYPES = (tf.float32, tf.float64, tf.int64)
 
 
 @dataclass(frozen=True)
@@ -112,74 +109,6 @@ def read_manifest(data_dir: str) -> tuple[str, str, dict[str, Any]]:
     except ValueError as error:
         raise DatasetError(f"dataset manifest {path} is not valid JSON: {error}") from None
     return path, hashlib.sha256(raw).hexdigest(), manifest
-
-
-def read_feature_spec(data_dir: str) -> dict[str, Any]:
-    """The transformed feature spec written by tf.Transform under ``DATA/stats/transformed_metadata``."""
-    stats = join(data_dir, STATS_DIR)
-    metadata = join(stats, METADATA_DIR)
-    if not tf.io.gfile.isdir(metadata):
-        raise DatasetError(
-            f"tf.Transform metadata {metadata} is missing: run the analyze/normalize stages on {data_dir} first"
-        )
-    import tensorflow_transform as tft
-
-    try:
-        return dict(tft.TFTransformOutput(stats).transformed_feature_spec())
-    except (OSError, ValueError, tf.errors.OpError) as error:
-        raise DatasetError(f"cannot read the transformed feature spec from {metadata}: {error}") from None
-
-
-def _describe(spec: Any) -> str:
-    if isinstance(spec, tf.io.FixedLenFeature):
-        return f"FixedLenFeature({list(spec.shape)}, {spec.dtype.name})"
-    return type(spec).__name__
-
-
-def resolve_input_spec(
-    feature_spec: Mapping[str, Any],
-    config: TrainerConfig,
-    source: str = "the transformed feature spec",
-    check_inputs: bool = True,
-) -> dict[str, tuple[int, ...]]:
-    """Checks the model inputs, label and uid against the feature spec; returns input name -> example shape.
-
-    With ``check_inputs=False`` only the label and uid are checked (and ``{}`` is returned).
-    Raises FeatureSpecError naming the missing or mismatched feature and what the spec offers instead.
-    """
-    available = ", ".join(f"{k}: {_describe(v)}" for k, v in sorted(feature_spec.items()))
-
-    def fixed(name: str, role: str) -> tf.io.FixedLenFeature:
-        if name not in feature_spec:
-            raise FeatureSpecError(f"feature '{name}' ({role}) is not in {source}; available features: {available}")
-        spec = feature_spec[name]
-        if not isinstance(spec, tf.io.FixedLenFeature):
-            raise FeatureSpecError(
-                f"feature '{name}' ({role}) must be a FixedLenFeature in {source}, got {_describe(spec)}"
-            )
-        return spec
-
-    label = fixed(config.data.label_feature, "data.label_feature")
-    if label.dtype != tf.int64 or list(label.shape) not in ([], [1]):
-        raise FeatureSpecError(
-            f"label feature '{config.data.label_feature}' must be a scalar int64, got {_describe(label)} in {source}"
-        )
-    uid = fixed(config.data.uid_feature, "data.uid_feature")
-    if uid.dtype != tf.string or list(uid.shape) not in ([], [1]):
-        raise FeatureSpecError(
-            f"uid feature '{config.data.uid_feature}' must be a scalar string, got {_describe(uid)} in {source}"
-        )
-    result: dict[str, tuple[int, ...]] = {}
-    if not check_inputs:
-        return result
-    for name in config.model.input_features:
-        spec = fixed(name, "model input")
-        if spec.dtype not in _FLOAT_INPUT_DTYPES:
-            raise FeatureSpecError(f"model input '{name}' must be numeric, got {_describe(spec)} in {source}")
-        result[name] = tuple(int(d) for d in spec.shape)
-    get_architecture(config.model.architecture).check_inputs(result, config.model, source)
-    check_augment_input(result, config.data.augment, source)
-    return result
 
 
 def list_shards(data_dir: str, split: str, subdir: str = NORM_DIR) -> tuple[str, list[str]]:

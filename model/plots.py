@@ -4,18 +4,17 @@ histogram, efficiency vs SNR, and a one-page dashboard. Files are written throug
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from model import metrics as M
+from transforms.evaluation import metrics as M
+from transforms.evaluation.plots import draw_efficiency_at_fap, draw_roc_curves, figure_png, format_value
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ def draw_roc(ax, results: Sequence[SplitResult]) -> None:
     for r in results:
         fpr, tpr, _ = M.roc_curve(r.labels, r.scores)
         auc = r.metrics.get("roc_auc")
-        ax.plot(fpr, tpr, color=_SPLIT_COLORS.get(r.split), label=f"{r.split} (AUC {_fmt(auc)})")
+        ax.plot(fpr, tpr, color=_SPLIT_COLORS.get(r.split), label=f"{r.split} (AUC {format_value(auc)})")
     ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
     ax.set_title("ROC curve")
     ax.set_xlabel("false positive rate")
@@ -98,7 +97,7 @@ def draw_pr(ax, results: Sequence[SplitResult]) -> None:
             np.r_[1.0, precision],
             where="post",
             color=_SPLIT_COLORS.get(r.split),
-            label=f"{r.split} (AP {_fmt(ap)})",
+            label=f"{r.split} (AP {format_value(ap)})",
         )
         prevalence = float(np.mean(r.labels)) if r.labels.size else 0.0
         ax.axhline(prevalence, ls=":", color=_SPLIT_COLORS.get(r.split), alpha=0.6)
@@ -163,18 +162,6 @@ def draw_efficiency(ax, result: SplitResult) -> None:
     ax.legend(loc="lower right")
 
 
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.3f}"
-
-
-def figure_png(fig: Figure) -> bytes:
-    """``fig`` rendered as PNG bytes (Agg, 110 dpi)."""
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return buffer.getvalue()
-
-
 def save_figure(fig: Figure, path: str) -> str:
     """Writes ``fig`` as PNG to ``path`` (local or gs://)."""
     import tensorflow as tf
@@ -183,66 +170,6 @@ def save_figure(fig: Figure, path: str) -> str:
     with tf.io.gfile.GFile(path, "wb") as handle:
         handle.write(data)
     return path
-
-
-# Searches compared on one figure (CNN vs matched-filter baseline) ----------------------------------------
-
-_FAP_STYLES = ("-", "--", ":", "-.")
-
-
-def draw_roc_curves(ax, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str = "ROC curve") -> None:
-    """One ROC curve per ``(name, labels (n,) 0/1, scores (n,))``, AUC in the legend; log-scaled FPR axis so the
-    low false-alarm end (where detection thresholds live) is visible."""
-    for name, labels, scores in curves:
-        fpr, tpr, _ = M.roc_curve(labels, scores)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {_fmt(M.roc_auc(labels, scores))})")
-    n_neg = max(int(np.sum(np.asarray(curves[0][1]) == 0)), 1) if curves else 1
-    grid = np.logspace(np.log10(0.5 / n_neg), 0, 50)
-    ax.plot(grid, grid, ":", color="grey", label="chance")
-    ax.set_xscale("log")
-    ax.set_xlim(0.5 / n_neg, 1.0)
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title)
-    ax.set_xlabel("false-alarm probability (false positive rate, log)")
-    ax.set_ylabel("detection efficiency (true positive rate)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right")
-
-
-def draw_efficiency_at_fap(
-    ax, curves: Sequence[tuple[str, Mapping[str, Mapping[str, Any]]]], title: str = "Efficiency vs SNR"
-) -> None:
-    """Efficiency vs injected SNR (bin medians) at fixed false-alarm probabilities, with binomial 1-sigma bars.
-
-    ``curves``: ``(name, model.detection.efficiency_at_fap result)``; one colour and marker per name (earlier
-    curves drawn wider, so equal values stay visible), one line style per FAP.
-    """
-    ax.set_title(title)
-    ax.set_xlabel("injected network SNR (bin median)")
-    ax.set_ylabel("detection efficiency")
-    ax.grid(alpha=0.3)
-    drawn = False
-    for index, (name, per_fap) in enumerate(curves):
-        color, marker = f"C{index}", "osD^v"[index % 5]
-        width, size = 1.5 + 1.5 * (len(curves) - 1 - index), 4 + 2 * (len(curves) - 1 - index)
-        for style, (key, entry) in zip(_FAP_STYLES, per_fap.items(), strict=False):
-            rows = [b for b in (entry.get("efficiency_vs_snr") or {}).get("bins", []) if b["n_positive"] > 0]
-            if not rows:
-                continue
-            x = np.array([b["snr_median"] for b in rows], dtype=np.float64)
-            eff = np.array([b["efficiency"] for b in rows], dtype=np.float64)
-            err = np.sqrt(eff * (1.0 - eff) / np.array([b["n_positive"] for b in rows], dtype=np.float64))
-            limited = f" (no noise above: < 1/{entry['n_noise']})" if entry.get("resolution_limited") else ""
-            label = f"{name}, FAP {key}{limited}"
-            ax.errorbar(
-                x, eff, yerr=err, ls=style, lw=width, marker=marker, ms=size, capsize=2, color=color, label=label
-            )
-            drawn = True
-    if not drawn:
-        ax.text(0.5, 0.5, "no injected SNR available", ha="center", va="center", transform=ax.transAxes)
-        return
-    ax.set_ylim(0, 1.05)
-    ax.legend(loc="lower right", fontsize="small")
 
 
 def write_comparison_plots(

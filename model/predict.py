@@ -38,8 +38,9 @@ import tensorflow as tf
 from model.artifacts import RunPaths, read_json, write_text
 from model.cli_common import add_log_level, setup_logging
 from model.config import TrainerConfig, config_from_dict
-from model.data import read_manifest, resolve_input_spec
+from model.data import read_manifest
 from model.errors import DatasetError, RunError
+from model.feature_spec import resolve_input_spec
 from transforms.config import ConfigError, DatasetConfig, validate
 from transforms.contract import STATS_DIR
 from transforms.recipes import get_recipe

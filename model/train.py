@@ -29,11 +29,11 @@ from model.cli_common import add_log_level, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
 from model.errors import DatasetError
-from model.evaluate import choose_threshold, predict_split, split_result
 from model.injection import check_injection_input, load_bank, make_injection_dataset
 from model.layers import WarmupCosineDecay
 from model.networks import build_model
 from model.plots import write_plots
+from model.scoring import choose_threshold, predict_split, split_result
 from transforms.config import ConfigError, apply_overrides
 
 logger = logging.getLogger(__name__)

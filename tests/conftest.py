@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("SIGFORGE_LOCK_SETTLE_S", "0.05")  # the object-store lock's wait (memfs:// tests); 2 s in use
 
 import pytest  # noqa: E402
 

@@ -18,7 +18,7 @@ import numpy as np
 from tensorflow.core.example import example_pb2
 
 from beam_pipelines.dataset import manifest
-from beam_pipelines.io.shards import format_table
+from beam_pipelines.io.tables import format_table
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import (
     BASE_COLUMNS,

@@ -4,7 +4,9 @@ It behaves like ``gs://`` as Beam's ``GCSFileSystem`` presents it: there are no 
 full paths; ``exists`` is true for an object and false for a "folder" prefix; ``mkdirs`` does nothing; ``rename``
 is copy + delete; ``delete`` of a path ending in ``/`` removes everything under it. Objects live in one
 process-global dict, so it works with the in-memory FnApiRunner (workers in this process) and nowhere else.
-Importing this module registers the scheme (Beam finds ``FileSystem`` subclasses by their ``scheme()``).
+Importing this module registers the scheme (Beam finds ``FileSystem`` subclasses by their ``scheme()``) and its
+atomic create-if-absent with the dataset lock (``create_if_absent``), as GCS's generation precondition is for
+``gs://``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from apache_beam.io.filesystem import (
     FileMetadata,
     FileSystem,
 )
+
+from beam_pipelines.dataset import lock
 
 SCHEME = "memfs"
 PREFIX = f"{SCHEME}://"
@@ -47,6 +51,15 @@ def read(path: str) -> bytes:
 def write(path: str, data: bytes) -> None:
     with _LOCK:
         _OBJECTS[path] = (bytes(data), time.time())
+
+
+def create_if_absent(path: str, data: bytes) -> bool:
+    """Writes ``data`` at ``path`` and returns True, or returns False when the object exists (atomic)."""
+    with _LOCK:
+        if path in _OBJECTS:
+            return False
+        _OBJECTS[path] = (bytes(data), time.time())
+        return True
 
 
 class _Writer(io.BytesIO):
@@ -174,3 +187,6 @@ class MemFileSystem(FileSystem):
                         del _OBJECTS[key]
                 else:
                     _OBJECTS.pop(path, None)
+
+
+lock.register_create_if_absent(SCHEME, create_if_absent)

@@ -20,7 +20,7 @@ from dataset_fixture import (
 
 from beam_pipelines.commands.audit import run_audit
 from beam_pipelines.dataset import fs as beam_fs
-from transforms import audit, gfile_io
+from transforms import audit, audit_folders, gfile_io
 from transforms.contract import example_keys
 
 
@@ -47,11 +47,11 @@ def _tables(folder):
 
 
 def test_check_sequence_cases():
-    assert audit.check_sequence([(1, 3), (2, 3), (3, 3)], "x") == []
-    assert audit.check_sequence([(1, 3), (3, 3)], "x") == ["x: sequence of 3 is incomplete, missing 0002"]
-    assert "mixed totals [2, 3]" in audit.check_sequence([(1, 2), (2, 3)], "x")[0]
-    assert "outside 1..2" in audit.check_sequence([(1, 2), (2, 2), (3, 2)], "x")[0]
-    assert audit.check_sequence([], "x") == ["x: none found"]
+    assert audit_folders.check_sequence([(1, 3), (2, 3), (3, 3)], "x") == []
+    assert audit_folders.check_sequence([(1, 3), (3, 3)], "x") == ["x: sequence of 3 is incomplete, missing 0002"]
+    assert "mixed totals [2, 3]" in audit_folders.check_sequence([(1, 2), (2, 3)], "x")[0]
+    assert "outside 1..2" in audit_folders.check_sequence([(1, 2), (2, 2), (3, 2)], "x")[0]
+    assert audit_folders.check_sequence([], "x") == ["x: none found"]
 
 
 def test_check_accounting_cases():
@@ -65,10 +65,10 @@ def test_check_accounting_cases():
 def test_count_records_detects_truncation(tmp_path):
     path = tmp_path / "x.tfrecord"
     write_records(path, [b"a" * 10, b"b" * 20])
-    assert audit.count_records(str(path)) == 2
+    assert audit_folders.count_records(str(path)) == 2
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(ValueError, match="record 2 is truncated"):
-        audit.count_records(str(path))
+        audit_folders.count_records(str(path))
 
 
 # ---- clean datasets ----------------------------------------------------------------------------------------------

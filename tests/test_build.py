@@ -319,7 +319,8 @@ def test_decode_array_roundtrip():
 
 
 def test_write_shards_rolls_parts_and_names_them_in_sequence(tmp_path):
-    from beam_pipelines.io.shards import ShardRecord, WriteShards
+    from beam_pipelines.io.records import ShardRecord
+    from beam_pipelines.io.sink import WriteShards
 
     records = [ShardRecord(f"u{i:02d}", encode_bytes(i), {"target_id": "t", "label": i % 2}) for i in range(23)]
     with TestPipeline(runner=FnApiRunner()) as p:
@@ -345,7 +346,8 @@ def test_write_shards_rolls_parts_and_names_them_in_sequence(tmp_path):
 
 
 def test_write_shards_of_nothing_writes_one_empty_shard(tmp_path):
-    from beam_pipelines.io.shards import ShardRecord, WriteShards
+    from beam_pipelines.io.records import ShardRecord
+    from beam_pipelines.io.sink import WriteShards
 
     with TestPipeline(runner=FnApiRunner()) as p:
         _ = p | beam.Create([]).with_output_types(ShardRecord) | WriteShards(str(tmp_path), "x", 5)
@@ -356,7 +358,8 @@ def test_write_shards_of_nothing_writes_one_empty_shard(tmp_path):
 def test_write_shards_per_key_writes_each_key_as_its_own_writer(tmp_path):
     """Keys a and b each get their own rolled, numbered shards in their own folder; key c, with no record, one
     empty shard; the output pairs each shard with its key."""
-    from beam_pipelines.io.shards import ShardRecord, WriteShards
+    from beam_pipelines.io.records import ShardRecord
+    from beam_pipelines.io.sink import WriteShards
 
     records = [ShardRecord(f"u{i:02d}", encode_bytes(i), {"target_id": "t", "label": i % 2}) for i in range(23)]
     keyed = [("a" if i % 3 else "b", r) for i, r in enumerate(records)]

@@ -58,7 +58,7 @@ def test_assign_split_follows_fractions():
 
 
 def test_split_by_target_under_test_pipeline(tmp_path):
-    from beam_pipelines.io.shards import ShardRecord
+    from beam_pipelines.io.records import ShardRecord
 
     records = [
         ShardRecord(
@@ -226,14 +226,14 @@ def test_chain_passes_audit_with_source_groups(chain):
 def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
     """A stage that dies mid-run (here: the shard writer, which no per-element guard covers) leaves only its .tmp_
     folder: no output folder, no manifest entry, and no lock left behind."""
-    from beam_pipelines.io import shards
+    from beam_pipelines.io import sink
 
-    original = shards.name_parts
+    original = sink.name_parts
 
     def dying(*args, **kwargs):
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(shards, "name_parts", dying)
+    monkeypatch.setattr(sink, "name_parts", dying)
     config = load_config(DatasetConfig, "run_configs/g2net.yaml")
     out = tmp_path / "ds"
     with pytest.raises(Exception, match="worker killed"):
@@ -241,17 +241,17 @@ def test_killed_stage_publishes_nothing(g2net_raw, tmp_path, monkeypatch):
     assert not (out / "tfrecords").exists()
     assert manifest.read_manifest(str(out))["stages"] == {}
     assert not (out / ".sigforge.lock").exists()
-    monkeypatch.setattr(shards, "name_parts", original)
+    monkeypatch.setattr(sink, "name_parts", original)
     run_build(config, str(g2net_raw), str(out))  # a rerun cleans the stale .tmp_ and succeeds
     assert (out / "tfrecords").is_dir() and not list(out.glob(".tmp_*"))
 
 
 def test_read_shard_with_table_joins_rows_by_uid(chain):
-    from beam_pipelines.io import shards
+    from beam_pipelines.io import readers
 
     folder = chain["out"] / "split" / "train"
     shard = sorted(folder.glob("train_shard_*.tfrecord"))[0]
-    records = list(shards.read_shard_with_table(str(shard)))
+    records = list(readers.read_shard_with_table(str(shard)))
     table = {r["uid"]: r for r in _read_tables(folder) if r["shard"] == shard.name}
     assert sorted(r.uid for r in records) == sorted(table)
     for r in records:
@@ -296,17 +296,17 @@ def test_a_stage_that_loses_a_record_publishes_nothing(chain, tmp_path, monkeypa
     the stage's read-what-was-written check stops it before it publishes."""
     import shutil
 
-    from beam_pipelines.io import shards
+    from beam_pipelines.io import readers
 
     out = tmp_path / "ds"
     shutil.copytree(chain["out"], out)
-    original = shards.read_records
+    original = readers.read_records
 
     def lossy(path):
         records = list(original(path))
         return records[1:] if "_shard_0001-" in path else records  # the first record of every first shard
 
-    monkeypatch.setattr(shards, "read_records", lossy)
+    monkeypatch.setattr(readers, "read_records", lossy)
     run = analyze.run_analyze if stage == "analyze" else normalize.run_normalize
     expected = "read .* train examples, the split holds" if stage == "analyze" else "the split stage wrote"
     with pytest.raises(StageError, match=expected):

@@ -180,44 +180,106 @@ def threading_acquire(out: str) -> None:
         raise errors[0]
 
 
-def test_object_store_writers_racing_past_the_check_leave_one_holder(monkeypatch):
-    """Two runs both find no lock on an object store (memfs://) and both write theirs, the second one 50 ms
-    later; each reads back its own token at first. After the settle wait only the last writer holds the lock."""
-    import threading
+class _FakeGcs:
+    """A google-cloud-storage client with the generation preconditions of GCS: ``client.bucket(b).blob(n)``."""
 
+    def __init__(self):
+        self.objects: dict[tuple[str, str], tuple[bytes, int]] = {}  # (bucket, name) -> (data, generation)
+        self.calls: list[tuple[str, str, dict]] = []  # (operation, name, keyword arguments)
+        self.generations = iter(range(1000, 2000))
+
+    def bucket(self, bucket):
+        return _FakeBlobFactory(self, bucket)
+
+
+class _FakeBlobFactory:
+    def __init__(self, client, bucket):
+        self.client, self.bucket = client, bucket
+
+    def blob(self, name):
+        return _FakeBlob(self.client, self.bucket, name)
+
+
+class _FakeBlob:
+    def __init__(self, client, bucket, name):
+        self.client, self.key, self.name, self.generation = client, (bucket, name), name, None
+
+    def _check(self, if_generation_match):
+        from google.api_core.exceptions import PreconditionFailed
+
+        current = self.client.objects.get(self.key, (b"", 0))[1]
+        if if_generation_match is not None and if_generation_match != current:
+            raise PreconditionFailed(f"{self.name}: generation {current}, not {if_generation_match}")
+
+    def upload_from_string(self, data, content_type=None, if_generation_match=None):
+        self.client.calls.append(("upload", self.name, {"if_generation_match": if_generation_match}))
+        self._check(if_generation_match)
+        self.generation = next(self.client.generations)
+        self.client.objects[self.key] = (bytes(data), self.generation)
+
+    def download_as_bytes(self):
+        from google.api_core.exceptions import NotFound
+
+        if self.key not in self.client.objects:
+            raise NotFound(self.name)
+        return self.client.objects[self.key][0]
+
+    def delete(self, if_generation_match=None):
+        from google.api_core.exceptions import NotFound
+
+        self.client.calls.append(("delete", self.name, {"if_generation_match": if_generation_match}))
+        if self.key not in self.client.objects:
+            raise NotFound(self.name)
+        self._check(if_generation_match)
+        del self.client.objects[self.key]
+
+
+@pytest.fixture
+def fake_gcs(monkeypatch):
+    client = _FakeGcs()
+    monkeypatch.setattr(lock, "_gcs_client", lambda: client)
+    return client
+
+
+def test_a_gs_lock_is_created_and_released_under_generation_preconditions(fake_gcs):
+    """GCS refuses a second creator (``if_generation_match=0``); release deletes only the generation it made."""
+    out = "gs://bucket/datasets/ds"
+    name = f"datasets/ds/{lock.LOCK_FILE}"
+    with lock.dataset_lock(out, "sigforge run"):
+        assert fake_gcs.calls == [("upload", name, {"if_generation_match": 0})]
+        generation = fake_gcs.objects[("bucket", name)][1]
+        assert lock.read_holder(out)["command"] == "sigforge run"
+        lock.verify(out)  # still ours
+        with pytest.raises(DatasetLocked, match=f"pid {os.getpid()}"):
+            threading_acquire(out)  # a second acquirer
+        assert fake_gcs.calls[-1] == ("upload", name, {"if_generation_match": 0})
+        assert fake_gcs.objects[("bucket", name)][1] == generation  # the refused upload changed nothing
+    assert fake_gcs.calls[-1] == ("delete", name, {"if_generation_match": generation})
+    assert fake_gcs.objects == {}
+
+
+def test_a_gs_lock_retaken_by_another_run_is_not_deleted_on_release(fake_gcs):
+    out = "gs://bucket/ds"
+    key = ("bucket", f"ds/{lock.LOCK_FILE}")
+    lock.acquire(out, "sigforge split")
+    fake_gcs.objects[key] = (json.dumps({"host": "other", "pid": 7, "token": "theirs"}).encode(), 4242)
+    with pytest.raises(DatasetLocked, match="no longer holds"):
+        lock.verify(out)
+    lock.release(out)
+    assert fake_gcs.calls[-1][0] == "delete" and fake_gcs.calls[-1][2]["if_generation_match"] != 4242
+    assert json.loads(fake_gcs.objects[key][0])["token"] == "theirs"  # theirs is left alone
+
+
+def test_a_filesystem_without_create_if_absent_is_refused(monkeypatch):
+    """A scheme with no registered create-if-absent is refused naming it, before anything is written."""
     import memfs
 
     memfs.clear()
-    out = f"{memfs.PREFIX}race/ds"
-    monkeypatch.setenv("SIGFORGE_LOCK_SETTLE_S", "0.5")
-    both_checked = threading.Barrier(2)
-    real_write = fs.write_bytes
-
-    def write_after_both_checked(path, data):
-        if path.endswith(lock.LOCK_FILE):
-            both_checked.wait(timeout=10)
-            if threading.current_thread().name == "second":
-                time.sleep(0.05)
-        real_write(path, data)
-
-    monkeypatch.setattr(fs, "write_bytes", write_after_both_checked)
-    outcome: dict[str, str] = {}
-
-    def run(name):
-        try:
-            lock.acquire(out, name)
-            outcome[name] = "held"
-        except DatasetLocked:
-            outcome[name] = "refused"
-
-    threads = [threading.Thread(target=run, args=(name,), name=name) for name in ("first", "second")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcome == {"first": "refused", "second": "held"}
-    assert lock.read_holder(out)["command"] == "second"
-    memfs.clear()
+    monkeypatch.delitem(lock._STORES, memfs.SCHEME)
+    with pytest.raises(StageError, match="memfs://") as info:
+        lock.acquire(f"{memfs.PREFIX}bucket/ds")
+    assert info.value.code == "lock_unsupported" and not isinstance(info.value, DatasetLocked)
+    assert memfs.paths() == []
 
 
 def test_a_run_that_lost_its_lock_neither_deletes_nor_publishes(clean, tmp_path):
@@ -226,15 +288,17 @@ def test_a_run_that_lost_its_lock_neither_deletes_nor_publishes(clean, tmp_path)
     out = tmp_path / "ds"
     shutil.copytree(clean, out)
     files_before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+
+    def owner_check():  # what run_stage hands the manifest
+        lock.verify(str(out))
+
     with lock.dataset_lock(str(out), "sigforge split"):
         (out / lock.LOCK_FILE).write_text(json.dumps({"host": "other", "pid": 7, "token": "theirs"}))
         with pytest.raises(DatasetLocked, match="no longer holds"):
-            manifest.begin_stage(
-                str(out), "split", overwrite=True, requires="build", owner_check=lambda: lock.verify(str(out))
-            )
+            manifest.begin_stage(str(out), "split", overwrite=True, requires="build", owner_check=owner_check)
         files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != lock.LOCK_FILE)
         assert files == files_before
-        run = manifest.StageRun(str(out), "filter", lambda: lock.verify(str(out)))
+        run = manifest.StageRun(str(out), "filter", owner_check)
         (out / ".tmp_filter").mkdir()
         with pytest.raises(DatasetLocked, match="no longer holds"):
             manifest.finish_stage(run, {"seen": 0})

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import csv
 import re
+import threading
 from pathlib import Path
 
 import memfs
 import pytest
 import tensorflow as tf
 
-from beam_pipelines.dataset import fs, manifest
-from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.dataset import fs, lock, manifest
+from beam_pipelines.dataset.errors import DatasetLocked, StageError
 from beam_pipelines.stages import split
 from beam_pipelines.stages.build import run_build
 from transforms.audit import audit_dataset
@@ -68,6 +69,37 @@ def test_fs_helpers_treat_prefixes_as_folders(bucket):
     fs.delete_tree(f"{bucket}/published")
     fs.delete_tree(f"{bucket}/missing")
     assert memfs.paths() == []
+
+
+def test_concurrent_lock_takers_on_an_object_store_leave_one_holder(bucket, monkeypatch):
+    """Two runs reach the create at the same moment on memfs://; its registered create-if-absent lets one in."""
+    both_ready = threading.Barrier(2)
+
+    def create_when_both_ready(path, data):
+        both_ready.wait(timeout=10)
+        return memfs.create_if_absent(path, data)
+
+    monkeypatch.setitem(lock._STORES, memfs.SCHEME, lock._STORES[memfs.SCHEME])  # restored after the test
+    lock.register_create_if_absent(memfs.SCHEME, create_when_both_ready)
+    out = f"{bucket}/race/ds"
+    outcome: dict[str, str] = {}
+
+    def take(name):
+        try:
+            lock.acquire(out, name)
+            outcome[name] = "held"
+        except DatasetLocked:
+            outcome[name] = "refused"
+
+    threads = [threading.Thread(target=take, args=(name,), name=name) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcome.values()) == ["held", "refused"]
+    winner = next(name for name, result in outcome.items() if result == "held")
+    assert lock.read_holder(out)["command"] == winner
+    assert memfs.paths() == [f"{out}/{lock.LOCK_FILE}"]
 
 
 def _by_uid(folder: Path) -> tuple[dict[str, dict], dict[str, bytes]]:

@@ -15,16 +15,10 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from beam_pipelines.io import progress
 from beam_pipelines.io.counting import Several, Tally, weight
+from beam_pipelines.io.records import ShardBatch, ShardRecord
 from beam_pipelines.io.rejects import COLUMNS
-from beam_pipelines.io.shards import (
-    ShardBatch,
-    ShardRecord,
-    WriteShards,
-    format_row,
-    format_table,
-    shard_table,
-    sorted_part_table,
-)
+from beam_pipelines.io.sink import WriteShards
+from beam_pipelines.io.tables import format_row, format_table, shard_table, sorted_part_table
 from transforms.contract import ExampleEncoder, Rejection, encode_example, example_keys
 from transforms.recipes.tce import schema
 from transforms.recipes.tce.encoding import encode_examples, encode_tce_example

@@ -1,4 +1,4 @@
-"""Whole-file reads (beam_pipelines.io.shards.ReadWholeFiles): every record and every data line, once, on the
+"""Whole-file reads (beam_pipelines.io.readers.ReadWholeFiles): every record and every data line, once, on the
 in-memory runner and with several worker threads (where Beam's splittable sources lost records)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines.io.shards import ReadWholeFiles, data_lines, read_table_lines
+from beam_pipelines.io.readers import ReadWholeFiles, data_lines, read_table_lines
 from transforms.tfrecord import write_record
 
 

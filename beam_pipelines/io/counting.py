@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 
 from beam_pipelines.dataset import fs
-from beam_pipelines.io.shards import ShardBatch
+from beam_pipelines.io.records import ShardBatch
 
 SUMMARY_FILE = "_summary.json"
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from beam_pipelines.dataset import fs
+from beam_pipelines.io.readers import ReadWholeFiles, data_lines
 from beam_pipelines.io.rejects import REJECTED, guarded, reject
-from beam_pipelines.io.shards import ReadWholeFiles, data_lines
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput
 from transforms.csv_rows import UNDECODABLE_ROW as UNDECODABLE_ROW  # the pure parts live in transforms/ (the

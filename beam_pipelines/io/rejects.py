@@ -9,7 +9,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from beam_pipelines.io.shards import format_row
+from beam_pipelines.io.tables import format_row
 from transforms.contract import REJECTION_COLUMNS, Rejection
 
 REJECTED = "rejected"

@@ -16,7 +16,7 @@ import apache_beam as beam
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import SUMMARY_FILE, Tally, WriteSummary
 from beam_pipelines.io.rejects import WriteRejected
-from beam_pipelines.io.shards import WriteShards
+from beam_pipelines.io.sink import WriteShards
 from transforms.contract import RAW_DIR, RAW_PREFIX, REJECTED_DIR
 
 

@@ -25,12 +25,12 @@ from tfx_bsl.public import tfxio
 from beam_pipelines.dataset import fs, manifest
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.io.counting import Counts, Tally
-from beam_pipelines.io.shards import ReadWholeFiles, shard_glob
+from beam_pipelines.io.readers import ReadWholeFiles, shard_glob
 from beam_pipelines.stages.outliers import ScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import SPLIT_DIR, STATS_DIR, UID, decode_example, example_keys
-from transforms.recipes import get_recipe
+from transforms.recipes import Recipe, get_recipe
 from transforms.recipes.base import example_scale_fn
 
 _LOG = logging.getLogger(__name__)
@@ -156,9 +156,10 @@ def write_npz(path: str, **arrays: np.ndarray) -> None:
     fs.write_bytes(path, buffer.getvalue())
 
 
-def check_analyze_config(config: DatasetConfig) -> None:
-    """Cross-key checks decidable from the config alone; ConfigError naming the key."""
-    recipe = get_recipe(config.recipe)
+def check_analyze_config(config: DatasetConfig, recipe: Recipe | None = None) -> None:
+    """Cross-key checks decidable from the config alone; ConfigError naming the key. ``recipe`` is
+    ``config.recipe``'s, looked up when not given."""
+    recipe = recipe if recipe is not None else get_recipe(config.recipe)
     column = config.analyze.cap_group_column
     if column not in recipe.cap_group_columns:
         raise ConfigError(
@@ -168,11 +169,17 @@ def check_analyze_config(config: DatasetConfig) -> None:
 
 
 def run_analyze(
-    config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
+    config: DatasetConfig,
+    out: str,
+    beam_args: list[str] | None = None,
+    overwrite: bool = False,
+    *,
+    recipe: Recipe | None = None,
 ) -> dict[str, Any]:
-    """Runs the analyze stage on ``out/split/train`` and returns the updated manifest."""
-    recipe = get_recipe(config.recipe)
-    check_analyze_config(config)
+    """Runs the analyze stage on ``out/split/train`` and returns the updated manifest. ``recipe`` is
+    ``config.recipe``'s (``sigforge run`` resolves it once), looked up when not given."""
+    recipe = recipe if recipe is not None else get_recipe(config.recipe)
+    check_analyze_config(config, recipe)
     stages = manifest.read_manifest(out).get("stages", {})
     train_split = stages.get("split", {}).get("splits", {}).get("train", {})
     if "split" in stages:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from beam_pipelines.dataset import fs
@@ -22,7 +23,7 @@ from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import RAW_DIR, REJECTED_DIR
-from transforms.recipes import get_recipe, resolve
+from transforms.recipes import Recipe, get_recipe, resolve
 
 STAGE = "build"
 EMPTY_BUILD = "empty_build"  # StageError code of a build that wrote no example
@@ -30,13 +31,26 @@ _SHOWN_REASONS = 3
 _DETAIL_CHARS = 500
 
 
-def plan_build(config: DatasetConfig, input_dir: str) -> tuple[Any, Any]:
+@dataclass(frozen=True)
+class BuildPlan:
+    """The recipe's build class (a ``RecipeBuild``) and its driver-side plan for the inputs in ``input_dir``
+    (absolute): what ``plan_build`` found, handed on to ``run_build`` so a run plans once."""
+
+    input_dir: str
+    build: Any
+    plan: Any
+
+
+def plan_build(config: DatasetConfig, input_dir: str, recipe: Recipe | None = None) -> BuildPlan:
     """The recipe's build class and its driver-side plan: config errors against the inputs (ConfigError naming
-    the key) surface here, before any output is touched."""
-    build = resolve(get_recipe(config.recipe).build_transform)
+    the key) surface here, before any output is touched. ``recipe`` is ``config.recipe``'s, looked up when not
+    given."""
+    recipe = recipe if recipe is not None else get_recipe(config.recipe)
+    input_dir = fs.absolute(input_dir)
+    build = resolve(recipe.build_transform)
     if not fs.exists(input_dir):
         raise ConfigError(f"--input {input_dir} does not exist")
-    return build, build.plan(config, input_dir)
+    return BuildPlan(input_dir, build, build.plan(config, input_dir))
 
 
 def run_build(
@@ -45,14 +59,22 @@ def run_build(
     out: str,
     beam_args: list[str] | None = None,
     overwrite: bool = False,
+    *,
+    recipe: Recipe | None = None,
+    planned: BuildPlan | None = None,
 ) -> dict[str, Any]:
     """Runs the build stage of ``config.recipe`` from ``input_dir`` into ``out``; returns the updated manifest.
 
     ``input_dir`` is recorded absolute (``fs.absolute``), so the audit's recount of the raw inputs finds them from
-    any working directory."""
-    recipe = get_recipe(config.recipe)
+    any working directory. ``sigforge run`` passes the ``recipe`` it resolved and the ``planned`` build it
+    checked before taking the lock; alone, the stage resolves and plans them itself."""
+    recipe = recipe if recipe is not None else get_recipe(config.recipe)
     input_dir = fs.absolute(input_dir)
-    build, plan = plan_build(config, input_dir)
+    if planned is None:
+        planned = plan_build(config, input_dir, recipe)
+    elif planned.input_dir != input_dir:
+        raise ValueError(f"run_build: the plan is for {planned.input_dir}, not {input_dir}")
+    build, plan = planned.build, planned.plan
 
     def work(ctx: StageContext) -> dict[str, Any]:
         with ctx.pipeline() as pipeline:

@@ -29,17 +29,11 @@ from apache_beam.metrics import Metrics
 from beam_pipelines.dataset import fs, manifest
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.io.counting import SUMMARY_FILE, Counts, Tally, WriteSummary
+from beam_pipelines.io.readers import ReadTableRowsByFolder, ReadWholeFiles, read_records_by_folder, shard_glob
+from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.rejects import REJECTED, WriteRejected, reject
-from beam_pipelines.io.shards import (
-    ReadTableRowsByFolder,
-    ReadWholeFiles,
-    ShardRecord,
-    WriteShards,
-    read_records_by_folder,
-    shard_glob,
-    table_columns,
-    table_glob,
-)
+from beam_pipelines.io.sink import WriteShards
+from beam_pipelines.io.tables import table_columns, table_glob
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition

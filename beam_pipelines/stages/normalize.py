@@ -26,20 +26,15 @@ from tfx_bsl.coders import example_coder
 from beam_pipelines.dataset import fs, manifest
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.io.counting import Tally
-from beam_pipelines.io.shards import (
-    ReadWholeFiles,
-    ShardRecord,
-    WriteShards,
-    in_global_window,
-    read_shard_with_table_by_folder,
-    shard_glob,
-    table_columns,
-)
+from beam_pipelines.io.readers import ReadWholeFiles, read_shard_with_table_by_folder, shard_glob
+from beam_pipelines.io.records import ShardRecord
+from beam_pipelines.io.sink import WriteShards, in_global_window
+from beam_pipelines.io.tables import table_columns
 from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE, raw_schema
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
 from transforms.contract import NORM_DIR, SPLIT_DIR, SPLITS, STATS_DIR, norm_prefix
-from transforms.recipes import get_recipe
+from transforms.recipes import Recipe, get_recipe
 
 _LOG = logging.getLogger(__name__)
 STAGE = "normalize"
@@ -303,11 +298,18 @@ class NormalizeSplits(beam.PTransform):
 
 
 def run_normalize(
-    config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
+    config: DatasetConfig,
+    out: str,
+    beam_args: list[str] | None = None,
+    overwrite: bool = False,
+    *,
+    recipe: Recipe | None = None,
 ) -> dict[str, Any]:
-    """Runs the normalize stage for every split of ``out`` and returns the updated manifest."""
+    """Runs the normalize stage for every split of ``out`` and returns the updated manifest. ``recipe`` is
+    ``config.recipe``'s (``sigforge run`` resolves it once), looked up when not given."""
     stats_dir = fs.join(out, STATS_DIR)
-    raw_spec = get_recipe(config.recipe).raw_feature_spec(config)
+    recipe = recipe if recipe is not None else get_recipe(config.recipe)
+    raw_spec = recipe.raw_feature_spec(config)
 
     def work(ctx: StageContext) -> dict[str, Any]:
         schema_bytes = tft.TFTransformOutput(stats_dir).transformed_metadata.schema.SerializeToString()

@@ -10,11 +10,12 @@ from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.dataset.lock import dataset_lock
 from beam_pipelines.stages.analyze import check_analyze_config, run_analyze
-from beam_pipelines.stages.build import plan_build, run_build
+from beam_pipelines.stages.build import BuildPlan, plan_build, run_build
 from beam_pipelines.stages.normalize import run_normalize
 from beam_pipelines.stages.split import run_split
 from transforms.config import DatasetConfig
 from transforms.contract import MANIFEST
+from transforms.recipes import Recipe, get_recipe
 
 _LOG = logging.getLogger(__name__)
 
@@ -22,23 +23,35 @@ _LOG = logging.getLogger(__name__)
 def run_all(
     config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
-    """build -> split -> analyze -> normalize (-> filter when ``config.filter`` has conditions)."""
-    check_analyze_config(config)  # cross-key checks of later stages fail before any work
-    plan_build(config, input_dir)  # and those decidable from a cheap look at the inputs, before the lock's file
+    """build -> split -> analyze -> normalize (-> filter when ``config.filter`` has conditions).
+
+    The recipe is resolved and the build planned once, here, and handed to the stages (split and filter ask the
+    recipe nothing)."""
+    recipe = get_recipe(config.recipe)
+    # Fail before any work and before the lock's file: cross-key checks of later stages, and what a cheap look at
+    # the inputs decides.
+    check_analyze_config(config, recipe)
+    planned = plan_build(config, input_dir, recipe)
     with dataset_lock(out, "sigforge run"):  # the stages re-take it: one holder for the whole run
         if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
             raise StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
-        return _run_stages(config, input_dir, out, beam_args, overwrite)
+        return _run_stages(config, recipe, planned, out, beam_args, overwrite)
 
 
 def _run_stages(
-    config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None, overwrite: bool
+    config: DatasetConfig,
+    recipe: Recipe,
+    planned: BuildPlan,
+    out: str,
+    beam_args: list[str] | None,
+    overwrite: bool,
 ) -> dict[str, Any]:
+    input_dir = planned.input_dir
     stages = [
-        ("build", lambda: run_build(config, input_dir, out, beam_args, overwrite=overwrite)),
+        ("build", lambda: run_build(config, input_dir, out, beam_args, overwrite, recipe=recipe, planned=planned)),
         ("split", lambda: run_split(config, out, beam_args, overwrite=overwrite)),
-        ("analyze", lambda: run_analyze(config, out, beam_args, overwrite=overwrite)),
-        ("normalize", lambda: run_normalize(config, out, beam_args, overwrite=overwrite)),
+        ("analyze", lambda: run_analyze(config, out, beam_args, overwrite=overwrite, recipe=recipe)),
+        ("normalize", lambda: run_normalize(config, out, beam_args, overwrite=overwrite, recipe=recipe)),
     ]
     if config.filter is not None and config.filter.conditions:
         from beam_pipelines.stages.filter import run_filter

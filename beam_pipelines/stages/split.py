@@ -14,14 +14,10 @@ from apache_beam.metrics import Metrics
 from beam_pipelines.dataset import fs, manifest
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.io.counting import Counts, Tally
-from beam_pipelines.io.shards import (
-    ReadWholeFiles,
-    ShardRecord,
-    WriteShards,
-    read_shard_with_table,
-    shard_glob,
-    table_columns,
-)
+from beam_pipelines.io.readers import ReadWholeFiles, read_shard_with_table, shard_glob
+from beam_pipelines.io.records import ShardRecord
+from beam_pipelines.io.sink import WriteShards
+from beam_pipelines.io.tables import table_columns
 from beam_pipelines.stages.build import check_not_empty
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig

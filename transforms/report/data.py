@@ -1,7 +1,8 @@
 """What the report reads from a dataset folder: the manifest, data tables per split, and a few examples.
 
-All reads go through the injected file API (``ReportFiles``: ``transforms.audit.FileAccess`` plus writes), so the
-report works on any filesystem the caller's API reaches (``beam_pipelines.dataset.fs``: local, ``gs://``, ...).
+All reads go through the injected file API (``ReportFiles``: ``transforms.audit_folders.FileAccess`` plus writes),
+so the report works on any filesystem the caller's API reaches (``beam_pipelines.dataset.fs``: local, ``gs://``,
+...).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from transforms.audit import FileAccess
+from transforms.audit_folders import FileAccess
 from transforms.contract import BASE_COLUMNS, NORM_DIR, SPLIT_DIR, SPLITS, TABLE_PATTERN, decode_example
 from transforms.tfrecord import iter_records
 

@@ -14,7 +14,8 @@ Output in SCORES_DIR (written to ``SCORES_DIR.tmp_baseline`` and renamed when co
   spin2z`` the best template (M_sun), ``tc`` its H1 coalescence time (s from the segment start).
 * ``metrics.json``: counts (files seen, scored, rejected by reason), ROC-AUC, per false-alarm probability
   (0.1, 0.01, 0.001) the threshold from the noise scores and the efficiency overall and per injected-SNR bin
-  (``model.detection.efficiency_at_fap``), the bank (size, minimal match), the PSD mode and the timing.
+  (``transforms.evaluation.detection.efficiency_at_fap``), the bank (size, minimal match), the PSD mode and
+  the timing.
 * ``efficiency_vs_snr.png``; ``rejected.csv`` (``id,path,reason,detail``) when any input was rejected.
 
 The bank is placed (and, with ``--psd estimated``, the PSD averaged over the label-0 files) on the driver; the
@@ -50,6 +51,9 @@ from beam_pipelines.recipes.g2net.scoring import (
     load_strain,
     score_with_beam,
 )
+from transforms.evaluation import detection
+from transforms.evaluation import metrics as M
+from transforms.evaluation.metrics import jsonable
 from transforms.recipes.g2net import matched_filter as mf
 from transforms.recipes.g2net import strain as strain_lib
 
@@ -108,9 +112,6 @@ def run_matched_filter(
     Raises StageError on a refused run: an existing output without ``overwrite``, no labels, no files, an
     unknown PSD mode, or no noise sample for ``psd="estimated"``.
     """
-    from model import detection
-    from model import metrics as M
-
     if psd not in PSD_MODES:
         raise StageError(f"--psd must be one of {PSD_MODES}, got {psd!r}")
     if fs.exists(fs.join(out_dir, SCORES_CSV)) and not overwrite:
@@ -227,8 +228,7 @@ def _write_outputs(out_dir, rows, rejects, payload, efficiency) -> None:
     """Writes every output into a temporary sibling folder, then publishes it as ``out_dir``."""
     from matplotlib.figure import Figure
 
-    from model.metrics import jsonable
-    from model.plots import draw_efficiency_at_fap, figure_png
+    from transforms.evaluation.plots import draw_efficiency_at_fap, figure_png
 
     tmp = out_dir.rstrip("/") + ".tmp_baseline"
     fs.delete_tree(tmp)

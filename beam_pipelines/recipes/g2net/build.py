@@ -20,8 +20,8 @@ from apache_beam.metrics import Metrics
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import Tally
 from beam_pipelines.io.inputs import SEEN, CsvSource, ReadCsvRows, csv_source, parse_csv_line
+from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.rejects import REJECTED, guarded, reject
-from beam_pipelines.io.shards import ShardRecord
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms import parallel
 from transforms.config import ConfigError

@@ -29,8 +29,8 @@ from apache_beam.metrics import Metrics
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import Several, Tally
 from beam_pipelines.io.inputs import CsvSource, csv_source, read_csv_lines
+from beam_pipelines.io.records import ShardBatch, ShardRecord
 from beam_pipelines.io.rejects import REJECTED, guarded, reject
-from beam_pipelines.io.shards import ShardBatch, ShardRecord
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput

@@ -41,6 +41,9 @@ with the bank's PSD. The PSDs are ``pycbc.psd``'s (``transforms.recipes.g2net.ps
 noise. ``complex_snr`` equals ``pycbc.filter.matched_filter`` on the same template, data and PSD (tested); this
 module batches it over templates and detectors (one FFT per template and detector).
 
+The settings, conditioning and PSDs live in ``matched_filter_config.py``, the template bank in
+``template_bank.py``; this module names them all (``__all__``).
+
 Known losses: the bank's discreteness (``minimal_match``); precession and higher modes when the data carry
 them (the bank is aligned-spin, dominant mode); templates are cut at the segment start like the injected
 signals, so a template shifted by ``k`` lags misses (or wraps round to the segment end) ``|k| / fs`` seconds of
@@ -52,249 +55,36 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from transforms.recipes.g2net import signal as sig
-from transforms.recipes.g2net.detectors import EARTH_LIGHT_TIME_S, NETWORK, light_travel_time
-from transforms.recipes.g2net.priors import SampleSpec
-from transforms.recipes.g2net.psd_models import network_psd
-from transforms.recipes.g2net.waveform import FS_HZ, N_SAMPLES, SourceParams, place, polarizations
+from transforms.recipes.g2net.detectors import EARTH_LIGHT_TIME_S, light_travel_time
+from transforms.recipes.g2net.matched_filter_config import MatchedFilterConfig, condition, design_psds, estimate_psd
+from transforms.recipes.g2net.template_bank import TemplateBank, bank_from_params, make_bank, template_spectrum
+
+__all__ = [  # the search's public names, wherever they are defined
+    "MatchedFilter",
+    "MatchedFilterConfig",
+    "Score",
+    "TemplateBank",
+    "apply_filters",
+    "bank_from_params",
+    "coincidence_half_widths",
+    "complex_snr",
+    "condition",
+    "design_psds",
+    "estimate_psd",
+    "make_bank",
+    "network_statistic",
+    "searched_lags",
+    "snr_filters",
+    "template_spectrum",
+]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MatchedFilterConfig:
-    """Settings of the search. Times in seconds from the segment start, frequencies in Hz, masses in M_sun.
-
-    ``tc_range``: geocentric coalescence times searched (default: the generator's ``SampleSpec.tc_range``).
-    ``mass_range``, ``spin_max``: component masses and aligned spins ``|spin{1,2}z| <= spin_max`` covered by
-    the bank (default: the generator's). ``f_low``, ``f_high``: matched-filter integration band.
-    ``template_f_low``: templates start at this GW frequency (or at the segment start, like the generator's
-    signals). ``approximant``: the (aligned-spin) template family. ``psd_model``: the ``pycbc.psd`` curves of
-    ``design_psds``.
-    """
-
-    fs: float = FS_HZ
-    n_samples: int = N_SAMPLES
-    detectors: tuple[str, ...] = NETWORK
-    f_low: float = 20.0
-    f_high: float = 1000.0
-    tukey_alpha: float = 0.1
-    tc_range: tuple[float, float] = SampleSpec().tc_range
-    mass_range: tuple[float, float] = SampleSpec().mass_range
-    spin_max: float = SampleSpec().spin_max
-    delay_margin_s: float = 1.0 / FS_HZ
-    template_f_low: float = SampleSpec().f_low
-    approximant: str = "IMRPhenomD"
-    psd_model: str = "design"
-
-    def __post_init__(self) -> None:
-        duration = self.n_samples / self.fs
-        if not 0.0 < self.f_low < self.f_high <= self.fs / 2:
-            raise ValueError(f"need 0 < f_low < f_high <= fs/2, got {self.f_low}, {self.f_high}, fs={self.fs}")
-        lo, hi = self.tc_range
-        if not 0.0 <= lo <= hi <= duration:
-            raise ValueError(f"tc_range {self.tc_range} must lie in [0, {duration}] s")
-        if not 0.0 < self.mass_range[0] <= self.mass_range[1]:
-            raise ValueError(f"mass_range must satisfy 0 < min <= max, got {self.mass_range}")
-        if not 0.0 <= self.spin_max < 1.0:
-            raise ValueError(f"spin_max must lie in [0, 1), got {self.spin_max}")
-        for det in self.detectors:
-            if det not in NETWORK:
-                raise ValueError(f"unknown detector {det!r}")
-
-    @property
-    def freqs(self) -> np.ndarray:
-        """rfft frequencies (n_samples // 2 + 1,) Hz."""
-        return sig.rfft_freqs(self.n_samples, self.fs)
-
-    @property
-    def band(self) -> np.ndarray:
-        """Boolean (n_samples // 2 + 1,) mask of the integration band ``f_low <= f <= f_high``."""
-        f = self.freqs
-        return (f >= self.f_low) & (f <= self.f_high)
-
-    @property
-    def tc_ref(self) -> float:
-        """Coalescence time (s) at which templates are generated: the middle of ``tc_range``, on a sample."""
-        return round(0.5 * (self.tc_range[0] + self.tc_range[1]) * self.fs) / self.fs
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Conditioning and PSDs
-
-
-def condition(strain, cfg: MatchedFilterConfig = MatchedFilterConfig()) -> np.ndarray:
-    """Tukey-windowed strain: (n_det, n_samples) -> (n_det, n_samples) float64 (``cfg.tukey_alpha``)."""
-    x = np.asarray(strain, dtype=np.float64)
-    if x.shape[-1] != cfg.n_samples:
-        raise ValueError(f"expected {cfg.n_samples} samples per detector, got shape {x.shape}")
-    return sig.apply_tukey(x, cfg.tukey_alpha)
-
-
-def design_psds(cfg: MatchedFilterConfig = MatchedFilterConfig()) -> np.ndarray:
-    """The ``cfg.psd_model`` PSDs of ``pycbc.psd`` (``transforms.recipes.g2net.psd_models``, the generator's
-    noise) per detector on the rfft grid: (n_det, n_freq) float64, 1/Hz."""
-    return np.array(network_psd(tuple(cfg.detectors), cfg.n_samples, cfg.fs, cfg.psd_model))
-
-
-def estimate_psd(noise_strains: Iterable[np.ndarray], cfg: MatchedFilterConfig = MatchedFilterConfig()) -> np.ndarray:
-    """Average PSD of noise-only samples: (n_det, n_freq) float64, 1/Hz, on the rfft grid.
-
-    Welch's method with one segment per sample: the periodogram of each sample (``(n_det, n_samples)`` strain)
-    with the conditioning's Tukey window (``transforms.recipes.g2net.signal.periodogram_psd``, normalized by the
-    window's power, so it estimates the PSD of the untapered data, which is what the filter's normalization needs),
-    averaged over the samples. It has the same window leakage as the data the filter sees. Per-bin relative error
-    ``~1 / sqrt(n_samples_averaged)``. Raises ValueError when ``noise_strains`` is empty.
-    """
-    window = sig.tukey_window(cfg.n_samples, cfg.tukey_alpha)
-    total, count = None, 0
-    for strain in noise_strains:
-        _, psd = sig.periodogram_psd(np.asarray(strain, dtype=np.float64), cfg.fs, window=window)
-        total = psd if total is None else total + psd
-        count += 1
-    if count == 0:
-        raise ValueError("no noise-only samples to estimate the PSD from")
-    return total / count
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Templates
-
-
-def template_spectrum(
-    m1: float, m2: float, spin1z: float = 0.0, spin2z: float = 0.0, cfg: MatchedFilterConfig = MatchedFilterConfig()
-) -> np.ndarray:
-    """Cosine-phase template of (m1, m2) M_sun with aligned spins, merging at ``cfg.tc_ref`` and cut at the
-    segment start: ``rfft(h) / fs``, (n_freq,) complex. ``h`` is the face-on ``h+`` of ``cfg.approximant`` at
-    an arbitrary distance (the filter normalizes it)."""
-    params = SourceParams(
-        m1=float(m1),
-        m2=float(m2),
-        spin1x=0.0,
-        spin1y=0.0,
-        spin1z=float(spin1z),
-        spin2x=0.0,
-        spin2y=0.0,
-        spin2z=float(spin2z),
-        ra=0.0,
-        dec=0.0,
-        psi=0.0,
-        inclination=0.0,
-        phase=0.0,
-        tc=cfg.tc_ref,
-        gps_time=0.0,
-        distance_mpc=100.0,
-        f_low=cfg.template_f_low,
-        approximant=cfg.approximant,
-    )
-    hplus, _, t0 = polarizations(params, cfg.fs)
-    return np.fft.rfft(place(hplus, t0, cfg.tc_ref, cfg.fs, cfg.n_samples)) / cfg.fs
-
-
-@dataclass(frozen=True)
-class TemplateBank:
-    """Templates as spectra: ``params`` (n_templates, 4) = (m1, m2, spin1z, spin2z) (M_sun, m1 >= m2),
-    ``spectra`` (n_templates, n_freq) complex (``template_spectrum``), ``minimal_match`` of the placement (NaN
-    when not measured) over ``n_candidates`` candidates."""
-
-    params: np.ndarray
-    spectra: np.ndarray
-    minimal_match: float = math.nan
-    n_candidates: int = 0
-
-    @property
-    def chirp_masses(self) -> np.ndarray:
-        """(n_templates,) chirp masses, M_sun."""
-        m1, m2 = self.params[:, 0], self.params[:, 1]
-        return (m1 * m2) ** 0.6 / (m1 + m2) ** 0.2
-
-    def __len__(self) -> int:
-        return int(self.params.shape[0])
-
-
-def _normalized(spectra: np.ndarray, psd: np.ndarray, band: np.ndarray) -> np.ndarray:
-    """Whitened, unit-norm templates on the band: ``H / sqrt(S) / ||H / sqrt(S)||``, (n, n_band) complex."""
-    w = spectra[:, band] / np.sqrt(psd[band])
-    return w / np.linalg.norm(w, axis=1, keepdims=True)
-
-
-def _matches(unit: np.ndarray, others: np.ndarray, band: np.ndarray, n: int, chunk: int = 256) -> np.ndarray:
-    """Match of one unit template (n_band,) with each row of ``others`` (m, n_band), maximized over circular lag
-    and phase: ``max_t |sum_f u conj(v) e^{2 pi i f t}|``; (m,) float64 in [0, 1] (complex64 FFTs)."""
-    idx = np.flatnonzero(band)
-    out = np.empty(others.shape[0])
-    full = np.zeros((min(chunk, others.shape[0]), n), dtype=np.complex64)
-    for start in range(0, others.shape[0], chunk):
-        block = others[start : start + chunk]
-        full[: block.shape[0], idx] = block * unit.conj()
-        out[start : start + block.shape[0]] = np.abs(scipy.fft.fft(full[: block.shape[0]], axis=-1)).max(axis=-1)
-    return out
-
-
-def make_bank(
-    n_templates: int,
-    psd: np.ndarray,
-    cfg: MatchedFilterConfig = MatchedFilterConfig(),
-    *,
-    seed: int = 0,
-    n_candidates: int | None = None,
-) -> TemplateBank:
-    """Template bank over ``cfg.mass_range`` by farthest-point placement on seeded random candidates.
-
-    Args:
-      n_templates: bank size.
-      psd: (n_freq,) one-sided PSD (1/Hz) defining the match (e.g. H1's).
-      seed: seeds the candidate draw (``numpy.random.default_rng``); same seed, same bank.
-      n_candidates: candidate count (default ``max(1500, 8 * n_templates)``), uniform in the mass square and the
-        aligned-spin box ``[-spin_max, spin_max]^2``.
-
-    Returns:
-      A ``TemplateBank`` whose ``minimal_match`` is the smallest match of any candidate with its best template.
-    """
-    if n_templates < 1:
-        raise ValueError(f"n_templates must be at least 1, got {n_templates}")
-    n_candidates = int(n_candidates or max(1500, 8 * n_templates))
-    if n_candidates < 2:
-        raise ValueError(f"n_candidates must be at least 2, got {n_candidates}")
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
-    lo, hi = cfg.mass_range
-    pairs = np.empty((n_candidates, 4))
-    pairs[:, :2] = np.sort(rng.uniform(lo, hi, size=(n_candidates, 2)), axis=1)[:, ::-1]
-    pairs[:, 2:] = rng.uniform(-cfg.spin_max, cfg.spin_max, size=(n_candidates, 2))
-    # The two corners of the mass square (longest and shortest signals) are always candidates.
-    pairs[:2] = [[lo, lo, -cfg.spin_max, -cfg.spin_max], [hi, hi, cfg.spin_max, cfg.spin_max]]
-    spectra = np.stack([template_spectrum(*row, cfg=cfg) for row in pairs])
-    band = cfg.band
-    unit = _normalized(spectra, np.asarray(psd, dtype=np.float64), band).astype(np.complex64)
-    best = np.full(len(pairs), -np.inf)
-    chosen: list[int] = []
-    nxt = 0  # the lightest equal-mass corner (the most cycles) first
-    for _ in range(min(n_templates, len(pairs))):
-        chosen.append(nxt)
-        best = np.maximum(best, _matches(unit[nxt], unit, band, cfg.n_samples))
-        nxt = int(np.argmin(best))
-    minimal = float(best.min())
-    logger.info("template bank: %d templates from %d candidates, minimal match %.3f", len(chosen), len(pairs), minimal)
-    return TemplateBank(pairs[chosen], spectra[chosen], minimal_match=minimal, n_candidates=len(pairs))
-
-
-def bank_from_params(
-    params: Sequence[Sequence[float]], cfg: MatchedFilterConfig = MatchedFilterConfig()
-) -> TemplateBank:
-    """A bank of the given (m1, m2, spin1z, spin2z) rows (M_sun), no placement."""
-    params = np.asarray(params, dtype=np.float64).reshape(-1, 4)
-    return TemplateBank(params, np.stack([template_spectrum(*row, cfg=cfg) for row in params]))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Filtering
 
 
 def snr_filters(templates: np.ndarray, psd: np.ndarray, cfg: MatchedFilterConfig) -> np.ndarray:

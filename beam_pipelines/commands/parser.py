@@ -1,0 +1,200 @@
+"""The ``sigforge`` argument parser: every command, its options and help. The command handlers live in
+``cli.py``, which passes them in by command name (``build_parser(handlers)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import textwrap
+from collections.abc import Callable, Mapping
+
+from transforms.recipes import REGISTRY
+
+Handler = Callable[..., int]  # handler(args, beam_args) -> exit code
+
+EPILOG = textwrap.dedent(
+    """\
+    Stages and outputs (see README "Dataset layout"):
+      build      raw inputs -> OUT/tfrecords/raw_shard_NNNN-TOTAL.tfrecord + data_tbl_*.csv, OUT/rejected/
+      split      -> OUT/split/{train,val,test}/ by sha256(target_id); a target is in exactly one split
+      analyze    -> OUT/stats/ tf.Transform statistics on the train split only (transform_fn, npz)
+      normalize  -> OUT/norm/{split}/norm_{split}_shard_*.tfrecord, the same transform_fn on every split
+      filter     -> OUT/filtered/ declarative conditions from the config's `filter:` block
+      run        all of the above in order; audit checks the result
+
+    Beam options follow a bare `--`, e.g. Beam's own worker processes, started for every pipeline:
+      sigforge run --config run_configs/g2net.yaml --input raw --output ds \\
+          -- --direct_running_mode=multi_processing --direct_num_workers=2
+    """
+)
+
+
+def _add_stage_args(parser: argparse.ArgumentParser, needs_input: bool) -> None:
+    parser.add_argument("--config", required=True, help="dataset recipe YAML, e.g. run_configs/g2net.yaml")
+    if needs_input:
+        parser.add_argument("--input", required=True, help="raw input folder (local path or gs://...)")
+    parser.add_argument("--output", required=True, help="dataset folder OUT (local path or gs://...)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set build.examples_per_shard=500 (repeatable; value parsed as YAML)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace this stage's existing output")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="YAML",
+        help="runner profile whose Beam options come before those after `--` (which win), e.g. "
+        "run_configs/local_multiprocess.yaml (Beam's worker processes, one per core: `-- --direct_num_workers=N` "
+        "to pin), "
+        "portable.yaml, dataflow.yaml, flink.yaml",
+    )
+
+
+def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
+    """The ``sigforge`` parser; each command's ``handler`` default is ``handlers[name]`` (``stage`` for the
+    single stages, ``baseline`` for every recipe's baseline)."""
+    parser = argparse.ArgumentParser(
+        prog="sigforge",
+        description="Turn raw time series into leakage-free, normalized TFRecord datasets with Beam + tf.Transform.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, including Beam's and TensorFlow's own lines"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sample = commands.add_parser("make-sample", help="write realistic sample raw data (no download needed)")
+    sample.add_argument(
+        "kind",
+        choices=list(REGISTRY),
+        help="a registered recipe (`sigforge recipes` lists them): "
+        + "; ".join(f"{name}: {REGISTRY[name].summary}" for name in REGISTRY),
+    )
+    sample.add_argument("out", help="output folder for the raw sample")
+    sample.add_argument("--n", type=int, default=200, help="number of samples, or of targets for tce (default 200)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed; same seed -> identical files")
+    sample.add_argument(
+        "--signals-per-source",
+        type=int,
+        default=1,
+        help="g2net: inject each waveform into K noise realizations sharing one source_id (the leakage trap)",
+    )
+    sample.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="g2net: generator setting or prior, e.g. approximant=IMRPhenomXPHM, spin_mode=precessing, "
+        "snr_range=[4,20], mass_range=[10,50], psd_model=o3 (values are YAML; repeatable)",
+    )
+    sample.set_defaults(handler=handlers["make-sample"])
+
+    recipes = commands.add_parser("recipes", help="list the registered recipes (data domains), one line each")
+    recipes.set_defaults(handler=handlers["recipes"])
+
+    build = commands.add_parser(
+        "build",
+        help="raw inputs -> raw TFRecord shards + data tables (validation, the recipe's preprocessing, rejects)",
+        description="Build stage: the config's recipe reads its raw inputs, validates and preprocesses each, and "
+        "writes raw shards, data tables and OUT/rejected/build.csv.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_stage_args(build, needs_input=True)
+    build.set_defaults(handler=handlers["build"])
+
+    for name, text in STAGE_HELP.items():
+        stage = commands.add_parser(name, help=text, description=text)
+        _add_stage_args(stage, needs_input=False)
+        stage.set_defaults(handler=handlers["stage"], stage=name)
+
+    run = commands.add_parser(
+        "run",
+        help="build, split, analyze, normalize (and filter when configured) as one command",
+        description="Run every stage into OUT. Refuses an existing OUT unless --overwrite.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_stage_args(run, needs_input=True)
+    run.add_argument("--no-report", action="store_true", help="do not write OUT/report/ (see `sigforge report`)")
+    run.set_defaults(handler=handlers["run"])
+
+    report = commands.add_parser(
+        "report",
+        help="write OUT/report/index.html: stages, rejections, splits, the recipe's figures, split skew",
+    )
+    report.add_argument("out", help="dataset folder OUT")
+    _add_skew_args(report)
+    report.set_defaults(handler=handlers["report"])
+
+    audit = commands.add_parser("audit", help="check a dataset folder for leakage, losses and bad statistics")
+    audit.add_argument("out", help="dataset folder OUT")
+    audit.add_argument(
+        "--group-column",
+        default=None,
+        help="also require this data-table column (e.g. source_id) to be confined to one split",
+    )
+    audit.add_argument(
+        "--skew",
+        action="store_true",
+        help="also compare every numeric data-table column of train with val and test (two-sample KS test); "
+        "a flagged skew fails the audit",
+    )
+    _add_skew_args(audit)
+    audit.add_argument(
+        "--beam", action="store_true", help="read the shards' records in a Beam pipeline (large datasets)"
+    )
+    audit.set_defaults(handler=handlers["audit"])
+
+    train = commands.add_parser(
+        "train", help="train the Keras model on OUT/norm (same as python -m model.train)", add_help=False
+    )
+    train.set_defaults(handler=handlers["train"])
+
+    predict = commands.add_parser(
+        "predict",
+        help="score raw .npy files with a trained run through the training preprocessing (= python -m model.predict)",
+        add_help=False,
+    )
+    predict.set_defaults(handler=handlers["predict"])
+
+    baseline = commands.add_parser("baseline", help="score raw data with a recipe's classical baseline")
+    kinds = baseline.add_subparsers(dest="baseline_kind", required=True, metavar="KIND")
+    for name in REGISTRY:
+        for kind, module_name in REGISTRY[name].baselines.items():
+            module = importlib.import_module(module_name)
+            parser_ = kinds.add_parser(kind, help=module.HELP, description=module.DESCRIPTION)
+            module.add_arguments(parser_)
+            parser_.set_defaults(handler=handlers["baseline"], baseline_main=module.main)
+    return parser
+
+
+def _add_skew_args(parser: argparse.ArgumentParser) -> None:
+    from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+
+    parser.add_argument(
+        "--skew-threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"flag a column when its KS statistic D (0..1) exceeds this (default {DEFAULT_THRESHOLD}) ...",
+    )
+    parser.add_argument(
+        "--skew-alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        help=f"... and its p-value is below this divided by the number of comparisons (default {DEFAULT_ALPHA})",
+    )
+
+
+STAGE_HELP = {
+    "split": "raw shards -> train/val/test shards by sha256(target_id)",
+    "analyze": "tf.Transform full-pass statistics on the train split -> OUT/stats",
+    "normalize": "apply the train transform_fn to every split -> OUT/norm",
+    "filter": "keep examples passing the config's filter conditions -> OUT/filtered",
+}
