@@ -1,6 +1,6 @@
 """Throughput and peak memory of ``sigforge run`` against the plain-script baseline, on generated G2Net data.
 
-    python benchmarks/bench_run.py --n 4000 16000 [--pool] [--workers] [--threads] [--one-thread] [--repeat 1]
+    python benchmarks/bench_run.py --n 4000 16000 [--workers] [--threads] [--one-thread] [--repeat 1]
                                    [--keep] [--results PATH]
                                    [--raw-root DIR]
 
@@ -14,9 +14,6 @@ another, each variant runs as its own subprocess:
 - ``plain``: ``python benchmarks/plain_script.py`` (same config, same numeric functions, one process);
 - ``sigforge-2w`` (with ``--workers``): sigforge with ``-- --direct_running_mode=multi_processing
   --direct_num_workers=2`` (2 worker processes);
-- ``sigforge-pool2`` (with ``--pool``): sigforge with ``--profile run_configs/local_multiprocess.yaml`` (Beam's
-  ``multi_processing`` mode, one worker per core). It still appends ``--warm_workers=2``, the flag of a removed
-  home-made worker pool, which Beam now discards as an unknown option;
 - ``sigforge-mt2`` (with ``--threads``): sigforge with ``-- --direct_running_mode=multi_threading
   --direct_num_workers=2`` (Beam's 2 worker threads; the stages read files whole, since Beam's splittable
   sources lost records under several threads);
@@ -31,7 +28,8 @@ the process and all its descendants, sampled every 0.2 s from /proc; shared page
 process, so it over-counts forked workers). The statistics and split counts of sigforge and the plain script
 are compared, so a faster baseline that does different work would show up.
 
-Prints a table and writes ``benchmarks/results.json`` (or ``--results``).
+Prints a table and writes its figures as JSON to ``--results`` (``make bench`` folds them into
+``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -52,7 +50,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "run_configs/demo.yaml"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STAGE_ORDER = ("build", "split", "analyze", "normalize", "filter")
-POOL_ARGS = ["--profile", "run_configs/local_multiprocess.yaml", "--", "--warm_workers=2"]
 MT_ARGS = ["--", "--direct_running_mode=multi_threading", "--direct_num_workers=2"]
 WORKER_ARGS = ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 ONE_THREAD_ARGS = ["--set", "build.numeric_threads=1"]
@@ -141,7 +138,6 @@ def sigforge_cmd(raw: str, out: str, variant: str) -> list[str]:
     ]
     cmd.append("--no-report")
     extra = {"sigforge": [], "sigforge-2w": WORKER_ARGS, "sigforge-mt2": MT_ARGS, "sigforge-1t": ONE_THREAD_ARGS}
-    extra["sigforge-pool2"] = POOL_ARGS
     return cmd + extra[variant]
 
 
@@ -251,7 +247,7 @@ def print_size(n: int, runs: list[dict]) -> None:
         )
     default = next((r for r in ok if r["variant"] == "sigforge"), None)
     for r in ok:
-        if default is not None and r["variant"] in ("sigforge-pool2", "sigforge-2w", "sigforge-mt2", "sigforge-1t"):
+        if default is not None and r["variant"] in ("sigforge-2w", "sigforge-mt2", "sigforge-1t"):
             print(
                 f"{r['variant']}/sigforge (default) throughput: {default['wall_s'] / r['wall_s']:.2f} (wall), "
                 f"{default['stage_total_s'] / r['stage_total_s']:.2f} (stages), CPU s {_cpu(r):.0f} vs "
@@ -280,7 +276,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, nargs="+", default=[4000, 16000], help="sample sizes (default 4000 16000)")
     parser.add_argument("--workers", action="store_true", help="also run sigforge with 2 worker processes")
-    parser.add_argument("--pool", action="store_true", help="also run sigforge with the profile's 2 warm workers")
     parser.add_argument("--threads", action="store_true", help="also run sigforge with Beam's 2 worker threads")
     parser.add_argument(
         "--one-thread", action="store_true", help="also run sigforge with build.numeric_threads=1 (no numeric pool)"
@@ -293,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--raw-root", default=None, help="keep generated samples in RAW_ROOT/g2net-N-seedS and reuse them on later runs"
     )
-    parser.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results.json"))
+    parser.add_argument("--results", default=os.path.join(tempfile.gettempdir(), "sigforge_bench_run.json"))
     args = parser.parse_args(argv)
 
     sys.path.insert(0, REPO)
@@ -301,7 +296,6 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     variants = (["plain"] if not args.no_plain else []) + ["sigforge"]
-    variants += ["sigforge-pool2"] if args.pool else []
     variants += (["sigforge-2w"] if args.workers else []) + (["sigforge-mt2"] if args.threads else [])
     variants += ["sigforge-1t"] if args.one_thread else []
     report = {

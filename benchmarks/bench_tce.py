@@ -15,7 +15,7 @@ cycling multi (a 0.5-1.5 d planet plus 2-3 more planets and a false alarm), plan
 Prints, per size, examples per star, the CPU-s per star and peak RSS; then the RSS ratio of the largest size to
 the smallest and the CPU-s per additional star of sigforge (the difference of the two runs' CPU over the
 difference of their stars, so the fixed start-up, TensorFlow and Beam imports, cancels); writes
-``benchmarks/results_tce.json``.
+its figures as JSON to ``--results`` (``make bench`` folds them into ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", choices=("build", "run"), default="build", help="sigforge command to measure")
     parser.add_argument("--repeat", type=int, default=2, help="repeats of the in-process numerics figure")
     parser.add_argument("--workdir", default=None)
-    parser.add_argument("--results", default=os.path.join(REPO, "benchmarks", "results_tce.json"))
+    parser.add_argument("--results", default=os.path.join(tempfile.gettempdir(), "sigforge_bench_tce.json"))
     args = parser.parse_args(argv)
 
     sys.path.insert(0, REPO)
