@@ -87,3 +87,17 @@ def test_cli_scores_every_good_file_and_reports_bad_ones(g2net_raw, tmp_path, ca
     assert main([*argv, "--psd", "estimated", "--overwrite"]) == 0
     estimated = json.loads((out / "metrics.json").read_text())
     assert estimated["psd"] == {"mode": "estimated", "noise_samples": metrics["counts"]["negatives"]}
+
+
+def test_the_baseline_reports_progress_with_a_rate_and_an_eta(g2net_raw, tmp_path, monkeypatch, caplog):
+    """A long scoring run says how far it is, like the stages do (every SIGFORGE_PROGRESS_S seconds)."""
+    from beam_pipelines.commands.cli import main
+
+    monkeypatch.setenv("SIGFORGE_PROGRESS_S", "0.2")
+    out = tmp_path / "scores"
+    argv = ["baseline", "matched-filter", "--data", str(g2net_raw), "--out", str(out), "--templates", "40"]
+    with caplog.at_level("INFO"):
+        assert main(argv) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "sigforge.progress"]
+    assert lines and all(line.startswith("matched filter: ") for line in lines)
+    assert any("/s" in line and ("ETA" in line or "all 48 read" in line) for line in lines)

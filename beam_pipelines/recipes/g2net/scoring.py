@@ -24,6 +24,7 @@ import numpy as np
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.io import progress as progress_lib
 from beam_pipelines.runtime.options import make_pipeline_options
 from transforms.recipes.g2net import matched_filter as mf
 from transforms.recipes.g2net import strain as strain_lib
@@ -159,14 +160,22 @@ class ScoreSamples(beam.PTransform):
     """PCollection[RawSample] -> tagged outputs ``scored`` (dict rows, ``SCORE_COLUMNS``) and ``rejected``
     (``Rejection``). A reshuffle first spreads the samples over the workers."""
 
-    def __init__(self, bank: mf.TemplateBank, psd: np.ndarray, cfg: mf.MatchedFilterConfig):
+    def __init__(
+        self,
+        bank: mf.TemplateBank,
+        psd: np.ndarray,
+        cfg: mf.MatchedFilterConfig,
+        progress: beam.PTransform | None = None,
+    ):
         super().__init__()
         self._bank, self._psd, self._cfg = bank, psd, cfg
+        self._progress = progress or progress_lib.PassThrough()
 
     def expand(self, samples):
         return (
             samples
             | "Spread" >> beam.Reshuffle()
+            | "Progress" >> self._progress  # fused with the scoring: counts each sample as it is scored
             | "Score"
             >> beam.ParDo(_ScoreFn(self._bank, self._psd, self._cfg)).with_outputs(REJECTED_TAG, main="scored")
         )
@@ -187,8 +196,11 @@ def score_with_beam(
     fs.delete_tree(tmp)
     fs.makedirs(tmp)
     beam_args = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"] if workers > 1 else []
-    with beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
-        out = pipeline | "Samples" >> beam.Create(list(samples)) | "MatchedFilter" >> ScoreSamples(bank, psd, cfg)
+    beats = progress_lib.heartbeat_dir(tmp)
+    monitor = progress_lib.ProgressMonitor(beats, "matched filter", len(samples))
+    with monitor, beam.Pipeline(options=make_pipeline_options(beam_args)) as pipeline:
+        scoring = ScoreSamples(bank, psd, cfg, progress_lib.Heartbeat(beats))
+        out = pipeline | "Samples" >> beam.Create(list(samples)) | "MatchedFilter" >> scoring
         _ = (
             out.scored
             | "RowJson" >> beam.Map(lambda row: json.dumps(row, allow_nan=True))
