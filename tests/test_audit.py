@@ -8,7 +8,10 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from dataset_fixture import (
+
+from beam_pipelines.commands.audit import run_audit
+from beam_pipelines.dataset import fs as beam_fs
+from tests.support.dataset_fixture import (
     build_dataset,
     clean_dataset,
     copy_dataset,
@@ -17,9 +20,6 @@ from dataset_fixture import (
     write_records,
     write_table,
 )
-
-from beam_pipelines.commands.audit import run_audit
-from beam_pipelines.dataset import fs as beam_fs
 from transforms import audit, gfile_io
 from transforms.contract import example_keys
 

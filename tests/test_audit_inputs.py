@@ -7,8 +7,15 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from dataset_fixture import clean_dataset, copy_dataset, read_records, read_table, write_records, write_table
 
+from tests.support.dataset_fixture import (
+    clean_dataset,
+    copy_dataset,
+    read_records,
+    read_table,
+    write_records,
+    write_table,
+)
 from transforms import audit
 from transforms.audit_inputs import glob_regex
 from transforms.contract import example_keys

@@ -6,11 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from dataset_fixture import clean_dataset, copy_dataset, read_records, write_records
 from tensorflow.core.example import example_pb2
 
 from beam_pipelines.commands.audit import BeamScanner
 from beam_pipelines.dataset import fs as beam_fs
+from tests.support.dataset_fixture import clean_dataset, copy_dataset, read_records, write_records
 from transforms import audit, audit_values
 
 

@@ -15,11 +15,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from corpus_g2net import MALFORMED_ROW, OUTLIER_IN_STATS, UNDECODABLE_ROW, WRITTEN, add_g2net_corpus
-from dataset_fixture import read_records, write_records
 
 from beam_pipelines.commands import cli
 from beam_pipelines.io.rejects import INTERNAL_ERROR
+from tests.support.corpus_g2net import MALFORMED_ROW, OUTLIER_IN_STATS, UNDECODABLE_ROW, WRITTEN, add_g2net_corpus
+from tests.support.dataset_fixture import read_records, write_records
 from transforms.contract import STRAIN, decode_array, decode_example, example_keys
 
 

@@ -7,10 +7,10 @@ import json
 from collections import Counter
 
 import pytest
-from corpus_tce import add_tce_corpus
 
 from beam_pipelines.commands import cli
 from beam_pipelines.io.rejects import INTERNAL_ERROR
+from tests.support.corpus_tce import add_tce_corpus
 from transforms.recipes.tce import sample as tce_sample
 
 
@@ -77,8 +77,7 @@ def _tamper(src, dest, drop_example, drop_rejection):
     written, rejected and rejected_by_reason adjusted, so that every count and file still agrees."""
     import shutil
 
-    from dataset_fixture import read_records, read_table, write_records, write_table
-
+    from tests.support.dataset_fixture import read_records, read_table, write_records, write_table
     from transforms.contract import example_keys
 
     shutil.copytree(src, dest)

@@ -12,11 +12,11 @@ import tensorflow as tf
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
-from dataset_fixture import build_dataset, clean_dataset, copy_dataset, read_table
 
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.io.rejects import REJECTED
 from beam_pipelines.stages import filter as filter_stage
+from tests.support.dataset_fixture import build_dataset, clean_dataset, copy_dataset, read_table
 from transforms import audit, filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition, load_config, validate
 from transforms.contract import encode_example

@@ -13,7 +13,6 @@ import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from corpus_g2net import huge_header, npy_bytes
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import StageError
@@ -24,6 +23,7 @@ from beam_pipelines.stages.filter import check_filtered
 from beam_pipelines.stages.normalize import check_normalized
 from beam_pipelines.stages.outliers import BINS_PER_DECADE, ScaleOutliers, median_bin
 from beam_pipelines.stages.split import check_split
+from tests.support.corpus_g2net import huge_header, npy_bytes
 from transforms.recipes.g2net import strain as s
 
 GOOD = np.random.default_rng(0).normal(0, 7e-22, (3, 4096))

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from dataset_fixture import clean_dataset
 
 from beam_pipelines.commands import cli
 from beam_pipelines.dataset import fs, lock, manifest
 from beam_pipelines.dataset.errors import DatasetLocked, StageError
+from tests.support.dataset_fixture import clean_dataset
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_object_store_writers_racing_past_the_check_leave_one_holder(monkeypatch
     later; each reads back its own token at first. After the settle wait only the last writer holds the lock."""
     import threading
 
-    import memfs
+    from tests.support import memfs
 
     memfs.clear()
     out = f"{memfs.PREFIX}race/ds"

@@ -7,9 +7,9 @@ import logging
 import re
 
 import pytest
-import report_fixture
 
 from beam_pipelines.runtime import logsetup
+from tests.support import report_fixture
 
 OWN_LINE = re.compile(r"^\d\d:\d\d:\d\d (INFO|WARNING|ERROR) (sigforge|beam_pipelines|transforms)[\w.]*: ")
 

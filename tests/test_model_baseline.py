@@ -11,13 +11,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from run_artifacts import read_scores_csv  # noqa: E402
 
 from model import detection  # noqa: E402
 from model import evaluate as evaluate_module  # noqa: E402
 from model import metrics as M  # noqa: E402
 from model import train as train_module  # noqa: E402
 from model.synthetic import write_fake_dataset  # noqa: E402
+from tests.support.run_artifacts import read_scores_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [

@@ -13,7 +13,6 @@ from pathlib import Path  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from run_artifacts import load_weights_npz, read_scores_csv  # noqa: E402
 
 from model import evaluate as evaluate_module  # noqa: E402
 from model import metrics as M  # noqa: E402
@@ -21,6 +20,7 @@ from model import train as train_module  # noqa: E402
 from model.artifacts import make_run_dir, read_history_csv  # noqa: E402
 from model.config import load_trainer_config  # noqa: E402
 from model.synthetic import write_fake_dataset  # noqa: E402
+from tests.support.run_artifacts import load_weights_npz, read_scores_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PLOTS = ("dashboard", "learning_curves", "roc_curve", "pr_curve", "confusion_matrix", "score_hist", "efficiency_vs_snr")

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from run_artifacts import read_scores_csv
 
 from beam_pipelines.commands import cli
 from beam_pipelines.stages.run_all import run_all
 from model import predict as predict_module
 from model.errors import DatasetError
 from model.train import train
+from tests.support.run_artifacts import read_scores_csv
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import STRAIN, encode_example
 from transforms.recipes.g2net import sample as gw_sample

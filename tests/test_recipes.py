@@ -50,7 +50,7 @@ def test_cap_group_column_must_be_a_feature_of_the_recipe(tmp_path):
 
 @pytest.fixture
 def toy_recipe():
-    import toy_recipe
+    from tests.support import toy_recipe
 
     REGISTRY.register(toy_recipe.RECIPE)
     yield toy_recipe

@@ -12,7 +12,6 @@ import csv
 import re
 from pathlib import Path
 
-import memfs
 import pytest
 import tensorflow as tf
 
@@ -20,6 +19,7 @@ from beam_pipelines.dataset import fs, manifest
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.stages import split
 from beam_pipelines.stages.build import run_build
+from tests.support import memfs
 from transforms.audit import audit_dataset
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import example_keys

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-import report_fixture
+
+from tests.support import report_fixture
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

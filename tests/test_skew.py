@@ -6,11 +6,11 @@ import csv
 
 import numpy as np
 import pytest
-import report_fixture
 from scipy import stats
 
 from beam_pipelines.commands.report import run_skew_check
 from beam_pipelines.dataset import fs
+from tests.support import report_fixture
 from transforms.contract import SPLIT_DIR, SPLITS
 from transforms.report.data import numeric_columns, split_tables
 from transforms.report.skew import compare_splits, dataset_skew

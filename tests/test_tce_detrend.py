@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tce_fixture import CADENCE, make_cfg, make_curve, make_row
 
+from tests.support.tce_fixture import CADENCE, make_cfg, make_curve, make_row
 from transforms.recipes.tce import detrend, ephemeris, tce_table
 
 

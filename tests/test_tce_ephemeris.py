@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from tce_fixture import make_cfg, make_row
 
+from tests.support.tce_fixture import make_cfg, make_row
 from transforms.recipes.tce import ephemeris, tce_table
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tce_fixture import CADENCE, make_cfg
 
+from tests.support.tce_fixture import CADENCE, make_cfg
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import RejectedInput
 from transforms.recipes.tce import fits_io, schema, target, tce_table

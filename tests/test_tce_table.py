@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tce_fixture import make_cfg, make_row
 
+from tests.support.tce_fixture import make_cfg, make_row
 from transforms.contract import RejectedInput
 from transforms.recipes.tce import schema, tce_table
 

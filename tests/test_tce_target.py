@@ -4,8 +4,8 @@ between files or in gaps, and BJD epochs."""
 from __future__ import annotations
 
 import pytest
-from tce_fixture import make_cfg, make_curve, make_row
 
+from tests.support.tce_fixture import make_cfg, make_curve, make_row
 from transforms.recipes.tce import schema, target, tce_table
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tce_fixture import load_kepler90, make_cfg, make_curve, make_row
 
+from tests.support.tce_fixture import load_kepler90, make_cfg, make_curve, make_row
 from transforms.recipes.tce import sample as tce_sample
 from transforms.recipes.tce import schema, target, tce_table
 

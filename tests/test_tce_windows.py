@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tce_fixture import box_centre_offset, load_kepler90, make_cfg, make_curve, make_row
 
+from tests.support.tce_fixture import box_centre_offset, load_kepler90, make_cfg, make_curve, make_row
 from transforms.recipes.tce import binning, detrend, ephemeris, schema, target, tce_table
 
 

@@ -11,9 +11,9 @@ import csv
 
 import numpy as np
 import pytest
-import tce_reference_impl as reference
-from tce_fixture import load_kepler90, make_cfg
 
+from tests.oracles import tce_windows as reference
+from tests.support.tce_fixture import load_kepler90, make_cfg
 from transforms.recipes.tce import binning, detrend, ephemeris, fits_io, schema, target, tce_table, windows
 from transforms.recipes.tce import sample as tce_sample
 from transforms.recipes.tce.detrend import Detrended

@@ -96,7 +96,7 @@ class ToyRecipe:
     name = NAME
     summary = "toy series from one CSV (test-only recipe)"
     config_class = ToyConfig
-    build_transform = "toy_recipe:BuildToy"
+    build_transform = "tests.support.toy_recipe:BuildToy"
     cap_group_columns = ("target_id",)
     default_trainer_config = None
     baselines: dict[str, str] = {}

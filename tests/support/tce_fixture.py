@@ -8,16 +8,15 @@ Units as in the recipe: times and epochs in days (BKJD), periods in days, durati
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.support.paths import KEPLER90
 from transforms.config import DatasetConfig, validate
 from transforms.recipes.tce import fits_io, schema, tce_table
 from transforms.recipes.tce import sample as tce_sample
 
-KEPLER90 = Path(__file__).resolve().parent / "data" / "kepler90"  # copy of ../shared/data/kepler90
 CADENCE = tce_sample.CADENCE_DAYS
 
 
