@@ -17,9 +17,9 @@ from model import evaluate as evaluate_module  # noqa: E402
 from model import metrics as M  # noqa: E402
 from model import train as train_module  # noqa: E402
 from model.synthetic import write_fake_dataset  # noqa: E402
+from tests.support.paths import REPO  # noqa: E402
 from tests.support.run_artifacts import read_scores_csv  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "train.epochs=1",
     "model.filters=[4, 4, 8, 8]",

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,7 @@ from beam_pipelines.commands import cli
 from beam_pipelines.dataset import fs, lock, manifest
 from beam_pipelines.dataset.errors import DatasetLocked, StageError
 from tests.support.dataset_fixture import clean_dataset
+from tests.support.paths import REPO
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +54,7 @@ def test_second_run_into_a_locked_folder_is_refused_and_touches_nothing(clean, t
     shutil.copytree(clean, out)
     before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
     ready = tmp_path / "ready"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(out), str(ready)], cwd=str(Path(__file__).parent.parent)
-    )
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out), str(ready)], cwd=str(REPO))
     try:
         deadline = time.monotonic() + 60
         while not ready.exists() and time.monotonic() < deadline:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +15,7 @@ from tests.support.dataset_fixture import (
     write_records,
     write_table,
 )
+from tests.support.paths import RUN_CONFIGS
 from transforms import audit
 from transforms.audit_inputs import glob_regex
 from transforms.contract import example_keys
@@ -95,7 +95,7 @@ def test_a_relative_input_dir_is_recounted_from_another_working_directory(g2net_
     shutil.copytree(g2net_raw, work / "raw")
     elsewhere.mkdir()
     monkeypatch.chdir(work)
-    config = str(Path(__file__).parent.parent / "run_configs" / "demo.yaml")
+    config = str(RUN_CONFIGS / "demo.yaml")
     assert cli.main(["build", "--config", config, "--input", "raw/", "--output", "ds"]) == 0
     recorded = json.loads((work / "ds" / "manifest.json").read_text())["stages"]["build"]["input_dir"]
     assert recorded == str(work / "raw")

@@ -30,12 +30,13 @@ from beam_pipelines.runtime.options import (
     with_profile,
 )
 from beam_pipelines.stages.run_all import run_all
+from tests.support.paths import RUN_CONFIGS
 from transforms.audit import audit_dataset
 from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.contract import example_keys
 from transforms.splitting import SPLITS
 
-PROFILES = Path(__file__).resolve().parent.parent / "run_configs"
+PROFILES = RUN_CONFIGS
 LOCAL = str(PROFILES / "local.yaml")
 MULTI = str(PROFILES / "local_multiprocess.yaml")
 PORTABLE = str(PROFILES / "portable.yaml")

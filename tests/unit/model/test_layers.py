@@ -5,8 +5,6 @@ import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pathlib import Path  # noqa: E402
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -22,9 +20,9 @@ from model.config import (  # noqa: E402
 )
 from model.layers import GeMPooling1D, WarmupCosineDecay  # noqa: E402
 from model.networks import build_model  # noqa: E402
+from tests.support.paths import REPO  # noqa: E402
 from transforms.config import ConfigError  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_G2NET = G2NetCNNConfig(
     input_shape=None, filters=[4, 8], kernel_sizes=[8, 4], pool_sizes=[4, 4], dense_units=[8, 4], dropout=0.0
 )

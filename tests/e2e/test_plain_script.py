@@ -11,11 +11,11 @@ import pathlib
 import numpy as np
 
 from beam_pipelines.stages.run_all import run_all
+from tests.support.paths import REPO
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import decode_example
 from transforms.tfrecord import iter_records
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 _OVERRIDES = ["build.examples_per_shard=16", "split.examples_per_shard=12"]
 
 

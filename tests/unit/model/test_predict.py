@@ -25,13 +25,13 @@ from beam_pipelines.stages.run_all import run_all
 from model import predict as predict_module
 from model.errors import DatasetError
 from model.train import train
+from tests.support.paths import REPO
 from tests.support.run_artifacts import read_scores_csv
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import STRAIN, encode_example
 from transforms.recipes.g2net import sample as gw_sample
 
 _LOG = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5
 TINY = [
     "train.epochs=1",

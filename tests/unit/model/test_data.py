@@ -17,8 +17,8 @@ from model.config import AugmentConfig, load_trainer_config  # noqa: E402
 from model.data import check_dataset, make_dataset  # noqa: E402
 from model.errors import CorruptShardError, DatasetError, FeatureSpecError  # noqa: E402
 from model.synthetic import write_fake_dataset  # noqa: E402
+from tests.support.paths import REPO  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 G2NET_YAML = str(REPO / "run_configs" / "train_g2net.yaml")
 SMALL = ["model.input_shape=[3, 256]", "data.batch_size=8", "data.eval_batch_size=5"]
 

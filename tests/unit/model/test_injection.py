@@ -18,13 +18,13 @@ from model.config import load_trainer_config
 from model.data import check_dataset
 from model.errors import DatasetError
 from model.train import train
+from tests.support.paths import REPO
 from transforms.config import DatasetConfig, load_config
 from transforms.recipes.g2net import injection, strain
 from transforms.recipes.g2net import sample as gw_sample
 from transforms.recipes.g2net.preprocessing import StrainParams, normalize_reference
 from transforms.recipes.g2net.waveform import render_injection
 
-REPO = Path(__file__).resolve().parents[1]
 SEED = 3
 TINY = [
     "train.epochs=1",

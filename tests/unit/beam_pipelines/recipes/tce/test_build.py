@@ -20,6 +20,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_pipelines.commands import cli
 from beam_pipelines.stages import analyze, normalize, split
 from beam_pipelines.stages.build import run_build
+from tests.support.paths import KEPLER90, REPO
 from transforms import audit
 from transforms.config import ConfigError, DatasetConfig, load_config
 from transforms.recipes.g2net.strain import MALFORMED_ROW
@@ -28,8 +29,6 @@ from transforms.recipes.tce import sample as tce_sample
 from transforms.recipes.tce.encoding import encode_tce_example
 from transforms.splitting import SPLITS, assign_split
 
-KEPLER90 = Path(__file__).resolve().parent / "data" / "kepler90"  # copy of ../shared/data/kepler90
-REPO = Path(__file__).resolve().parents[1]
 FRACTIONS = "split.fractions={train: 0.6, val: 0.2, test: 0.2}"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.paths import KEPLER90, RUN_CONFIGS
 from tests.support.tce_fixture import CADENCE, make_cfg
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import RejectedInput
@@ -58,7 +59,7 @@ def test_bad_fits_files_are_rejected_with_their_reason(tmp_path):
 def test_tess_spoc_light_curve_with_the_tess_recipe(tmp_path):
     from astropy.io import fits
 
-    cfg = load_config(DatasetConfig, str(Path(__file__).resolve().parents[1] / "run_configs" / "tce_tess.yaml")).tce
+    cfg = load_config(DatasetConfig, str(RUN_CONFIGS / "tce_tess.yaml")).tce
     time = 1400.0 + np.arange(int(6.0 / (2 / 1440))) * (2 / 1440)  # 2-min cadence, BTJD
     flux = 2e4 * (1 - tce_sample.periodic_transits(time, 2.0, 1401.0, 3 / 24, 2e-3, exposure=2 / 1440))
     quality = np.where(np.arange(time.size) % 500 == 0, 512, 0)
@@ -109,7 +110,7 @@ def test_columns_read_from_bytes_equal_astropys_table(tmp_path):
     )
     buffer = io.BytesIO()
     fits.HDUList([fits.PrimaryHDU(), mixed]).writeto(buffer)
-    kepler90 = next((Path(__file__).resolve().parent / "data" / "kepler90").glob("*.fits")).read_bytes()
+    kepler90 = next(KEPLER90.glob("*.fits")).read_bytes()
     for payload in (data, buffer.getvalue(), kepler90):
         with fits.open(io.BytesIO(payload)) as hdul:
             hdu = hdul["LIGHTCURVE"]
@@ -142,7 +143,7 @@ def test_target_id_from_the_headers_alone_matches_the_full_read(tmp_path):
 
         assert fits_io.read_target_id(read, path, cfg) == expected
     assert fits_io.read_light_curve(data, path, cfg).target_id == "42"
-    real = next((Path(__file__).resolve().parent / "data" / "kepler90").glob("*.fits"))
+    real = next(KEPLER90.glob("*.fits"))
     with open(real, "rb") as handle:
         assert fits_io.read_target_id(handle.read, str(real), cfg) == "11442793"
         assert handle.tell() < real.stat().st_size / 4  # the headers only, not the table

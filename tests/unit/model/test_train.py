@@ -20,9 +20,9 @@ from model import train as train_module  # noqa: E402
 from model.artifacts import make_run_dir, read_history_csv  # noqa: E402
 from model.config import load_trainer_config  # noqa: E402
 from model.synthetic import write_fake_dataset  # noqa: E402
+from tests.support.paths import REPO  # noqa: E402
 from tests.support.run_artifacts import load_weights_npz, read_scores_csv  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 PLOTS = ("dashboard", "learning_curves", "roc_curve", "pr_curve", "confusion_matrix", "score_hist", "efficiency_vs_snr")
 TINY = [
     "train.epochs=3",
