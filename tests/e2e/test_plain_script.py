@@ -1,29 +1,22 @@
-"""The benchmark's baseline (``benchmarks/plain_script.py``, one process, numpy + TF) and ``sigforge run`` do the
-same work on the same data: the same examples in each split, the same train statistics (to float64 round-off:
-the sums are merged in another order) and the same normalized strain per uid. Without this, a faster sigforge
-in ``benchmarks/bench_run.py`` could be one that does less (issue #13)."""
+"""The plain pipeline (``tests/oracles/plain_pipeline.py``, one process, numpy + TF; the benchmark's baseline,
+``benchmarks/plain_script.py``) and ``sigforge run`` do the same work on the same data: the same examples in
+each split, the same train statistics (to float64 round-off: the sums are merged in another order) and the same
+normalized strain per uid. Without this, a faster sigforge in ``benchmarks/bench_run.py`` could be one that does
+less."""
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 
 import numpy as np
 
 from beam_pipelines.stages.run_all import run_all
-from tests.support.paths import REPO
+from tests.oracles import plain_pipeline
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import decode_example
 from transforms.tfrecord import iter_records
 
 _OVERRIDES = ["build.examples_per_shard=16", "split.examples_per_shard=12"]
-
-
-def _plain_module():
-    spec = importlib.util.spec_from_file_location("plain_script", REPO / "benchmarks" / "plain_script.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _normalized(folder: pathlib.Path) -> dict[str, dict[str, np.ndarray]]:
@@ -42,7 +35,7 @@ def _normalized(folder: pathlib.Path) -> dict[str, dict[str, np.ndarray]]:
 
 def test_plain_script_and_sigforge_agree(g2net_raw_k3, tmp_path):
     config = load_config(DatasetConfig, "run_configs/demo.yaml", _OVERRIDES)
-    plain = _plain_module().run(config, str(g2net_raw_k3), str(tmp_path / "plain"))
+    plain = plain_pipeline.run(config, str(g2net_raw_k3), str(tmp_path / "plain"))
     run_all(config, str(g2net_raw_k3), str(tmp_path / "sigforge"))
 
     ours, theirs = _normalized(tmp_path / "sigforge" / "norm"), _normalized(tmp_path / "plain" / "norm")

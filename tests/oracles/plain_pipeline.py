@@ -1,6 +1,6 @@
-"""The "plain script" baseline: the work of ``sigforge run`` as one single-process numpy + TensorFlow loop.
-
-    python benchmarks/plain_script.py --config run_configs/demo.yaml --input RAW --output OUT
+"""The plain pipeline: the work of ``sigforge run`` as one single-process numpy + TensorFlow loop, the oracle that
+``tests/e2e/test_plain_script.py`` pins sigforge against and the baseline that ``benchmarks/plain_script.py``
+(its command line) times.
 
 Same inputs, same config, same math (every numeric step is a ``transforms/`` function), no Beam and no
 tf.Transform:
@@ -26,22 +26,18 @@ produced the same numbers).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
-from transforms.config import DatasetConfig, load_config  # noqa: E402
+from transforms.config import DatasetConfig  # noqa: E402
 from transforms.recipes.g2net import signal
 from transforms.recipes.g2net import strain as strain_lib
 from transforms.splitting import SPLITS, assign_split  # noqa: E402
@@ -251,23 +247,3 @@ def run(config: DatasetConfig, input_dir: str, out: str) -> dict:
     with open(os.path.join(out, "plain_summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="run_configs/demo.yaml")
-    parser.add_argument("--input", required=True, help="G2Net-layout raw folder")
-    parser.add_argument("--output", required=True, help="output folder (must not exist or be empty)")
-    args = parser.parse_args(argv)
-    if os.path.isdir(args.output) and os.listdir(args.output):
-        parser.error(f"--output {args.output} is not empty")
-    os.makedirs(args.output, exist_ok=True)
-    started = time.monotonic()
-    summary = run(load_config(DatasetConfig, args.config), args.input, args.output)
-    total = time.monotonic() - started
-    print(json.dumps({**summary, "total_seconds": round(total, 3)}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
