@@ -1,10 +1,7 @@
 """Per-star batches and the cheaper shard tables: the same bytes as the one-element-per-example and DictReader /
-DictWriter code they replaced (kept here as references)."""
+DictWriter code they replaced (``tests/oracles/shard_tables.py``)."""
 
 from __future__ import annotations
-
-import csv
-import io
 
 import apache_beam as beam
 import numpy as np
@@ -25,29 +22,13 @@ from beam_pipelines.io.shards import (
     shard_table,
     sorted_part_table,
 )
+from tests.oracles import shard_tables
 from transforms.contract import ExampleEncoder, Rejection, encode_example, example_keys
 from transforms.recipes.tce import schema
 from transforms.recipes.tce.encoding import encode_examples, encode_tce_example
 from transforms.tfrecord import iter_records
 
 TRICKY = ["plain", "", None, 'quo"te', "com,ma", "new\nline", "cr\rlf\r\n", " space ", 0, 1.5, -2, True, "ünï"]
-
-
-def _reference_format_table(rows, columns) -> str:
-    """format_table as it was (csv.DictWriter)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    return buffer.getvalue()
-
-
-def _reference_sorted_table(part_csv: str, columns, shard: str) -> str:
-    """The finalize step's table as it was: DictReader, sort by uid, DictWriter with the shard column."""
-    rows = list(csv.DictReader(io.StringIO(part_csv)))
-    rows.sort(key=lambda row: row["uid"])
-    return _reference_format_table([{**row, "shard": shard} for row in rows], columns)
 
 
 def _tricky_rows(n: int, seed: int) -> list[dict]:
@@ -64,15 +45,15 @@ def _tricky_rows(n: int, seed: int) -> list[dict]:
 def test_format_table_and_format_row_are_the_dict_writer_text():
     columns = ["uid", "target_id", "label", "shard", "a", "b"]
     rows = _tricky_rows(60, 0)
-    assert format_table(rows, columns) == _reference_format_table(rows, columns)
-    assert format_table([], columns) == _reference_format_table([], columns)
+    assert format_table(rows, columns) == shard_tables.format_table(rows, columns)
+    assert format_table([], columns) == shard_tables.format_table([], columns)
     for values in (
         ("u", "build", "reason", "detail, with comma"),
         ("u", "build", "r", 'a "quoted"\nline'),
         ("", "", "", ""),
     ):
         rejection = Rejection(*values)
-        old = _reference_format_table([rejection._asdict()], COLUMNS).split("\n", 1)[1].rstrip("\n")
+        old = shard_tables.format_table([rejection._asdict()], COLUMNS).split("\n", 1)[1].rstrip("\n")
         assert format_row(rejection._asdict(), COLUMNS) == old
 
 
@@ -82,10 +63,10 @@ def test_sorted_part_table_is_the_dict_reader_text():
     part_csv = format_table(rows, part_columns)
     columns = ["uid", "target_id", "label", "shard", "a", "b", "not_in_part"]
     text = sorted_part_table(part_csv, columns, "x_shard_0002-0007.tfrecord")
-    assert text == _reference_sorted_table(part_csv, columns, "x_shard_0002-0007.tfrecord")
+    assert text == shard_tables.sorted_table(part_csv, columns, "x_shard_0002-0007.tfrecord")
     # hand-made oddities: a short row, a long row, a blank line
     odd = "uid,target_id,label,a,b\nu2,t,1\nu1,t,0,x,y,surplus\n\nu0,t,1,,\n"
-    assert sorted_part_table(odd, columns, "s") == _reference_sorted_table(odd, columns, "s")
+    assert sorted_part_table(odd, columns, "s") == shard_tables.sorted_table(odd, columns, "s")
 
 
 def test_write_shards_tables_are_the_text_of_the_parse_and_rewrite_finalize(tmp_path):
@@ -95,8 +76,8 @@ def test_write_shards_tables_are_the_text_of_the_parse_and_rewrite_finalize(tmp_
     with TestPipeline(runner=FnApiRunner()) as p:
         _ = p | beam.Create(records, reshuffle=False) | WriteShards(str(tmp_path), "x", 100, ["a", "b"])
     columns = ["uid", "target_id", "label", "shard", "a", "b"]
-    part = _reference_format_table([{**row, "uid": row["uid"]} for row in rows], [c for c in columns if c != "shard"])
-    expected = _reference_sorted_table(part, columns, "x_shard_0001-0001.tfrecord")
+    part = shard_tables.format_table([{**row, "uid": row["uid"]} for row in rows], [c for c in columns if c != "shard"])
+    expected = shard_tables.sorted_table(part, columns, "x_shard_0001-0001.tfrecord")
     assert (tmp_path / "data_tbl_0001-0001.csv").read_bytes().decode("utf-8") == expected
 
 
