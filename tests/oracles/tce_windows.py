@@ -1,6 +1,9 @@
-"""Test-only copy of the light-curve window code as it was before issue #13 vectorized it (the per-bin median
-loop, the per-transit loop, the out-of-transit draw loop and the per-interval mask): the reference that
-``tests/test_tce_windows_equal.py`` pins the fast implementation against. Not imported by the package.
+"""The light-curve window code as it was before it was vectorized: the per-bin median loop, the scalar coverage,
+the per-transit loop, the out-of-transit draw loop and the per-interval mask and overlap counts. The oracle that
+``tests/unit/transforms/recipes/tce/test_windows_equal.py`` pins the fast implementation against; the package
+never imports it. Helpers the vectorization left unchanged (``ephemeris.transit_times``,
+``windows.observed_transits``) come from the package; the out-of-transit seed (``oot_rng``) and the uid time
+format stay copied here, so that the pin covers them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import numpy as np
 
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.detrend import Detrended
+from transforms.recipes.tce.ephemeris import transit_times
 from transforms.recipes.tce.schema import (
     FLUX_WINDOW,
     KIND_OOT,
@@ -26,16 +30,10 @@ from transforms.recipes.tce.schema import (
     TceExample,
     tce_row,
 )
+from transforms.recipes.tce.windows import observed_transits
 
 
 # ---- ephemeris (transforms/recipes/tce/ephemeris.py) ---------------------------------------------------------
-def transit_times(period: float, epoch: float, t_min: float, t_max: float) -> np.ndarray:
-    """Mid-times (days) of the transits with ``t_min <= t <= t_max``: ``epoch + n * period``, n integer."""
-    first = np.ceil((t_min - epoch) / period)
-    last = np.floor((t_max - epoch) / period)
-    return epoch + np.arange(first, last + 1) * period
-
-
 def transit_intervals(tces: Iterable[Tce], t_min: float, t_max: float, width_factor: float) -> np.ndarray:
     """(k, 2) [start, end] days of every transit of ``tces`` that reaches into [t_min, t_max].
 
@@ -130,16 +128,6 @@ def oot_rng(tce_uid: str, salt: str) -> np.random.Generator:
     """The generator that places a TCE's out-of-transit windows: seeded by sha256(salt:tce_uid)."""
     seed = int.from_bytes(hashlib.sha256(f"{salt}:{tce_uid}".encode()).digest()[:8], "big")
     return np.random.default_rng(seed)
-
-
-def observed_transits(tce: Tce, spans: np.ndarray) -> np.ndarray:
-    """Sorted mid-times (days) of ``tce``'s transits that fall within a light curve's (m, 2) [first, last] span.
-
-    Transits between two files (e.g. TESS sectors years apart) were not observed; transits inside a file's gaps
-    were, and are rejected later for their coverage.
-    """
-    mids = [transit_times(tce.period_days, tce.epoch, lo, hi) for lo, hi in spans]
-    return np.unique(np.concatenate(mids)) if mids else np.zeros(0)
 
 
 def transit_windows(

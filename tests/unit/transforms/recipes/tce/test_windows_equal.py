@@ -1,5 +1,5 @@
 """The vectorized light-curve numerics (binning.py, windows.py, ephemeris.py) give the results of the loop
-implementation they replaced (tests/tce_reference_impl.py, a copy of it): the same windows, uids, rows and drops,
+implementation they replaced (``tests/oracles/tce_windows.py``, a copy of it): the same windows, uids, rows and drops,
 and the same medians to float tolerance, on generated 6-quarter stars (every kind, short-period TCEs included)
 and on the real Kepler-90 quarter. The one intended change, out-of-transit windows that must avoid a transit
 predicted just past the end of the data, is tested on its own; the pinned stars are checked not to contain it.
