@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -224,13 +225,14 @@ def test_a_run_that_lost_its_lock_neither_deletes_nor_publishes(clean, tmp_path)
     out = tmp_path / "ds"
     shutil.copytree(clean, out)
     files_before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    owner_check = functools.partial(lock.verify, str(out))  # what the stage runner hands the manifest
     with lock.dataset_lock(str(out), "sigforge split"):
         (out / lock.LOCK_FILE).write_text(json.dumps({"host": "other", "pid": 7, "token": "theirs"}))
         with pytest.raises(DatasetLocked, match="no longer holds"):
-            manifest.begin_stage(str(out), "split", overwrite=True, requires="build")
+            manifest.begin_stage(str(out), "split", overwrite=True, requires="build", owner_check=owner_check)
         files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != lock.LOCK_FILE)
         assert files == files_before
-        run = manifest.StageRun(str(out), "filter")
+        run = manifest.StageRun(str(out), "filter", owner_check)
         (out / ".tmp_filter").mkdir()
         with pytest.raises(DatasetLocked, match="no longer holds"):
             manifest.finish_stage(run, {"seen": 0})
