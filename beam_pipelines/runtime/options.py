@@ -118,11 +118,14 @@ def with_profile(path: str | None, beam_args: list[str] | None = None) -> list[s
         if PLACEHOLDER in str(value) and not _overrides(name, user):
             raise ConfigError(
                 f"runner profile {path}: option '{name}' is still the placeholder {value!r}; edit the profile "
-                f"or pass it after --, e.g. -- --{name}=..."
+                f"or pass it after --, e.g. -- --{name}=...",
+                code="placeholder",
             )
     unset = [arg for arg in profile.beam_args if PLACEHOLDER in arg and not _overrides(arg[2:].split("=")[0], user)]
     if unset:
-        raise ConfigError(f"runner profile {path}: beam_args {unset} still hold the placeholder {PLACEHOLDER}")
+        raise ConfigError(
+            f"runner profile {path}: beam_args {unset} still hold the placeholder {PLACEHOLDER}", code="placeholder"
+        )
     flags = profile.flags() + user
     _LOG.info("runner profile %s: %s", path, " ".join(flags))
     return flags
