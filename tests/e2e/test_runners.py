@@ -82,17 +82,23 @@ def test_command_line_flags_win_over_the_profile():
     assert with_profile(None, ["--a=1"]) == ["--a=1"]
 
 
+def _refusal(call, *args) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        call(*args)
+    return info.value
+
+
 def test_remote_profiles_refuse_placeholders_until_given():
-    with pytest.raises(ConfigError, match="option 'project' is still the placeholder"):
-        with_profile(DATAFLOW, [])
-    with pytest.raises(ConfigError, match="option 'temp_location'"):
-        with_profile(DATAFLOW, ["--project=p"])
+    error = _refusal(with_profile, DATAFLOW, [])
+    assert error.code == "placeholder" and "'project'" in str(error)
+    error = _refusal(with_profile, DATAFLOW, ["--project=p"])
+    assert error.code == "placeholder" and "'temp_location'" in str(error)
     dataflow = make_pipeline_options(with_profile(DATAFLOW, DATAFLOW_FILLED)).get_all_options()
     assert dataflow["runner"] == "DataflowRunner" and dataflow["project"] == "p"
     assert dataflow["setup_file"] == "./setup.py" and dataflow["max_num_workers"] == 50
     assert dataflow["temp_location"] == "gs://b/tmp" and dataflow["machine_type"]
-    with pytest.raises(ConfigError, match="flink_master"):
-        with_profile(FLINK, [])
+    error = _refusal(with_profile, FLINK, [])
+    assert error.code == "placeholder" and "'flink_master'" in str(error)
     flink = make_pipeline_options(with_profile(FLINK, ["--flink_master=host:8081"])).get_all_options()
     assert (flink["runner"], flink["flink_master"], flink["parallelism"]) == ("FlinkRunner", "host:8081", 8)
     assert flink["environment_type"] == "LOOPBACK"
@@ -101,19 +107,19 @@ def test_remote_profiles_refuse_placeholders_until_given():
 def test_profile_keys_and_options_are_checked(tmp_path):
     typo = tmp_path / "typo.yaml"
     typo.write_text("options: {direct_num_worker: 2}\n")
-    with pytest.raises(ConfigError, match=r"direct_num_worker.*did you mean 'direct_num_workers'"):
-        load_profile(str(typo))
+    error = _refusal(load_profile, str(typo))
+    assert error.code == "config" and "'direct_num_worker'" in str(error) and "'direct_num_workers'" in str(error)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("option: {runner: PortableRunner}\n")
-    with pytest.raises(ConfigError, match=r"config key 'option': unknown key \(did you mean 'options'\?\)"):
-        load_profile(str(unknown))
+    error = _refusal(load_profile, str(unknown))
+    assert error.code == "unknown_key" and "'option'" in str(error) and "'options'" in str(error)
     raw = tmp_path / "raw.yaml"
     raw.write_text("options: {experiments: [a, b], use_public_ips: true}\nbeam_args: ['--plugin_flag=x']\n")
     assert load_profile(str(raw)) == ["--experiments=a", "--experiments=b", "--use_public_ips", "--plugin_flag=x"]
     dashes = tmp_path / "dashes.yaml"
     dashes.write_text("beam_args: [runner=PortableRunner]\n")
-    with pytest.raises(ConfigError, match="must be flags starting with '--'"):
-        load_profile(str(dashes))
+    error = _refusal(load_profile, str(dashes))
+    assert error.code == "config" and "'beam_args'" in str(error)
 
 
 @pytest.mark.parametrize("command", ["run", "build", "split", "analyze", "normalize", "filter"])

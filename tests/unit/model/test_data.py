@@ -60,8 +60,7 @@ def test_check_dataset_without_a_config_checks_only_the_data(base_dataset, datas
     assert dict(info.input_spec) == {} and info.splits["test"].n_examples == 8
     shard = dataset / "norm" / "val" / "norm_val_shard_0001-0002.tfrecord"
     shard.write_bytes(shard.read_bytes()[:-10])
-    with pytest.raises(CorruptShardError, match="norm_val_shard_0001-0002"):
-        check_dataset(str(dataset))
+    _refused(check_dataset, str(dataset), code="corrupt_shard", named="norm_val_shard_0001-0002")
 
 
 def test_head_verification_takes_counts_from_the_data_tables(base_dataset):
@@ -146,63 +145,66 @@ def test_augmented_train_pipeline_changes_only_train(base_dataset):
 # ---- bad inputs: each a DatasetError naming what is wrong, raised by check_dataset -----------------------
 
 
+_CLASS_OF_CODE = {"feature_spec": FeatureSpecError, "corrupt_shard": CorruptShardError}  # else DatasetError
+
+
+def _refused(call, *args, code: str, named: str) -> None:
+    """``call(*args)`` raises the DatasetError of ``code`` with that code, and its message names ``named``."""
+    with pytest.raises(_CLASS_OF_CODE.get(code, DatasetError)) as info:
+        call(*args)
+    assert info.value.code == code and named in str(info.value)
+
+
 def test_missing_split_folder(dataset):
     shutil.rmtree(dataset / "norm" / "val")
-    with pytest.raises(DatasetError, match=r"split folder .*norm/val is missing"):
-        check_dataset(str(dataset), config())
+    _refused(check_dataset, str(dataset), config(), code="dataset", named="norm/val")
 
 
 def test_empty_split_folder(dataset):
     for shard in (dataset / "norm" / "test").glob("*.tfrecord"):
         shard.unlink()
-    with pytest.raises(DatasetError, match=r"norm/test has no TFRecord shards"):
-        check_dataset(str(dataset), config())
+    _refused(check_dataset, str(dataset), config(), code="dataset", named="norm/test")
 
 
 def test_missing_shard_of_a_numbered_set(dataset):
     (dataset / "norm" / "train" / "norm_train_shard_0002-0002.tfrecord").unlink()
-    with pytest.raises(DatasetError, match=r"missing shard\(s\) \[2\] of 2"):
-        check_dataset(str(dataset), config())
+    _refused(check_dataset, str(dataset), config(), code="missing_shard", named="norm/train")
 
 
 def test_missing_transformed_metadata(dataset):
     shutil.rmtree(dataset / "stats" / "transformed_metadata")
-    with pytest.raises(DatasetError, match=r"stats/transformed_metadata is missing"):
-        check_dataset(str(dataset), config())
+    _refused(check_dataset, str(dataset), config(), code="dataset", named="stats/transformed_metadata")
 
 
 def test_missing_manifest(dataset):
     (dataset / "manifest.json").unlink()
-    with pytest.raises(DatasetError, match=r"manifest .*manifest.json is missing"):
-        check_dataset(str(dataset), config())
+    _refused(check_dataset, str(dataset), config(), code="dataset", named="manifest.json")
 
 
 def test_feature_missing_from_spec(base_dataset):
-    with pytest.raises(FeatureSpecError, match=r"feature 'whitened' \(model input\) is not in .*available.*strain"):
-        check_dataset(
-            str(base_dataset),
-            config("model.input_feature=whitened", "data.augment.feature=whitened", "data.injection.feature=whitened"),
-        )
+    whitened = config(
+        "model.input_feature=whitened", "data.augment.feature=whitened", "data.injection.feature=whitened"
+    )
+    _refused(check_dataset, str(base_dataset), whitened, code="feature_spec", named="'whitened'")
     tce = load_trainer_config(str(REPO / "run_configs" / "train_tce.yaml"))
-    with pytest.raises(FeatureSpecError, match="feature 'global_view'"):
-        check_dataset(str(base_dataset), tce)
+    _refused(check_dataset, str(base_dataset), tce, code="feature_spec", named="'global_view'")
 
 
 def test_feature_shape_mismatch(base_dataset):
-    with pytest.raises(FeatureSpecError, match=r"'strain' has shape \[3, 256\] .* model.input_shape is \[3, 4096\]"):
-        check_dataset(str(base_dataset), config("model.input_shape=[3, 4096]"))
+    wider = config("model.input_shape=[3, 4096]")
+    _refused(check_dataset, str(base_dataset), wider, code="feature_spec", named="model.input_shape")
 
 
 def test_label_feature_missing(base_dataset):
-    with pytest.raises(FeatureSpecError, match=r"feature 'target' \(data.label_feature\)"):
-        check_dataset(str(base_dataset), config("data.label_feature=target"))
+    _refused(
+        check_dataset, str(base_dataset), config("data.label_feature=target"), code="feature_spec", named="'target'"
+    )
 
 
 def test_truncated_shard(dataset):
     shard = dataset / "norm" / "val" / "norm_val_shard_0002-0002.tfrecord"
     shard.write_bytes(shard.read_bytes()[:-100])
-    with pytest.raises(CorruptShardError, match=r"shard .*norm_val_shard_0002-0002.tfrecord is corrupt"):
-        check_dataset(str(dataset), config())
+    _refused(check_dataset, str(dataset), config(), code="corrupt_shard", named="norm_val_shard_0002-0002.tfrecord")
 
 
 def test_flipped_byte_fails_the_checksum(dataset):
@@ -210,28 +212,25 @@ def test_flipped_byte_fails_the_checksum(dataset):
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))
-    with pytest.raises(CorruptShardError, match="norm_train_shard_0001-0002.tfrecord"):
-        check_dataset(str(dataset), config())
+    _refused(check_dataset, str(dataset), config(), code="corrupt_shard", named="norm_train_shard_0001-0002.tfrecord")
 
 
 def test_not_a_tfrecord_file(dataset):
     (dataset / "norm" / "test" / "norm_test_shard_0001-0002.tfrecord").write_text("uid,label\nx,1\n")
-    with pytest.raises(CorruptShardError, match="norm_test_shard_0001-0002.tfrecord"):
-        check_dataset(str(dataset), config("data.verify_shards=head"))
+    config_head = config("data.verify_shards=head")
+    _refused(check_dataset, str(dataset), config_head, code="corrupt_shard", named="norm_test_shard_0001-0002.tfrecord")
 
 
 def test_data_table_disagrees_with_shards(dataset):
     table = dataset / "norm" / "train" / "data_tbl_0001-0002.csv"
     table.write_text("\n".join(table.read_text().splitlines()[:-1]) + "\n")
-    with pytest.raises(DatasetError, match=r"split train: data tables .* list 15 rows but the shards hold 16"):
-        check_dataset(str(dataset), config())
+    _refused(check_dataset, str(dataset), config(), code="count_mismatch", named="norm/train")
 
 
 def test_train_refuses_bad_data_before_creating_a_run(dataset, tmp_path):
     shutil.rmtree(dataset / "stats" / "transformed_metadata")
     out = tmp_path / "runs"
-    with pytest.raises(DatasetError, match="transformed_metadata"):
-        train_module.train(str(dataset), config(), str(out))
+    _refused(train_module.train, str(dataset), config(), str(out), code="dataset", named="transformed_metadata")
     assert not out.exists()
     code = train_module.main(["--data", str(dataset), "--config", G2NET_YAML, "--out", str(out), "--set", SMALL[0]])
     assert code == 2 and not out.exists()
@@ -243,5 +242,4 @@ def test_dataset_failing_audit_is_refused_before_training(dataset):
     manifest = json.loads((dataset / "manifest.json").read_text())
     manifest["stages"]["normalize"]["seen"] += 3  # three inputs unaccounted for
     (dataset / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(DatasetError, match=r"(?s)does not pass `sigforge audit`.*normalize: seen \(35\)"):
-        check_dataset(str(dataset), config())
+    _refused(check_dataset, str(dataset), config(), code="audit_failed", named="normalize")

@@ -45,7 +45,7 @@ def test_a_lock_held_by_another_process_refuses_with_the_holder(tmp_path):
     with pytest.raises(DatasetLocked) as info:
         lock.acquire(str(out))
     message = str(info.value)
-    assert "worker-7" in message and "4242" in message and "2026-01-01" in message and "stale" in message
+    assert info.value.code == "locked" and "worker-7" in message and "4242" in message and "2026-01-01" in message
 
 
 def test_second_run_into_a_locked_folder_is_refused_and_touches_nothing(clean, tmp_path, g2net_raw, caplog):
@@ -86,8 +86,9 @@ def test_a_stale_lock_is_cleared_by_deleting_it(tmp_path):
     out = tmp_path / "ds"
     out.mkdir()
     (out / lock.LOCK_FILE).write_text("{}")
-    with pytest.raises(DatasetLocked):
+    with pytest.raises(DatasetLocked) as info:
         lock.acquire(str(out))
+    assert info.value.code == "locked"
     (out / lock.LOCK_FILE).unlink()  # what the message tells the user to do
     with lock.dataset_lock(str(out)):
         assert lock.read_holder(str(out))["pid"] == os.getpid()
@@ -107,8 +108,9 @@ def test_overwrite_into_an_unwritable_norm_deletes_nothing(clean, tmp_path, monk
         real_write(path, data)
 
     monkeypatch.setattr(fs, "write_bytes", write_bytes)
-    with pytest.raises(StageError, match="nothing was deleted"):
+    with pytest.raises(StageError) as info:
         manifest.begin_stage(str(out), "normalize", overwrite=True, requires="analyze")
+    assert info.value.code == "not_writable"
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files_before
     assert (out / "manifest.json").read_text() == manifest_before  # still true: normalize's files are all there
 
@@ -154,8 +156,9 @@ def test_a_lock_refused_by_its_holder_keeps_the_holders_folder(tmp_path):
     out = tmp_path / "ds"
     with lock.dataset_lock(str(out)):
         assert out.is_dir()
-        with pytest.raises(DatasetLocked):
+        with pytest.raises(DatasetLocked) as info:
             threading_acquire(str(out))
+        assert info.value.code == "locked"
         assert out.is_dir() and (out / lock.LOCK_FILE).exists()
     assert not out.exists()  # the lock created it and nothing was written: gone with the lock
 
@@ -228,13 +231,15 @@ def test_a_run_that_lost_its_lock_neither_deletes_nor_publishes(clean, tmp_path)
     owner_check = functools.partial(lock.verify, str(out))  # what the stage runner hands the manifest
     with lock.dataset_lock(str(out), "sigforge split"):
         (out / lock.LOCK_FILE).write_text(json.dumps({"host": "other", "pid": 7, "token": "theirs"}))
-        with pytest.raises(DatasetLocked, match="no longer holds"):
+        with pytest.raises(DatasetLocked) as info:
             manifest.begin_stage(str(out), "split", overwrite=True, requires="build", owner_check=owner_check)
+        assert info.value.code == "lock_lost"
         files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != lock.LOCK_FILE)
         assert files == files_before
         run = manifest.StageRun(str(out), "filter", owner_check)
         (out / ".tmp_filter").mkdir()
-        with pytest.raises(DatasetLocked, match="no longer holds"):
+        with pytest.raises(DatasetLocked) as info:
             manifest.finish_stage(run, {"seen": 0})
+        assert info.value.code == "lock_lost"
         assert "filter" not in json.loads((out / "manifest.json").read_text())["stages"]
     assert json.loads((out / lock.LOCK_FILE).read_text())["token"] == "theirs"  # theirs is left alone

@@ -117,8 +117,9 @@ def test_build_and_split_on_an_object_store(bucket, g2net_raw, tmp_path, monkeyp
     assert remote["rejected/build.csv"] == (local / "rejected" / "build.csv").read_bytes()
 
     # Existing outputs are found (they are prefixes, not objects): refused without --overwrite ...
-    with pytest.raises(StageError, match="tfrecords/"):
+    with pytest.raises(StageError) as info:
         run_build(config, raw, out)
+    assert info.value.code == "output_exists" and "tfrecords/" in str(info.value)
     # ... and replaced with it, dropping the now stale split.
     run_build(config, raw, out, overwrite=True)
     assert not [name for name in _relative(out) if name.startswith("split/")]

@@ -28,16 +28,18 @@ def test_recipes_command_lists_every_recipe(capsys):
 
 
 def test_unknown_recipe_refused_with_suggestion():
-    with pytest.raises(ConfigError, match="config key 'recipe': unknown recipe 'tcee' \\(did you mean 'tce'\\?\\)"):
+    with pytest.raises(ConfigError) as info:
         validate(DatasetConfig, {"recipe": "tcee"})
+    assert info.value.code == "config" and "'recipe'" in str(info.value) and "'tce'" in str(info.value)
 
 
 def test_recipe_section_follows_recipe():
     tce = validate(DatasetConfig, {"recipe": "tce"})
     assert type(tce).__name__ == "DatasetConfig_tce" and tce.section.mode == "transits"
     assert "g2net" not in tce.model_dump()  # a TCE manifest records no G2Net bandpass
-    with pytest.raises(ConfigError, match="config key 'g2net': unknown key"):
+    with pytest.raises(ConfigError) as info:
         validate(DatasetConfig, {"recipe": "tce", "g2net": {}})
+    assert info.value.code == "unknown_key" and "'g2net'" in str(info.value)
 
 
 def test_cap_group_column_must_be_a_feature_of_the_recipe(tmp_path):
