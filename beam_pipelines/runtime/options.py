@@ -143,7 +143,7 @@ def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions
         _LOG.debug("local run: using the FnApiRunner (no Prism download); requested runner=%r", runner)
         if not (_overrides("pipeline_type_check", flags) or _overrides("no_pipeline_type_check", flags)):
             # Beam's construction-time type check of sigforge's own, fixed pipelines: the tests run it
-            # (tests/test_runners.py builds the whole chain with it and requires the same dataset); a local run
+            # (tests/e2e/test_runners.py builds the whole chain with it and requires the same dataset); a local run
             # skips it, ~0.1 s per pipeline of construction (1.23-1.28 s against 1.77 s in a 4000-sample run).
             # Outputs are byte-identical; remote runners keep Beam's default. --pipeline_type_check turns it on.
             options.view_as(TypeOptions).pipeline_type_check = False

@@ -1,4 +1,4 @@
-"""The G2Net bad-input corpus (tests/corpus_g2net.py) through one `sigforge run` and `sigforge audit`.
+"""The G2Net bad-input corpus (tests/support/corpus_g2net.py) through one `sigforge run` and `sigforge audit`.
 
 Every case must be handled: written correctly, or rejected with its own reason; no run is aborted, nothing
 is lost (seen, counted independently, = written + rejected), no known case is an internal_error, and the

@@ -1,4 +1,4 @@
-"""The TCE bad-input corpus (tests/corpus_tce.py) through one `sigforge build` and `sigforge audit`."""
+"""The TCE bad-input corpus (tests/support/corpus_tce.py) through one `sigforge build` and `sigforge audit`."""
 
 from __future__ import annotations
 

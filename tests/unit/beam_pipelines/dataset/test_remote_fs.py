@@ -1,4 +1,4 @@
-"""Dataset paths on a non-local Beam filesystem: ``memfs://`` (tests/memfs.py), an in-memory object store with
+"""Dataset paths on a non-local Beam filesystem: ``memfs://`` (tests/support/memfs.py), an in-memory object store with
 the semantics of ``gs://`` (no folders; a "folder" exists when an object lies below it).
 
 Any step that only works on local disk (``os`` calls, a folder checked with ``FileSystems.exists``) fails here.
