@@ -32,9 +32,9 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["beam_pipelines*", "transforms*", "model*"]),
     install_requires=INSTALL_REQUIRES,
-    # lightkurve: tests only (tests/test_tce_lightkurve.py writes files with it). Its metadata caps pandas < 3; where
-    # pandas 3 is installed: pip install --no-deps lightkurve==2.6.0 memoization scikit-learn joblib threadpoolctl
-    # cloudpickle narwhals (docs/lightkurve.md).
+    # lightkurve: tests only (tests/e2e/test_tce_lightkurve.py writes files with it). Its metadata caps pandas < 3;
+    # where pandas 3 is installed: pip install --no-deps lightkurve==2.6.0 memoization scikit-learn joblib
+    # threadpoolctl cloudpickle narwhals (docs/lightkurve.md).
     extras_require={"dev": ["pytest>=7.4", "ruff>=0.5", "lightkurve>=2.6,<2.7"]},
     entry_points={"console_scripts": ["sigforge=beam_pipelines.commands.cli:entry"]},
 )

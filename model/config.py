@@ -300,7 +300,7 @@ def _untag(error: ConfigError) -> ConfigError:
             dotted = f"model.{key}" if key else "model"
             line = f"{line[: match.start()]}config key '{dotted}': {message} (architecture {architecture})"
         lines.append(line)
-    return ConfigError("\n".join(lines))
+    return ConfigError("\n".join(lines), code=error.code)
 
 
 def load_trainer_config(path: str | None = None, overrides: Iterable[str] = ()) -> TrainerConfig:

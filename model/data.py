@@ -135,7 +135,8 @@ def list_shards(data_dir: str, split: str, subdir: str = NORM_DIR) -> tuple[str,
         if missing:
             raise DatasetError(
                 f"split folder {directory} is missing shard(s) {missing} of {total} "
-                f"(found {len(shards)}: {[posixpath.basename(p) for p in shards]})"
+                f"(found {len(shards)}: {[posixpath.basename(p) for p in shards]})",
+                code="missing_shard",
             )
     return directory, shards
 
@@ -249,7 +250,8 @@ def check_dataset(data_dir: str, config: TrainerConfig | None = None, splits: Se
                 if tables and (n_rows := _count_table_rows(tables)) != n_examples:
                     raise DatasetError(
                         f"split {split}: data tables in {directory} list {n_rows} rows but the shards hold "
-                        f"{n_examples} examples"
+                        f"{n_examples} examples",
+                        code="count_mismatch",
                     )
         if n_examples is None and tables:
             rows = read_data_tables(tables)
@@ -263,7 +265,10 @@ def check_dataset(data_dir: str, config: TrainerConfig | None = None, splits: Se
     problems = audit_dataset(data_dir)
     if problems:
         listed = "\n  ".join(problems[:20])
-        raise DatasetError(f"dataset {data_dir} does not pass `sigforge audit` ({len(problems)} problems):\n  {listed}")
+        raise DatasetError(
+            f"dataset {data_dir} does not pass `sigforge audit` ({len(problems)} problems):\n  {listed}",
+            code="audit_failed",
+        )
     return DatasetInfo(
         data_dir=data_dir,
         manifest_path=manifest_path,

@@ -313,7 +313,10 @@ def validate(model: type[_ModelT], raw: Mapping[str, Any], source: str = "<dict>
     try:
         return model.model_validate(dict(raw))
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, model, source)) from None
+        unknown = all(item["type"] == "extra_forbidden" for item in error.errors())  # only misspelled keys
+        raise ConfigError(
+            format_validation_error(error, model, source), code="unknown_key" if unknown else None
+        ) from None
 
 
 def read_yaml(path: str) -> dict[str, Any]:

@@ -227,8 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _refused(error: Exception) -> int:
-    """Logs a refused config, stage or usage as one line (never a traceback); exit code 2."""
-    _LOG.error("%s", " ".join(line.strip() for line in str(error).splitlines()))
+    """Logs a refused config, stage or usage as one line (never a traceback), the error's ``code`` on the log
+    record (``record.code``; None for a usage error); exit code 2."""
+    message = " ".join(line.strip() for line in str(error).splitlines())
+    _LOG.error("%s", message, extra={"code": getattr(error, "code", None)})
     return 2
 
 

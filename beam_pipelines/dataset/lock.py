@@ -251,7 +251,8 @@ def verify(out: str) -> None:
     if held is not None and (read_holder(out) or {}).get("token") != held.token:
         raise DatasetLocked(
             f"{out}: this run no longer holds {path} (another run replaced or removed it); nothing was "
-            "deleted or published by this stage. " + str(_refuse(out))
+            "deleted or published by this stage. " + str(_refuse(out)),
+            code="lock_lost",
         )
 
 

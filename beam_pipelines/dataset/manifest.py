@@ -94,13 +94,16 @@ def begin_stage(
     if requires is not None and requires not in manifest.get("stages", {}):
         raise StageError(
             f"stage '{stage}' needs the '{requires}' stage's output in {out}, but the manifest has no "
-            f"'{requires}' entry; run `sigforge {requires}` first"
+            f"'{requires}' entry; run `sigforge {requires}` first",
+            code="missing_stage",
         )
     later = STAGES[STAGES.index(stage) :]
     existing = [rel for s in later[:1] for rel in STAGE_OUTPUTS[s] if fs.exists(fs.join(out, rel.rstrip("/")))]
     if (existing or stage in manifest.get("stages", {})) and not overwrite:
         shown = ", ".join(existing) or f"manifest entry '{stage}'"
-        raise StageError(f"{out} already has the '{stage}' output ({shown}); pass --overwrite to replace it")
+        raise StageError(
+            f"{out} already has the '{stage}' output ({shown}); pass --overwrite to replace it", code="output_exists"
+        )
     if overwrite:
         run.check_owner()  # still ours: nothing is deleted by a run that lost the folder's lock
         doomed = [fs.join(out, rel.rstrip("/")) for name in later for rel in STAGE_OUTPUTS[name]]
@@ -125,7 +128,8 @@ def _check_can_replace(out: str, paths: list[str]) -> None:
             fs.check_writable(folder)
         except OSError as error:
             raise StageError(
-                f"--overwrite: cannot write in {folder} ({error}); nothing was deleted. Fix the permissions and rerun"
+                f"--overwrite: cannot write in {folder} ({error}); nothing was deleted. Fix the permissions and rerun",
+                code="not_writable",
             ) from None
 
 

@@ -92,7 +92,7 @@ class ReadWholeFiles(beam.PTransform):
     lost train records right after the TFRecord source (3176 of 3180), and a shard is small, so
     reading file by file loses no parallelism that matters. Files are spread over workers by a Reshuffle after
     a ``beam.Create`` without its own reshuffle (``Create``'s built-in one made which examples share a shard
-    vary between reruns in one process: tests/test_determinism.py failed 4 of 12 runs), and the sorted
+    vary between reruns in one process: tests/e2e/test_determinism.py failed 4 of 12 runs), and the sorted
     list keeps the order (and so the bytes of a rerun) independent of directory listing order."""
 
     def __init__(self, pattern: str | Sequence[str], read=None, literal: bool = False):

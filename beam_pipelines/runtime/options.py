@@ -118,11 +118,14 @@ def with_profile(path: str | None, beam_args: list[str] | None = None) -> list[s
         if PLACEHOLDER in str(value) and not _overrides(name, user):
             raise ConfigError(
                 f"runner profile {path}: option '{name}' is still the placeholder {value!r}; edit the profile "
-                f"or pass it after --, e.g. -- --{name}=..."
+                f"or pass it after --, e.g. -- --{name}=...",
+                code="placeholder",
             )
     unset = [arg for arg in profile.beam_args if PLACEHOLDER in arg and not _overrides(arg[2:].split("=")[0], user)]
     if unset:
-        raise ConfigError(f"runner profile {path}: beam_args {unset} still hold the placeholder {PLACEHOLDER}")
+        raise ConfigError(
+            f"runner profile {path}: beam_args {unset} still hold the placeholder {PLACEHOLDER}", code="placeholder"
+        )
     flags = profile.flags() + user
     _LOG.info("runner profile %s: %s", path, " ".join(flags))
     return flags
@@ -140,7 +143,7 @@ def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions
         _LOG.debug("local run: using the FnApiRunner (no Prism download); requested runner=%r", runner)
         if not (_overrides("pipeline_type_check", flags) or _overrides("no_pipeline_type_check", flags)):
             # Beam's construction-time type check of sigforge's own, fixed pipelines: the tests run it
-            # (tests/test_runners.py builds the whole chain with it and requires the same dataset); a local run
+            # (tests/e2e/test_runners.py builds the whole chain with it and requires the same dataset); a local run
             # skips it and saves part of each pipeline's construction (benchmarks/RESULTS.md). Outputs are
             # byte-identical; remote runners keep Beam's default. --pipeline_type_check turns it on.
             options.view_as(TypeOptions).pipeline_type_check = False

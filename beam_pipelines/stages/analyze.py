@@ -270,13 +270,16 @@ def check_stats(summary: dict[str, Any]) -> None:
     """The analyze stage's own output check: statistics finite, and every standard deviation it reports
     (a summary key ending in ``std``) strictly positive; StageError before anything is published."""
     if not summary.get("finite", False):
-        raise StageError("analyze: the train statistics are not finite (NaN/inf); nothing was published")
+        raise StageError(
+            "analyze: the train statistics are not finite (NaN/inf); nothing was published", code="non_finite"
+        )
     check_analyzed_counts(summary)
     for key, value in summary.items():
         numbers = list(value.values()) if isinstance(value, dict) else value
         if key.endswith("std") and not (np.asarray(numbers, dtype=np.float64) > 0).all():
             raise StageError(
-                f"analyze: statistic '{key}' = {value} is not positive (degenerate train data); nothing was published"
+                f"analyze: statistic '{key}' = {value} is not positive (degenerate train data); nothing was published",
+                code="degenerate",
             )
 
 
@@ -293,7 +296,8 @@ def check_analyzed_counts(summary: dict[str, Any]) -> None:
     if summary.get("guard_read") is not None and summary["guard_read"] != train:
         raise StageError(
             f"analyze: the outlier guard read {summary['guard_read']} train examples, the split holds {train} "
-            "(the runner lost or repeated elements); nothing was published"
+            "(the runner lost or repeated elements); nothing was published",
+            code="count_mismatch",
         )
     for name, seen in summary.get("analyzed_examples", {}).items():
         problem = None
@@ -305,5 +309,6 @@ def check_analyzed_counts(summary: dict[str, Any]) -> None:
             problem = f"analyzed {seen['handed']} examples, expected {'at most ' if capped else ''}{expected}"
         if problem:
             raise StageError(
-                f"analyze: pass '{name}' {problem} (the runner lost or repeated elements); nothing was published"
+                f"analyze: pass '{name}' {problem} (the runner lost or repeated elements); nothing was published",
+                code="count_mismatch",
             )

@@ -201,7 +201,8 @@ def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
     if "normalize" not in stages:
         raise StageError(
             f"stage 'filter' needs the 'normalize' stage's output in {out}, but the manifest has no 'normalize' "
-            "entry; run `sigforge normalize` first"
+            "entry; run `sigforge normalize` first",
+            code="missing_stage",
         )
     splits = tuple(stages["normalize"].get("splits") or SPLITS)
     headers = {}

@@ -178,18 +178,23 @@ def check_normalized(summary: dict[str, Any]) -> None:
     for split, counts in summary["splits"].items():
         check_read_all(f"normalize: split {split}", counts["seen"], counts.get("in_split"), "the split stage")
         if counts["seen"] != counts["examples"]:
-            raise StageError(f"normalize: split {split} read {counts['seen']} examples but wrote {counts['examples']}")
+            raise StageError(
+                f"normalize: split {split} read {counts['seen']} examples but wrote {counts['examples']}",
+                code="count_mismatch",
+            )
         if counts[NON_FINITE]:
             raise StageError(
                 f"normalize: {counts[NON_FINITE]} {split} examples have NaN/inf values after normalization; "
-                "check OUT/stats (a zero or non-finite statistic) and the inputs"
+                "check OUT/stats (a zero or non-finite statistic) and the inputs",
+                code="non_finite",
             )
     train = summary["splits"]["train"]
     if train["examples"] and train[COLLAPSED] * 2 > train["examples"]:
         raise StageError(
             f"normalize: {train[COLLAPSED]} of {train['examples']} normalized train examples have collapsed to a "
             f"constant (std < {COLLAPSED_STD}): the train statistics are dominated by an outlier; run "
-            "`sigforge audit` and look for an example with a huge amplitude"
+            "`sigforge audit` and look for an example with a huge amplitude",
+            code="collapsed",
         )
 
 

@@ -34,7 +34,9 @@ def run_all(
     planned = plan_build(config, input_dir, recipe)
     with dataset_lock(out, "sigforge run"):  # the stages re-take it: one holder for the whole run
         if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
-            raise StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
+            raise StageError(
+                f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it", code="output_exists"
+            )
         return _run_stages(config, recipe, planned, out, beam_args, overwrite)
 
 

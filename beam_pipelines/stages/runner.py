@@ -91,7 +91,8 @@ def check_read_all(what: str, seen: int, expected: int | None, source: str) -> N
     if expected is not None and seen != expected:
         raise StageError(
             f"{what} read {seen} examples, {source} wrote {expected} (the runner lost or repeated elements); "
-            "nothing was published"
+            "nothing was published",
+            code="count_mismatch",
         )
 
 

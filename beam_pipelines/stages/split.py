@@ -136,4 +136,6 @@ def check_split(summary: dict[str, Any]) -> None:
     """The split stage's own check: it read every example build wrote, and wrote every example it read."""
     check_read_all("split:", summary["seen"], summary.get("in_build"), "the build stage")
     if summary["seen"] != summary["written"]:
-        raise StageError(f"split: read {summary['seen']} examples but wrote {summary['written']}")
+        raise StageError(
+            f"split: read {summary['seen']} examples but wrote {summary['written']}", code="count_mismatch"
+        )

@@ -115,7 +115,7 @@ def run_matched_filter(
     if psd not in PSD_MODES:
         raise StageError(f"--psd must be one of {PSD_MODES}, got {psd!r}")
     if fs.exists(fs.join(out_dir, SCORES_CSV)) and not overwrite:
-        raise StageError(f"{out_dir} already holds {SCORES_CSV}; pass --overwrite to replace it")
+        raise StageError(f"{out_dir} already holds {SCORES_CSV}; pass --overwrite to replace it", code="output_exists")
     started = time.monotonic()
     try:
         cfg = mf.MatchedFilterConfig(**({"tc_range": tuple(tc_range)} if tc_range else {}))

@@ -78,7 +78,7 @@ def linear_part(h, path: LinearPath) -> np.ndarray:
 
     ``standardize(apply_tukey(whiten(bandpass(h), avg_psd), alpha), 0, channel_std)``, i.e. the build bandpass
     followed by ``signal.normalize_strain`` with the mean set to zero. For noise ``n`` and signal ``h``,
-    ``normalize(n + h) = normalize(n) + linear_part(h)`` (tests/test_g2net_injection.py).
+    ``normalize(n + h) = normalize(n) + linear_part(h)`` (tests/unit/transforms/recipes/g2net/test_injection.py).
     """
     low, high = path.band
     bandpassed = signal.bandpass(h, fs=path.fs, low_hz=low, high_hz=high, order=path.bandpass_order)
