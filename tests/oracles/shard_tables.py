@@ -1,4 +1,4 @@
-"""The shard data tables as they were written before ``beam_pipelines.io.shards`` formatted them by hand: through
+"""The shard data tables as they were written before ``beam_pipelines.io.tables`` formatted them by hand: through
 ``csv.DictWriter`` / ``csv.DictReader``. The oracle ``tests/unit/beam_pipelines/io/test_shard_batches.py`` pins
 ``format_table``, ``format_row``, ``sorted_part_table`` and ``WriteShards``'s tables against, byte for byte."""
 
