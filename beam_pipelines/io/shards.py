@@ -26,6 +26,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from beam_pipelines.dataset import fs
+from beam_pipelines.runtime import dry_run
 from transforms import csv_rows
 from transforms.contract import (
     BASE_COLUMNS,
@@ -78,6 +79,11 @@ def table_glob(folder: str) -> str:
 
 
 def table_columns(folder: str) -> list[str]:
+    """The header of the first data table in ``folder`` ([] when none). In a dry run the folder is not read: the
+    columns the dry run's build planned (``dry_run.Plans.columns``)."""
+    plans = dry_run.active()
+    if plans is not None:
+        return plans.columns()
     paths = fs.glob(table_glob(folder))
     if not paths:
         return []
@@ -167,7 +173,9 @@ class ReadWholeFiles(beam.PTransform):
     def expand(self, pipeline):
         read = self._read or read_records
         patterns = [self._pattern] if isinstance(self._pattern, str) else list(self._pattern)
-        paths = patterns if self._literal else [path for pattern in patterns for path in sorted(fs.glob(pattern))]
+        # In a dry run the patterns stand in for the files they would match (nothing is listed or read).
+        listed = self._literal or dry_run.active() is not None
+        paths = patterns if listed else [path for pattern in patterns for path in sorted(fs.glob(pattern))]
         return (
             pipeline
             | "ListFiles" >> beam.Create(paths, reshuffle=False).with_output_types(str)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from beam_pipelines.dataset import fs
+from beam_pipelines.io.shards import with_base_columns
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import RAW_DIR
@@ -43,8 +44,12 @@ def run_build(
     build, plan = plan_build(config, input_dir)
 
     def work(ctx: StageContext) -> dict[str, Any]:
+        if ctx.plans is not None:  # a dry run: later stages' tables have the columns planned here
+            ctx.plans.table_columns = with_base_columns(build.table_columns(plan))
         with ctx.pipeline() as pipeline:
             _ = pipeline | f"Build[{recipe.name}]" >> build(config, input_dir, plan, ctx.tmp, progress=ctx.progress())
+        if ctx.plans is not None:
+            return {}
         counts = ctx.counts()
         return {
             "seen": counts["seen"],

@@ -9,6 +9,7 @@ from typing import Any
 from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.dataset.lock import dataset_lock
+from beam_pipelines.runtime import dry_run
 from beam_pipelines.stages.analyze import check_analyze_config, run_analyze
 from beam_pipelines.stages.build import plan_build, run_build
 from beam_pipelines.stages.normalize import run_normalize
@@ -22,9 +23,15 @@ _LOG = logging.getLogger(__name__)
 def run_all(
     config: DatasetConfig, input_dir: str, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
-    """build -> split -> analyze -> normalize (-> filter when ``config.filter`` has conditions)."""
+    """build -> split -> analyze -> normalize (-> filter when ``config.filter`` has conditions).
+
+    A dry run (Beam's ``--dry_run=True``) builds every stage's pipelines into ``OUT/plans`` in one session (later
+    stages see the columns the build planned); it takes no lock and ignores an existing dataset."""
     check_analyze_config(config)  # cross-key checks of later stages fail before any work
     plan_build(config, input_dir)  # and those decidable from a cheap look at the inputs, before the lock's file
+    if dry_run.requested(beam_args):
+        with dry_run.session(out):
+            return _run_stages(config, input_dir, out, beam_args, overwrite)
     with dataset_lock(out, "sigforge run"):  # the stages re-take it: one holder for the whole run
         if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
             raise StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
@@ -51,5 +58,6 @@ def _run_stages(
         result = stage()
         entry = result["stages"][name]
         _LOG.debug("[%d/%d] %s done in %.1f s", index, len(stages), name, entry.get("seconds", 0.0))
-    _LOG.info("run: dataset ready in %s (%.1f s)", out, time.monotonic() - started)
+    if not dry_run.requested(beam_args):
+        _LOG.info("run: dataset ready in %s (%.1f s)", out, time.monotonic() - started)
     return result
