@@ -242,3 +242,17 @@ def test_a_local_dry_run_writes_only_its_plans(tce_raw, tmp_path):
     assert [e["name"] for e in _index(out / "plans")["plans"]] == ["split"]
     assert not (out / "plans" / "analyze.json").exists()
     assert sorted(os.listdir(out)) == ["plans"]
+
+
+def test_the_worker_image_is_built_on_the_pinned_beam():
+    """docker/Dockerfile's default base image is the Beam SDK container of setup.py's apache-beam pin and of this
+    interpreter's Python (the SDK harness in the image and the submitting SDK must agree). Docker itself is not
+    run here."""
+    import sys
+
+    pin = re.search(r'"apache-beam\[gcp\]==([0-9.]+)"', (REPO / "setup.py").read_text()).group(1)
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
+    assert f"ARG BEAM_VERSION={pin}\n" in dockerfile
+    assert f"ARG PYTHON_VERSION={sys.version_info.major}.{sys.version_info.minor}\n" in dockerfile
+    assert "FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION}" in dockerfile
+    assert "COPY dist/*.whl" in dockerfile
