@@ -20,6 +20,7 @@ import json
 import os
 import re
 import tarfile
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def tce_raw(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=sorted(RUNS))
 def planned(request, tmp_path_factory):
-    """(recipe, raw input, plans folder) of ``sigforge run --dry-run`` on Dataflow into a gs:// dataset."""
+    """(recipe, raw input, plans folder, what is left in the temporary folder) of ``sigforge run --dry-run`` with
+    the Dataflow profile (its placeholders given, plus the image) into a gs:// dataset."""
     from beam_pipelines.commands import cli
 
     recipe = request.param
@@ -87,14 +89,17 @@ def planned(request, tmp_path_factory):
     plans = tmp_path_factory.mktemp(f"plans_{recipe}")
     config, sets = RUNS[recipe]
     argv = ["run", "--config", config, "--input", str(raw), "--output", f"gs://sigforge-dry-run/{recipe}"]
-    argv += [*sets, "--dry-run", "--plans-dir", str(plans), "--", *DATAFLOW]
-    cwd = os.getcwd()
+    argv += [*sets, "--profile", "run_configs/dataflow.yaml", "--dry-run", "--plans-dir", str(plans), "--", *DATAFLOW]
+    temp = tmp_path_factory.mktemp(f"temp_{recipe}")  # where Beam makes its temporary folders
+    cwd, tempdir = os.getcwd(), tempfile.tempdir
     os.chdir(REPO)  # --setup_file=./setup.py, as a user runs it from the repository root
+    tempfile.tempdir = str(temp)
     try:
         assert cli.main(argv) == 0
     finally:
         os.chdir(cwd)
-    return recipe, Path(raw), plans
+        tempfile.tempdir = tempdir
+    return recipe, Path(raw), plans, sorted(os.listdir(temp))
 
 
 def _index(plans: Path) -> dict:
@@ -116,7 +121,7 @@ def _plans_by_stage(plans: Path) -> dict[str, list[str]]:
 
 
 def test_every_stage_is_built_with_its_transforms(planned):
-    recipe, _, plans = planned
+    recipe, _, plans, _ = planned
     stages = _plans_by_stage(plans)
     assert list(stages) == ["build", "split", "analyze", "normalize", "filter"]
     assert len(stages["analyze"]) == (2 if recipe == "g2net" else 1)  # the strain's PSD pass, then the moments
@@ -132,7 +137,7 @@ def test_every_stage_is_built_with_its_transforms(planned):
 def test_the_job_runs_in_the_named_image_and_stages_the_sdist(planned):
     from apache_beam.portability.api import beam_runner_api_pb2
 
-    _, _, plans = planned
+    _, _, plans, _ = planned
     index = _index(plans)
     for entry in index["plans"]:
         assert entry["runner"] == "DataflowRunner"
@@ -147,6 +152,8 @@ def test_the_job_runs_in_the_named_image_and_stages_the_sdist(planned):
     for module in ("beam_pipelines/runtime/dry_run.py", "transforms/contract.py", "model/__init__.py", "setup.py"):
         assert f"sigforge-0.1.0/{module}" in members
     assert not [p for p in os.listdir(plans / "staging") if p not in ("workflow.tar.gz",)]
+    # Beam's temporary folders (the sdist's, each pipeline's) are gone; its requirements cache is kept, as in a run
+    assert [name for name in planned[3] if name != "beam-requirements-cache"] == []
 
 
 def _portable_urns() -> set[str]:
@@ -161,7 +168,7 @@ def _portable_urns() -> set[str]:
 def test_the_graphs_hold_only_portable_transforms(planned):
     """Runner v2 runs portable primitives in the Python SDK's container: no transform that only the Python
     direct runner understands (a pickled PTransform, the deprecated Read), every leaf in the one environment."""
-    _, _, plans = planned
+    _, _, plans, _ = planned
     portable = _portable_urns()
     for entry in _index(plans)["plans"]:
         pipeline = _pipeline(plans, entry["name"])
@@ -206,7 +213,7 @@ def test_no_local_path_leaks_into_the_graphs(planned):
     and tf.Transform's SavedModels under the plans folder (tf.Transform writes one per analysis phase while
     building the graph; a dry run writes them there, where a run uses OUT/.tmp_analyze on gs://). The Docker
     environment's artifacts (the local sdist Beam uploads when it submits) are staging, not the graph."""
-    _, raw, plans = planned
+    _, raw, plans, _ = planned
     allowed = {"build": str(raw), "analyze": str(plans / "tft_tmp")}
     for entry in _index(plans)["plans"]:
         found = set()
@@ -221,15 +228,18 @@ def test_no_local_path_leaks_into_the_graphs(planned):
             assert any(path.startswith(allowed["analyze"]) for path in found)  # the check sees pickled paths
 
 
-def test_a_local_dry_run_writes_only_its_plans(tce_raw, tmp_path):
+def test_a_local_dry_run_writes_only_its_plans(tce_raw, tmp_path, monkeypatch):
     """The default runner on a local folder: every stage is built and serialized, nothing runs, and OUT ends up
     holding plans/ only (no manifest, no lock, no .tmp_ folder, no report)."""
     from beam_pipelines.commands import cli
 
-    out = tmp_path / "out"
+    out, temp = tmp_path / "out", tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     argv = ["run", "--config", "run_configs/tce_kepler.yaml", "--input", str(tce_raw), "--output", str(out)]
     assert cli.main([*argv, "--dry-run"]) == 0
     assert sorted(os.listdir(out)) == ["plans"]
+    assert os.listdir(temp) == []  # Beam's folder of each pipeline, removed when it runs, is removed
     index = _index(out / "plans")
     assert [e["name"] for e in index["plans"]] == ["build", "split", "analyze", "normalize"]
     assert {e["runner"] for e in index["plans"]} == {"FnApiRunner"}
@@ -256,3 +266,16 @@ def test_the_worker_image_is_built_on_the_pinned_beam():
     assert f"ARG PYTHON_VERSION={sys.version_info.major}.{sys.version_info.minor}\n" in dockerfile
     assert "FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION}" in dockerfile
     assert "COPY dist/*.whl" in dockerfile
+
+
+def test_the_image_profile_stages_no_setup_file():
+    from beam_pipelines.runtime.options import make_pipeline_options, with_profile
+    from transforms.config import ConfigError
+
+    profile = str(REPO / "run_configs" / "dataflow_image.yaml")
+    given = DATAFLOW[1:5]  # project, region, buckets
+    with pytest.raises(ConfigError, match="sdk_container_image"):
+        with_profile(profile, given)
+    options = make_pipeline_options(with_profile(profile, [*given, f"--sdk_container_image={IMAGE}"]))
+    assert options.get_all_options()["sdk_container_image"] == IMAGE
+    assert options.get_all_options()["setup_file"] is None

@@ -125,6 +125,8 @@ class Plans:
             entry["job_name"] = result.job.proto.name
         else:
             proto = pipeline.to_runner_api(default_environment=_environment(options))
+            # Beam makes this folder for every pipeline and removes it when the pipeline has run
+            shutil.rmtree(getattr(pipeline, "local_tempdir", ""), ignore_errors=True)
         entry.update(self._environments(proto))
         entry["transforms"] = len(proto.components.transforms)
         from google.protobuf import json_format
