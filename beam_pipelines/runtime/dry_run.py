@@ -87,7 +87,10 @@ class Plans:
 
     def columns(self) -> list[str]:
         """The data-table columns of every stage's tables (they keep the build's columns), as far as known."""
-        return list(self.table_columns) if self.table_columns is not None else list(BASE_COLUMNS)
+        if self.table_columns is None:
+            self.note("data tables: the base columns stand in for the build's (build is not in this dry run)")
+            return list(BASE_COLUMNS)
+        return list(self.table_columns)
 
     def note(self, text: str) -> None:
         """Records a placeholder or a limit of this dry run (index.json ``notes``; logged once)."""
