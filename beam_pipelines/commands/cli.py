@@ -16,6 +16,7 @@ Without ``--runner`` sigforge runs locally on Beam's FnApiRunner (never the Pris
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -57,7 +58,8 @@ def _stage_runner(name: str):
 def _cmd_stage(args, beam_args: list[str]) -> int:
     config = _load_dataset_config(args)
     result = _stage_runner(args.stage)(config, args.output, beam_args, overwrite=args.overwrite)
-    _log_stage(args.stage, result["stages"][args.stage], args.output)
+    if not args.dry_run:
+        _log_stage(args.stage, result["stages"][args.stage], args.output)
     return 0
 
 
@@ -71,7 +73,7 @@ def _cmd_run(args, beam_args: list[str]) -> int:
 
     config = _load_dataset_config(args)
     run_all(config, args.input, args.output, beam_args, overwrite=args.overwrite)
-    if not args.no_report:
+    if not args.no_report and not args.dry_run:
         from beam_pipelines.commands.report import run_report
 
         run_report(args.output)
@@ -162,7 +164,10 @@ def _cmd_build(args, beam_args: list[str]) -> int:
     config = _load_dataset_config(args)
     result = run_build(config, args.input, args.output, beam_args, overwrite=args.overwrite)
     stage = result["stages"]["build"]
-    _LOG.info("build done: %d written, %d rejected -> %s/tfrecords", stage["written"], stage["rejected"], args.output)
+    if not args.dry_run:
+        _LOG.info(
+            "build done: %d written, %d rejected -> %s/tfrecords", stage["written"], stage["rejected"], args.output
+        )
     return 0
 
 
@@ -221,9 +226,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         process.freeze_loaded_objects()
     handler: Handler = args.handler
     try:
-        return handler(args, beam_args)
+        with _dry_run_session(args, beam_args) as beam_args:
+            return handler(args, beam_args)
     except (ConfigError, StageError, _UsageError) as error:
         return _refused(error)
+
+
+@contextlib.contextmanager
+def _dry_run_session(args, beam_args: list[str]):
+    """The stage commands' dry run (``--dry-run``, or Beam's ``--dry_run=True`` after ``--``): the Beam options
+    ask for it, and one session writes every stage's plans (``beam_pipelines/runtime/dry_run.py``)."""
+    if not hasattr(args, "dry_run"):
+        yield beam_args
+        return
+    from beam_pipelines.runtime import dry_run
+
+    args.dry_run = args.dry_run or dry_run.requested(beam_args)
+    if not args.dry_run:
+        if args.plans_dir is not None:
+            raise _UsageError("--plans-dir is for --dry-run")
+        yield beam_args
+        return
+    with dry_run.session(args.output, args.plans_dir):
+        yield beam_args if dry_run.requested(beam_args) else dry_run.with_flag(beam_args)
 
 
 def _refused(error: Exception) -> int:

@@ -45,6 +45,13 @@ def _add_stage_args(parser: argparse.ArgumentParser, needs_input: bool) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace this stage's existing output")
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="build every pipeline for the chosen runner and write it to OUT/plans/ without running it (adds "
+        "Beam's --dry_run=True; Dataflow builds the job and submits nothing); docs/running-at-scale.md",
+    )
+    parser.add_argument("--plans-dir", default=None, metavar="DIR", help="with --dry-run: write the plans here")
+    parser.add_argument(
         "--profile",
         default=None,
         metavar="YAML",

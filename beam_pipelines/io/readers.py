@@ -13,6 +13,7 @@ import apache_beam as beam
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.tables import parse_table_line, read_table, table_for_shard, table_glob
+from beam_pipelines.runtime import dry_run
 from transforms import csv_rows
 from transforms.contract import example_keys, shard_pattern
 from transforms.tfrecord import iter_records
@@ -104,7 +105,9 @@ class ReadWholeFiles(beam.PTransform):
     def expand(self, pipeline):
         read = self._read or read_records
         patterns = [self._pattern] if isinstance(self._pattern, str) else list(self._pattern)
-        paths = patterns if self._literal else [path for pattern in patterns for path in sorted(fs.glob(pattern))]
+        # In a dry run the patterns stand in for the files they would match (nothing is listed or read).
+        listed = self._literal or dry_run.active() is not None
+        paths = patterns if listed else [path for pattern in patterns for path in sorted(fs.glob(pattern))]
         return (
             pipeline
             | "ListFiles" >> beam.Create(paths, reshuffle=False).with_output_types(str)

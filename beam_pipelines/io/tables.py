@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from beam_pipelines.dataset import fs
+from beam_pipelines.runtime import dry_run
 from transforms.contract import BASE_COLUMNS, TABLE_PATTERN, table_name_for_shard
 
 
@@ -30,6 +31,11 @@ def table_glob(folder: str) -> str:
 
 
 def table_columns(folder: str) -> list[str]:
+    """The header of the first data table in ``folder`` ([] when none). In a dry run the folder is not read: the
+    columns the dry run's build planned (``dry_run.Plans.columns``)."""
+    plans = dry_run.active()
+    if plans is not None:
+        return plans.columns()
     paths = fs.glob(table_glob(folder))
     if not paths:
         return []

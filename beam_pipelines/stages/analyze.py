@@ -26,6 +26,8 @@ from beam_pipelines.dataset import fs, manifest
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.io.counting import Counts, Tally
 from beam_pipelines.io.readers import ReadWholeFiles, shard_glob
+from beam_pipelines.runtime import dry_run
+from beam_pipelines.stages import placeholders
 from beam_pipelines.stages.outliers import ScaleOutliers, outlier_tally
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
@@ -180,14 +182,16 @@ def run_analyze(
     ``config.recipe``'s (``sigforge run`` resolves it once), looked up when not given."""
     recipe = recipe if recipe is not None else get_recipe(config.recipe)
     check_analyze_config(config, recipe)
-    stages = manifest.read_manifest(out).get("stages", {})
+    dry = dry_run.requested(beam_args)  # a dry run reads no manifest: it checks no split entry
+    stages = {} if dry else manifest.read_manifest(out).get("stages", {})
     train_split = stages.get("split", {}).get("splits", {}).get("train", {})
     if "split" in stages:
         problem = recipe.check_train_split(config, train_split)
         if problem is not None:
             raise StageError(f"{out}: {problem}")
     pattern = shard_glob(fs.join(out, SPLIT_DIR, "train"), "train")
-    source = raw_tfxio(pattern, recipe.raw_feature_spec(config))
+    raw_spec = recipe.raw_feature_spec(config)
+    source = raw_tfxio(pattern, raw_spec)
     cap = config.analyze.max_examples_per_group
     group_column = config.analyze.cap_group_column
     scale_fn = example_scale_fn(recipe, config)
@@ -216,7 +220,7 @@ def run_analyze(
                     | "AnalyzeTrain" >> AnalyzeTrain(source, analysis.make_fn(stats), pass_dir, cap, group_column)
                 )
                 _ = pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> ctx.summary()
-            return ctx.counts()
+            return ctx.counts() if ctx.plans is None else Counts({})
 
         for index, analysis in enumerate(passes):
             last = index == len(passes) - 1
@@ -226,6 +230,9 @@ def run_analyze(
             # pass runs again without them.
             guard = index == 0 and scale_fn is not None
             counts = run_pass(index, analysis, pass_dir, guard)
+            if ctx.plans is not None:  # a dry run: the next pass is built with placeholder statistics
+                stats = placeholders.stats(analysis.make_fn(stats), raw_spec, analysis.stat_names)
+                continue
             if guard:
                 guard_read = counts["read"]
                 excluded = sorted(counts.under("stats_outlier/"))
@@ -241,6 +248,10 @@ def run_analyze(
             if not last:
                 fs.delete_tree(pass_dir)
             _LOG.debug("analyze: pass %d/%d (%s) done", index + 1, len(passes), analysis.name)
+        if ctx.plans is not None:
+            if len(passes) > 1:
+                ctx.plans.note("analyze: passes after the first are built with placeholder statistics (ones)")
+            return {}
         for name, arrays in recipe.stats_files(config, stats).items():
             write_npz(fs.join(stats_dir, name), **arrays)
         if excluded:

@@ -20,6 +20,7 @@ from typing import Any
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.io.tables import with_base_columns
 from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import RAW_DIR, REJECTED_DIR
@@ -77,8 +78,12 @@ def run_build(
     build, plan = planned.build, planned.plan
 
     def work(ctx: StageContext) -> dict[str, Any]:
+        if ctx.plans is not None:  # a dry run: later stages' tables have the columns planned here
+            ctx.plans.table_columns = with_base_columns(build.table_columns(plan))
         with ctx.pipeline() as pipeline:
             _ = pipeline | f"Build[{recipe.name}]" >> build(config, input_dir, plan, ctx.tmp, progress=ctx.progress())
+        if ctx.plans is not None:
+            return {}
         counts = ctx.counts()
         return {
             "seen": counts["seen"],

@@ -34,10 +34,11 @@ from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.rejects import REJECTED, WriteRejected, reject
 from beam_pipelines.io.sink import WriteShards
 from beam_pipelines.io.tables import table_columns, table_glob
+from beam_pipelines.runtime import dry_run
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition
-from transforms.contract import FILTERED_DIR, NORM_DIR, REJECTED_DIR, SPLITS, example_keys, norm_prefix
+from transforms.contract import BASE_COLUMNS, FILTERED_DIR, NORM_DIR, REJECTED_DIR, SPLITS, example_keys, norm_prefix
 
 _LOG = logging.getLogger(__name__)
 STAGE = "filter"
@@ -231,6 +232,29 @@ def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
     return FilterPlan(splits=splits, headers=headers, id_lists=id_lists)
 
 
+def planned_filter(config: DatasetConfig) -> FilterPlan:
+    """``plan_filter`` of a dry run: nothing under ``OUT`` is read. Every split, the table columns this dry run's
+    build planned (the conditions are checked against them when it did; not their values), the id lists read."""
+    if config.filter is None:
+        raise ConfigError(
+            "the config has no 'filter' section; add filter.conditions (see run_configs/filter_example.yaml)"
+        )
+    plans = dry_run.active()
+    header = plans.columns() if plans is not None else list(BASE_COLUMNS)
+    if plans is not None and plans.table_columns is not None:
+        for split in SPLITS:
+            filtering.validate_conditions(config.filter.conditions, header, f"{INPUT_DIR}/{split}")
+    id_lists = {}
+    for condition in config.filter.conditions:
+        if condition.target_ids_file is not None:
+            if not fs.exists(condition.target_ids_file):
+                raise ConfigError(
+                    f"filter condition '{condition.name}': target_ids_file {condition.target_ids_file} does not exist"
+                )
+            id_lists[condition.name] = filtering.parse_id_list(fs.read_text(condition.target_ids_file))
+    return FilterPlan(splits=SPLITS, headers=dict.fromkeys(SPLITS, header), id_lists=id_lists)
+
+
 def _describe(condition: FilterCondition) -> dict[str, Any]:
     """A condition as the manifest records it: only the keys of its kind of test."""
     described = condition.model_dump(mode="json", exclude_none=True)
@@ -265,12 +289,12 @@ def run_filter(
     config: DatasetConfig, out: str, beam_args: list[str] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
     """Runs the filter stage on ``out/norm`` into ``out/filtered`` and returns the updated manifest."""
-    plan = plan_filter(config, out)
+    plan = planned_filter(config) if dry_run.requested(beam_args) else plan_filter(config, out)
     conditions = list(config.filter.conditions)
 
     def work(ctx: StageContext) -> dict[str, Any]:
         _LOG.debug("filter: %s with conditions %s", fs.join(out, INPUT_DIR), [c.name for c in conditions])
-        total = manifest.read_manifest(out).get("stages", {}).get("normalize", {}).get("written")
+        total = None if ctx.plans else manifest.read_manifest(out).get("stages", {}).get("normalize", {}).get("written")
         with ctx.pipeline(total=total) as pipeline:
             _ = pipeline | "FilterNorm" >> FilterNorm(
                 fs.join(out, INPUT_DIR),
@@ -280,6 +304,8 @@ def run_filter(
                 config.filter.examples_per_shard,
                 progress=ctx.progress(),
             )
+        if ctx.plans is not None:  # a dry run: built, not run
+            return {}
         summary = summarize_counts(ctx.counts(), conditions, plan.splits)
         normalized = manifest.read_manifest(out).get("stages", {}).get("normalize", {}).get("splits", {})
         for split, counts in summary["splits"].items():

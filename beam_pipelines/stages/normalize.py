@@ -30,6 +30,7 @@ from beam_pipelines.io.readers import ReadWholeFiles, read_shard_with_table_by_f
 from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.sink import WriteShards, in_global_window
 from beam_pipelines.io.tables import table_columns
+from beam_pipelines.stages import placeholders
 from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE, raw_schema
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
@@ -317,12 +318,19 @@ def run_normalize(
     raw_spec = recipe.raw_feature_spec(config)
 
     def work(ctx: StageContext) -> dict[str, Any]:
-        schema_bytes = tft.TFTransformOutput(stats_dir).transformed_metadata.schema.SerializeToString()
-        split_stage = manifest.read_manifest(out).get("stages", {}).get("split", {})
+        if ctx.plans is not None:  # a dry run: analyze wrote no transform_fn; its schema is traced instead
+            metadata = placeholders.transformed_metadata(get_recipe(config.recipe), config)
+            read_transform_fn = placeholders.PlannedTransformFn(stats_dir, metadata)
+            ctx.plans.note("normalize: the transformed schema is traced from the recipe, not read from OUT/stats")
+        else:
+            metadata = tft.TFTransformOutput(stats_dir).transformed_metadata
+            read_transform_fn = tft_beam.ReadTransformFn(stats_dir)
+        schema_bytes = metadata.schema.SerializeToString()
+        split_stage = {} if ctx.plans else manifest.read_manifest(out).get("stages", {}).get("split", {})
         total = split_stage.get("written")
         expected = {s: split_stage.get("splits", {}).get(s, {}).get("examples") for s in SPLITS}
         with ctx.pipeline(tft=True, total=total) as pipeline:
-            transform_fn = pipeline | "ReadTransformFn" >> tft_beam.ReadTransformFn(stats_dir)
+            transform_fn = pipeline | "ReadTransformFn" >> read_transform_fn
             _ = (
                 pipeline
                 | "NormalizeSplits"
@@ -337,6 +345,8 @@ def run_normalize(
                 )
                 | "WriteSummary" >> ctx.summary()
             )
+        if ctx.plans is not None:  # a dry run: built, not run
+            return {}
         counts = ctx.counts()
         splits = {
             s: {

@@ -9,6 +9,7 @@ from typing import Any
 from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.dataset.lock import dataset_lock
+from beam_pipelines.runtime import dry_run
 from beam_pipelines.stages.analyze import check_analyze_config, run_analyze
 from beam_pipelines.stages.build import BuildPlan, plan_build, run_build
 from beam_pipelines.stages.normalize import run_normalize
@@ -26,12 +27,17 @@ def run_all(
     """build -> split -> analyze -> normalize (-> filter when ``config.filter`` has conditions).
 
     The recipe is resolved and the build planned once, here, and handed to the stages (split and filter ask the
-    recipe nothing)."""
+    recipe nothing). A dry run (Beam's ``--dry_run=True``) builds every stage's pipelines into ``OUT/plans`` in
+    one session (later stages see the columns the build planned); it takes no lock and ignores an existing
+    dataset."""
     recipe = get_recipe(config.recipe)
     # Fail before any work and before the lock's file: cross-key checks of later stages, and what a cheap look at
     # the inputs decides.
     check_analyze_config(config, recipe)
     planned = plan_build(config, input_dir, recipe)
+    if dry_run.requested(beam_args):
+        with dry_run.session(out):
+            return _run_stages(config, recipe, planned, out, beam_args, overwrite)
     with dataset_lock(out, "sigforge run"):  # the stages re-take it: one holder for the whole run
         if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
             raise StageError(
@@ -66,5 +72,6 @@ def _run_stages(
         result = stage()
         entry = result["stages"][name]
         _LOG.debug("[%d/%d] %s done in %.1f s", index, len(stages), name, entry.get("seconds", 0.0))
-    _LOG.info("run: dataset ready in %s (%.1f s)", out, time.monotonic() - started)
+    if not dry_run.requested(beam_args):
+        _LOG.info("run: dataset ready in %s (%.1f s)", out, time.monotonic() - started)
     return result

@@ -4,6 +4,10 @@ A stage supplies only its ``work(ctx)``: it builds its pipeline(s) with ``ctx.pi
 context included when asked), writes its counts with ``ctx.summary()``, and returns its manifest entry, usually
 from ``ctx.counts()``. The runner checks the stage may run (``manifest.begin_stage``), times it, logs one
 summary line and publishes (``manifest.finish_stage``). See docs/ARCHITECTURE.md section 2.
+
+In a dry run (Beam's ``--dry_run=True``, ``sigforge ... --dry-run``) ``ctx.plans`` is set: ``ctx.pipeline()``
+builds each pipeline and writes it to the plans folder instead of running it, and the stage returns right after
+building (``beam_pipelines/runtime/dry_run.py``); nothing is locked, read back or published.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.dataset.lock import dataset_lock, verify
 from beam_pipelines.io import progress
 from beam_pipelines.io.counting import SUMMARY_FILE, Counts, WriteSummary
+from beam_pipelines.runtime import dry_run
 from beam_pipelines.runtime.options import FN_API_RUNNER, make_pipeline_options
 
 _LOG = logging.getLogger(__name__)
@@ -30,9 +35,10 @@ _LOG = logging.getLogger(__name__)
 class StageContext:
     """What a stage's work needs: its temporary folder, pipelines with the run's Beam options, its summary."""
 
-    def __init__(self, run: manifest.StageRun, beam_args: list[str] | None):
+    def __init__(self, run: manifest.StageRun, beam_args: list[str] | None, plans: dry_run.Plans | None = None):
         self.run = run
         self.beam_args = beam_args
+        self.plans = plans  # set in a dry run: pipelines are built and written there, never run
         self._runner: str | None = None
 
     @property
@@ -62,19 +68,33 @@ class StageContext:
         """A pipeline that runs when the block exits; ``tft=True`` also enters tf.Transform's context (TF1
         graphs so named analyzer results read back exactly, temp files under the stage's folder). While it runs,
         the elements counted by ``ctx.progress()`` steps are reported (of ``total`` when known)."""
+        if self.plans is not None:  # a dry run: built, then written to the plans folder (Dataflow: dry_run)
+            options = make_pipeline_options(self.beam_args)
+            self.plans.check_options(options)
+            pipeline = beam.Pipeline(options=options)
+            with self._tft_context(tft):
+                yield pipeline
+            self.plans.record(self.run.stage, pipeline, options)
+            return
         monitor = (
             progress.ProgressMonitor(progress.heartbeat_dir(self.tmp), label or self.run.stage, total)
             if self.local
             else contextlib.nullcontext()
         )
         with monitor, beam.Pipeline(options=make_pipeline_options(self.beam_args)) as pipeline:
-            if not tft:
+            with self._tft_context(tft):
                 yield pipeline
-                return
-            import tensorflow_transform.beam as tft_beam
 
-            with tft_beam.Context(temp_dir=self.tmp_path("tft_tmp"), force_tf_compat_v1=True):
-                yield pipeline
+    @contextlib.contextmanager
+    def _tft_context(self, tft: bool) -> Iterator[None]:
+        if not tft:
+            yield
+            return
+        import tensorflow_transform.beam as tft_beam
+
+        temp_dir = self.tmp_path("tft_tmp") if self.plans is None else self.plans.tft_temp_dir()
+        with tft_beam.Context(temp_dir=temp_dir, force_tf_compat_v1=True):
+            yield
 
     def summary(self) -> WriteSummary:
         """The sink of the stage's ``(key, n)`` count pairs."""
@@ -118,6 +138,8 @@ def run_stage(
     when it is wrong (non-finite, degenerate, counts that do not add up). Nothing is published unless ``work``
     returns and the check passes: a failed pipeline or check leaves at most the stage's ``.tmp_`` folder.
     """
+    if dry_run.requested(beam_args):
+        return _plan_stage(stage, out, work, beam_args)
     resolved = config.model_dump(mode="json") if config is not None else None
     with dataset_lock(out, f"sigforge {stage}"):
         recorded = manifest.stage_config_entry(out, stage, resolved) if resolved is not None else {}
@@ -131,6 +153,20 @@ def run_stage(
             check(summary)
         summary.update(recorded)
         return manifest.finish_stage(run, summary, config=resolved if stage == "build" else None)
+
+
+def _plan_stage(
+    stage: str, out: str, work: Callable[[StageContext], dict[str, Any]], beam_args: list[str] | None
+) -> dict[str, Any]:
+    """A dry run of ``stage``: ``work`` builds its pipelines into the plans folder; no lock, no ``.tmp_`` folder,
+    no summary read back, no check, nothing published. Returns ``{"stages": {stage: {"dry_run", "plans",
+    "seconds"}}}`` (the manifest's shape, written nowhere)."""
+    with dry_run.session(out) as plans:
+        started = time.monotonic()
+        work(StageContext(manifest.StageRun(out, stage), beam_args, plans))
+        entry = {"dry_run": True, "plans": plans.names(stage), "seconds": round(time.monotonic() - started, 2)}
+    _LOG.info("%s: dry run, %d pipeline(s) built in %.1f s", stage, len(entry["plans"]), entry["seconds"])
+    return {"stages": {stage: entry}}
 
 
 def _one_line(summary: dict[str, Any]) -> str:

@@ -108,7 +108,7 @@ def run_split(
 
     def work(ctx: StageContext) -> dict[str, Any]:
         header = table_columns(raw_dir)
-        total = manifest.read_manifest(out).get("stages", {}).get("build", {}).get("written")
+        total = None if ctx.plans else manifest.read_manifest(out).get("stages", {}).get("build", {}).get("written")
         with ctx.pipeline(total=total) as pipeline:
             _ = (
                 pipeline
@@ -124,6 +124,8 @@ def run_split(
                 )
                 | "WriteSummary" >> ctx.summary()
             )
+        if ctx.plans is not None:  # a dry run: built, not run
+            return {}
         summary = summarize_counts(ctx.counts())
         return {**summary, "in_build": total, "fractions": dict(split.fractions), "salt": split.salt}
 
