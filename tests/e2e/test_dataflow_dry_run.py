@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 IMAGE = "example.io/sigforge:test"
 DATAFLOW = [
     "--runner=DataflowRunner",
