@@ -18,6 +18,7 @@ from beam_pipelines.io.readers import ReadWholeFiles, read_shard_with_table, sha
 from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.sink import WriteShards
 from beam_pipelines.io.tables import table_columns
+from beam_pipelines.runtime import dry_run
 from beam_pipelines.stages.build import check_not_empty
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms.config import DatasetConfig
@@ -100,9 +101,10 @@ def run_split(
 ) -> dict[str, Any]:
     """Runs the split stage on ``out/tfrecords`` and returns the updated manifest; refuses a build that wrote
     no example (StageError code ``empty_build``, as the build stage itself)."""
-    build = manifest.read_manifest(out).get("stages", {}).get("build")
-    if build is not None:
-        check_not_empty(out, build)
+    if not dry_run.requested(beam_args):  # a dry run reads nothing an earlier stage wrote
+        build = manifest.read_manifest(out).get("stages", {}).get("build")
+        if build is not None:
+            check_not_empty(out, build)
     raw_dir = fs.join(out, RAW_DIR)
     split = config.split
 
