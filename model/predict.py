@@ -9,6 +9,7 @@ artifacts, not a re-implementation::
       -> raw serialized tf.Examples, as the build stage writes them
       -> tf.io.parse_example with the recipe's raw_feature_spec
       -> the SAVED tf.Transform graph DATA/stats/transform_fn           the train statistics, all baked in
+                                                                       (a CV iteration's: stats/cv_XX)
       -> RUN/{prefix}.keras                                            score in [0, 1]
 
 ``DATA`` is the dataset the run was trained on (``data_dir`` in ``RUN/{prefix}_config.json``) unless
@@ -42,7 +43,6 @@ from model.data import read_manifest
 from model.errors import DatasetError, RunError
 from model.feature_spec import resolve_input_spec
 from transforms.config import ConfigError, DatasetConfig, validate
-from transforms.contract import STATS_DIR
 from transforms.recipes import get_recipe
 from transforms.recipes.base import Serving
 
@@ -162,7 +162,7 @@ class Predictor:
                 self.data_dir,
                 self.paths.prefix,
             )
-        stats = posixpath.join(self.data_dir, STATS_DIR)
+        stats = posixpath.join(self.data_dir, self.trainer.data.stats_subdir)
         if not tf.io.gfile.isdir(posixpath.join(stats, tft.TFTransformOutput.TRANSFORM_FN_DIR)):
             raise DatasetError(f"{stats}/transform_fn is missing: run the analyze stage on {self.data_dir}")
         output = tft.TFTransformOutput(stats)

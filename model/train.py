@@ -200,7 +200,7 @@ def train(
         if n_train_pos == n_train:
             raise DatasetError(f"data.injection needs noise-only (label 0) train examples; {data_dir} has none")
         weights = None
-        bank = load_bank(data_dir, config.data.injection)
+        bank = load_bank(data_dir, config.data.injection, config.data.stats_subdir)
     else:
         weights = class_weights(config.train, n_train, n_train_pos)
         if n_train_pos in (0, n_train):
