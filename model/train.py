@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import logging
 import math
 import platform
@@ -24,7 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.artifacts import RunPaths, make_run_dir, save_weights_npz, write_history_csv, write_json, write_scores_csv
+from model.artifacts import make_run_dir, save_weights_npz, write_json, write_scores_csv
+from model.callbacks import make_callbacks
 from model.cli_common import add_log_level, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
@@ -37,31 +37,6 @@ from model.scoring import choose_threshold, predict_split, split_result
 from transforms.config import ConfigError, apply_overrides
 
 logger = logging.getLogger(__name__)
-
-
-class HistoryCSV(keras.callbacks.Callback):
-    """Rewrites ``history.csv`` (via tf.io.gfile, so gs:// works) after every epoch, like Keras' CSVLogger."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-        self.rows: list[dict[str, Any]] = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
-        write_history_csv(self.path, self.rows)
-
-
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate to the epoch logs as ``learning_rate``."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-def _mode(monitor: str) -> str:
-    return "min" if monitor.endswith("loss") else "max"
 
 
 def _split_counts(info: DatasetInfo, split: str, config: TrainerConfig) -> tuple[int, int]:
@@ -113,41 +88,6 @@ def compile_model(network: keras.Model, optimizer: keras.optimizers.Optimizer) -
             keras.metrics.BinaryAccuracy(name="accuracy"),
         ],
     )
-
-
-def tensorboard_available() -> bool:
-    """TensorFlow >= 2.21 no longer installs tensorboard, which implements tf.summary."""
-    return importlib.util.find_spec("tensorboard") is not None
-
-
-def make_callbacks(config: TrainConfig, paths: RunPaths) -> tuple[list[keras.callbacks.Callback], Any]:
-    """(callbacks, the EarlyStopping instance) in the order they must run (LR logged before history)."""
-    stop = keras.callbacks.EarlyStopping(
-        monitor=config.early_stopping.monitor,
-        mode=_mode(config.early_stopping.monitor),
-        patience=config.early_stopping.patience,
-        min_delta=config.early_stopping.min_delta,
-        restore_best_weights=True,
-        verbose=1,
-    )
-    callbacks: list[keras.callbacks.Callback] = [LearningRateLogger(), stop]
-    if config.lr_schedule == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=config.plateau.monitor,
-                mode=_mode(config.plateau.monitor),
-                factor=config.plateau.factor,
-                patience=config.plateau.patience,
-                min_lr=config.plateau.min_lr,
-                verbose=1,
-            )
-        )
-    if tensorboard_available():
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=paths.tensorboard, write_graph=False, profile_batch=0))
-    else:
-        logger.warning("the tensorboard package is not installed: no TensorBoard logs (pip install tensorboard)")
-    callbacks.append(HistoryCSV(paths.history))
-    return callbacks, stop
 
 
 def resolve_config(config: TrainerConfig | str, overrides: Sequence[str] = ()) -> tuple[TrainerConfig, str | None]:
