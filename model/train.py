@@ -23,13 +23,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.artifacts import make_run_dir, save_weights_npz, write_json, write_scores_csv
+from model.artifacts import make_named_run_dir, make_run_dir, save_weights_npz, write_json, write_scores_csv
 from model.callbacks import make_callbacks
 from model.cli_common import add_log_level, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
+from model.cv import run_cv
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
-from model.errors import DatasetError
+from model.errors import DatasetError, RunError
 from model.injection import check_injection_input, load_bank, make_injection_dataset
+from model.kfold import check_split_mode, iteration_overrides, read_kfold
 from model.layers import WarmupCosineDecay
 from model.networks import build_model
 from model.plots import write_plots
@@ -106,6 +108,7 @@ def train(
     *,
     name: str | None = None,
     overrides: Sequence[str] = (),
+    run_folder: str | None = None,
 ) -> str:
     """Trains on ``data_dir`` with ``config`` (object or YAML path) and writes ``out_dir/{name}_{ts}/``.
 
@@ -115,6 +118,7 @@ def train(
       out_dir: folder receiving the run folder (created if needed).
       name: run name (default ``config.name``).
       overrides: ``dotted.key=value`` settings applied on top of ``config``.
+      run_folder: write ``out_dir/{run_folder}/`` (files still named ``{name}*``) instead (a CV iteration).
     Returns:
       The run folder path.
     Raises:
@@ -129,6 +133,7 @@ def train(
         tf.config.experimental.enable_op_determinism()
 
     # Every dataset problem surfaces here, before a run folder exists.
+    check_split_mode(data_dir, config, read_kfold(data_dir))  # a k-fold dataset trains one iteration's view
     info = check_dataset(data_dir, config)
     n_train, n_train_pos = _split_counts(info, "train", config)
     steps_per_epoch = config.train.steps_per_epoch or math.ceil(n_train / config.data.batch_size)
@@ -146,7 +151,7 @@ def train(
         if n_train_pos in (0, n_train):
             logger.warning("the train split has a single label (%d of %d positive)", n_train_pos, n_train)
 
-    paths = make_run_dir(out_dir, name)
+    paths = make_run_dir(out_dir, name) if run_folder is None else make_named_run_dir(out_dir, run_folder, name)
     logger.info("run folder %s", paths.run_dir)
     write_json(
         paths.config,
@@ -244,6 +249,19 @@ def train(
     return paths.run_dir
 
 
+def train_cv(
+    data_dir: str, config: TrainerConfig | str, out_dir: str, *, name: str | None = None, overrides: Sequence[str] = ()
+) -> str:
+    """``--cv``: one :func:`train` run per iteration of the k-fold dataset ``data_dir`` into
+    ``out_dir/{name}_cv_{ts}/iter_XX/``, plus the CV outputs (:mod:`model.cv`); returns the CV run folder."""
+    resolved, source = resolve_config(config, overrides)
+
+    def one(extra: Sequence[str], cv_dir: str, folder: str, prefix: str) -> str:
+        return train(data_dir, config, cv_dir, name=prefix, overrides=[*overrides, *extra], run_folder=folder)
+
+    return run_cv(data_dir, resolved, out_dir, one, name=name or resolved.name, source=source, overrides=overrides)
+
+
 def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
@@ -278,18 +296,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--name", default=None, help="run name used in the folder and file names (default: the config's name)"
     )
+    folds = parser.add_mutually_exclusive_group()
+    folds.add_argument(
+        "--cv",
+        action="store_true",
+        help="k-fold dataset (OUT/split/folds.json): train one model per iteration on norm/cv_XX with stats/cv_XX "
+        "into OUT/{name}_cv_{ts}/iter_XX/, plus cv_metrics.csv, oof_predictions.csv, summary.json, cv_run.json",
+    )
+    folds.add_argument(
+        "--iteration",
+        type=int,
+        default=None,
+        metavar="N",
+        help="k-fold dataset: train iteration N alone (norm/cv_NN with stats/cv_NN) as an ordinary run",
+    )
     add_log_level(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns 0 on success, 2 on a config or dataset error (logged, no traceback)."""
-    args = build_parser().parse_args(argv)
+    """CLI entry point; returns 0 on success, 2 on a config, dataset or run error (logged with its ``code`` on the
+    log record, no traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.iteration is not None and args.iteration < 0:
+        parser.error(f"--iteration must be 0 or more, got {args.iteration}")
     setup_logging(args.log_level)
     try:
-        run_dir = train(args.data, args.config, args.out, name=args.name, overrides=args.overrides)
-    except (ConfigError, DatasetError) as error:
-        logger.error("%s", error)
+        if args.cv:
+            run_dir = train_cv(args.data, args.config, args.out, name=args.name, overrides=args.overrides)
+        else:
+            overrides = list(args.overrides)
+            if args.iteration is not None:
+                overrides += iteration_overrides(resolve_config(args.config, overrides)[0], args.iteration)
+            run_dir = train(args.data, args.config, args.out, name=args.name, overrides=overrides)
+    except (ConfigError, DatasetError, RunError) as error:
+        logger.error("%s", error, extra={"code": getattr(error, "code", None)})
         return 2
     logger.info("done: %s", run_dir)
     return 0
