@@ -14,8 +14,8 @@ inputs need, and ``predict`` applies that iteration's own transform_fn.
 
 Refusals (``DatasetError`` codes): ``not_kfold`` (``--cv`` or ``--iteration`` on a dataset without
 ``folds.json``), ``kfold_needs_cv`` (plain training on a k-fold dataset: there is no single train split),
-``cv_stats_mismatch`` (an iteration's shards with another iteration's statistics), ``bad_folds`` (a folds.json or
-iteration layout that breaks the rules).
+``no_such_iteration``, ``cv_stats_mismatch`` (an iteration's shards with another iteration's statistics),
+``bad_folds`` (a folds.json or iteration layout that breaks the rules).
 """
 
 from __future__ import annotations
@@ -146,11 +146,16 @@ def check_split_mode(data_dir: str, config: TrainerConfig, kfold: KFold | None) 
             f"iteration with --cv, or one with --iteration N",
             "kfold_needs_cv",
         )
-    stats = _ITERATION_DIR.match(config.data.stats_subdir.rstrip("/"))
-    if index >= len(kfold.iterations) or stats is None or int(stats.group("index")) != index:
+    if index >= len(kfold.iterations):
         raise DatasetError(
-            f"data.subdir {config.data.subdir} is iteration {index} of {len(kfold.iterations)}; its statistics are "
-            f"{iteration_name(index)} under the stats folder, but data.stats_subdir is {config.data.stats_subdir}",
+            f"iteration {index} does not exist: {kfold.path} lists iterations 0 to {len(kfold.iterations) - 1}",
+            "no_such_iteration",
+        )
+    stats = _ITERATION_DIR.match(config.data.stats_subdir.rstrip("/"))
+    if stats is None or int(stats.group("index")) != index:
+        raise DatasetError(
+            f"data.subdir {config.data.subdir} is iteration {index}'s shards, normalized with its own statistics "
+            f"{iteration_name(index)}, but data.stats_subdir is {config.data.stats_subdir}",
             "cv_stats_mismatch",
         )
 
