@@ -35,7 +35,15 @@ from model.artifacts import RunPaths, make_run_dir, read_json, write_json, write
 from model.config import TrainerConfig
 from model.data import join, read_manifest
 from model.errors import DatasetError, RunError
-from model.kfold import IterationTables, KFold, iteration_of, iteration_overrides, read_iteration_tables, read_kfold
+from model.kfold import (
+    IterationTables,
+    KFold,
+    iteration_of,
+    iteration_overrides,
+    iteration_view,
+    read_iteration_tables,
+    read_kfold,
+)
 from transforms.config import ConfigError
 from transforms.evaluation import metrics as M
 from transforms.evaluation.crossval import LEVEL, CoverageError, check_oof_coverage, summarize
@@ -114,8 +122,7 @@ def run_cv(
                 "run_dir": folder,
                 "prefix": run.prefix,
                 "model": posixpath.join(folder, posixpath.basename(run.model)),
-                "data_subdir": extra[0].split("=", 1)[1],
-                "stats_subdir": extra[1].split("=", 1)[1],
+                **dict(zip(("data_subdir", "stats_subdir"), iteration_view(config, index), strict=True)),
             }
         )
     rows, oof = collect(paths.run_dir, kfold, tables)

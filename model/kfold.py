@@ -111,14 +111,17 @@ def _split_entry(data_dir: str) -> dict[str, Any]:
     return entry if isinstance(entry, dict) else {}
 
 
-def iteration_overrides(config: TrainerConfig, index: int) -> list[str]:
-    """The ``--set`` items that point ``config`` (whose ``data.subdir`` / ``data.stats_subdir`` name the base
-    folders, e.g. ``norm`` and ``stats``) at iteration ``index``."""
+def iteration_view(config: TrainerConfig, index: int) -> tuple[str, str]:
+    """(shard folder, statistics folder) of iteration ``index`` under ``config``'s base folders (``data.subdir``,
+    ``data.stats_subdir``, e.g. ``norm`` and ``stats``): ``norm/cv_XX``, ``stats/cv_XX``."""
     name = iteration_name(index)
-    return [
-        f"data.subdir={posixpath.join(config.data.subdir, name)}",
-        f"data.stats_subdir={posixpath.join(config.data.stats_subdir, name)}",
-    ]
+    return posixpath.join(config.data.subdir, name), posixpath.join(config.data.stats_subdir, name)
+
+
+def iteration_overrides(config: TrainerConfig, index: int) -> list[str]:
+    """The ``--set`` items that point ``config`` at iteration ``index`` (:func:`iteration_view`)."""
+    subdir, stats_subdir = iteration_view(config, index)
+    return [f"data.subdir={subdir}", f"data.stats_subdir={stats_subdir}"]
 
 
 def iteration_of(config: TrainerConfig) -> int | None:

@@ -68,7 +68,7 @@ class Prediction:
     score: float | None = None
     error: str | None = None
     # A CV run's prediction: iteration -> that iteration model's score (``score`` is their mean).
-    iterations: dict[int, float] | None = None
+    iterations: dict[int, float] | None = field(default=None, hash=False)
 
 
 @dataclass
