@@ -95,6 +95,16 @@ def make_run_dir(out_dir: str, name: str, now: dt.datetime | None = None) -> Run
     return RunPaths(run_dir, prefix)
 
 
+def make_named_run_dir(out_dir: str, folder: str, prefix: str) -> RunPaths:
+    """Creates ``out_dir/folder`` (RunError when it exists) for a run whose files are named ``{prefix}*``: an
+    iteration ``iter_XX`` of a cross-validation run (``model/cv.py``)."""
+    run_dir = posixpath.join(out_dir, folder)
+    if tf.io.gfile.exists(run_dir):
+        raise RunError(f"run folder {run_dir} already exists")
+    tf.io.gfile.makedirs(run_dir)
+    return RunPaths(run_dir, prefix)
+
+
 def write_text(path: str, text: str) -> None:
     with tf.io.gfile.GFile(path, "w") as handle:
         handle.write(text)

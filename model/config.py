@@ -17,7 +17,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from transforms.config import ConfigError, _Strict, apply_overrides, load_config, validate
-from transforms.contract import NORM_DIR
+from transforms.contract import NORM_DIR, STATS_DIR
 
 Activation = Literal["silu", "gelu", "relu"]
 Monitor = Literal["val_auc", "val_pr_auc", "val_loss", "val_accuracy"]
@@ -162,9 +162,13 @@ class InjectionConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    """tf.data input over ``DATA/{subdir}/{split}/*.tfrecord``."""
+    """tf.data input over ``DATA/{subdir}/{split}/*.tfrecord``, with the statistics of ``DATA/{stats_subdir}``."""
 
     subdir: str = NORM_DIR
+    # Folder (under DATA) of the tf.Transform output the shards were normalized with: transformed_metadata/ (the
+    # feature spec), transform_fn/ (predict) and the recipe's statistics (injection). A cross-validation
+    # iteration reads norm/cv_XX with stats/cv_XX (`train --cv` and `--iteration N` set both).
+    stats_subdir: str = STATS_DIR
     label_feature: str = "label"
     uid_feature: str = "uid"
     batch_size: int = Field(64, ge=1)

@@ -3,9 +3,10 @@
 Layout read (contract, ``transforms/contract.py``)::
 
     DATA/manifest.json
-    DATA/stats/transformed_metadata/              tf.Transform schema: the transformed feature spec
+    DATA/{stats_subdir}/transformed_metadata/     tf.Transform schema: the transformed feature spec ("stats")
     DATA/{subdir}/{split}/norm_{split}_shard_0001-NNNN.tfrecord[.gz] (+ data_tbl_0001-NNNN.csv), subdir "norm"
-                                                  or "filtered"
+                                                  or "filtered"; a k-fold dataset's iteration: norm/cv_XX with
+                                                  stats/cv_XX (model/kfold.py)
 
 :func:`check_dataset` validates all of it before any model is built and raises a :class:`DatasetError` subclass
 whose message names the path, split, shard or feature at fault. :func:`make_dataset` reads a split:
@@ -38,7 +39,6 @@ from transforms.contract import (
     NORM_DIR,
     SHARD_NUMBER,
     SPLITS,
-    STATS_DIR,
     TABLE_PATTERN,
     norm_prefix,
     shard_patterns,
@@ -228,8 +228,8 @@ def check_dataset(data_dir: str, config: TrainerConfig | None = None, splits: Se
     if not tf.io.gfile.isdir(data_dir):
         raise DatasetError(f"dataset folder {data_dir} does not exist")
     manifest_path, manifest_sha, _ = read_manifest(data_dir)
-    feature_spec = read_feature_spec(data_dir)
-    source = f"the transformed feature spec at {join(data_dir, STATS_DIR, METADATA_DIR)}"
+    feature_spec = read_feature_spec(data_dir, config.data.stats_subdir)
+    source = f"the transformed feature spec at {join(data_dir, config.data.stats_subdir, METADATA_DIR)}"
     input_spec = resolve_input_spec(feature_spec, config, source, check_inputs)
     names = [*input_spec, config.data.label_feature, config.data.uid_feature]
     parse_spec = {name: feature_spec[name] for name in names}

@@ -19,9 +19,9 @@ METADATA_DIR = "transformed_metadata"  # tf.Transform's name for the schema fold
 _FLOAT_INPUT_DTYPES = (tf.float32, tf.float64, tf.int64)
 
 
-def read_feature_spec(data_dir: str) -> dict[str, Any]:
-    """The transformed feature spec written by tf.Transform under ``DATA/stats/transformed_metadata``."""
-    stats = posixpath.join(data_dir, STATS_DIR)
+def read_feature_spec(data_dir: str, stats_subdir: str = STATS_DIR) -> dict[str, Any]:
+    """The transformed feature spec written by tf.Transform under ``DATA/{stats_subdir}/transformed_metadata``."""
+    stats = posixpath.join(data_dir, stats_subdir)
     metadata = posixpath.join(stats, METADATA_DIR)
     if not tf.io.gfile.isdir(metadata):
         raise DatasetError(

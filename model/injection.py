@@ -46,15 +46,15 @@ def check_injection_input(info: DatasetInfo, config: TrainerConfig) -> None:
         raise FeatureSpecError(f"data.injection needs a (channels, samples) feature, '{injection.feature}' is {shape}")
 
 
-def read_linear_path(data_dir: str):
-    """The dataset's ``LinearPath``: its manifest's ``g2net`` section and ``stats/train_stats.npz``."""
+def read_linear_path(data_dir: str, stats_subdir: str = STATS_DIR):
+    """The dataset's ``LinearPath``: its manifest's ``g2net`` section and ``{stats_subdir}/train_stats.npz``."""
     from transforms.recipes.g2net.injection import LinearPath
 
     path, _, manifest = read_manifest(data_dir)
     section = (manifest.get("config") or {}).get("g2net")
     if not isinstance(section, dict):
         raise DatasetError(f"data.injection needs a G2Net dataset: {path} records no 'g2net' config section")
-    stats_path = join(data_dir, STATS_DIR, TRAIN_STATS)
+    stats_path = join(data_dir, stats_subdir, TRAIN_STATS)
     if not tf.io.gfile.exists(stats_path):
         raise DatasetError(f"data.injection needs the train statistics {stats_path} (run the analyze stage)")
     with tf.io.gfile.GFile(stats_path, "rb") as handle:
@@ -65,12 +65,15 @@ def read_linear_path(data_dir: str):
     return LinearPath.from_dataset(section, stats)
 
 
-def load_bank(data_dir: str, injection: InjectionConfig) -> np.ndarray:
-    """The bank of normalized unit-SNR waveforms for ``data_dir``: ``(bank_size, channels, samples)`` float32."""
+def load_bank(data_dir: str, injection: InjectionConfig, stats_subdir: str = STATS_DIR) -> np.ndarray:
+    """The bank of normalized unit-SNR waveforms for ``data_dir`` and the statistics in ``stats_subdir``:
+    ``(bank_size, channels, samples)`` float32."""
     from transforms.recipes.g2net.injection import waveform_bank
 
     try:
-        return waveform_bank(injection.bank_size, injection.bank_seed, read_linear_path(data_dir), injection.prior)
+        return waveform_bank(
+            injection.bank_size, injection.bank_seed, read_linear_path(data_dir, stats_subdir), injection.prior
+        )
     except ValueError as error:
         raise DatasetError(f"data.injection: {error}") from None
 

@@ -9,6 +9,7 @@ artifacts, not a re-implementation::
       -> raw serialized tf.Examples, as the build stage writes them
       -> tf.io.parse_example with the recipe's raw_feature_spec
       -> the SAVED tf.Transform graph DATA/stats/transform_fn           the train statistics, all baked in
+                                                                       (a CV iteration's: stats/cv_XX)
       -> RUN/{prefix}.keras                                            score in [0, 1]
 
 ``DATA`` is the dataset the run was trained on (``data_dir`` in ``RUN/{prefix}_config.json``) unless
@@ -19,6 +20,11 @@ folder is searched for files ending in its ``input_suffix``. A recipe without a 
 Every input is either scored or reported with its reason (``unreadable_npy``, ``missing``, ``no_npy_files``, or
 the recipe's rejection, e.g. ``wrong_shape``, ``non_finite``); a bad file never stops the others. The output CSV
 has one row per input: ``id,path,score,error`` (score empty where error is set).
+
+A cross-validation run (``train --cv``, a folder with ``cv_run.json``) predicts as an ensemble: each iteration's
+model scores every input through its own iteration's saved transform graph (``stats/cv_XX``: each model sees
+inputs normalized with the statistics it was trained with), and the score is the mean of the iteration models'
+scores; ``--per-iteration`` adds a ``score_iter_XX`` column per iteration.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import logging
 import posixpath
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import tensorflow as tf
@@ -38,11 +44,11 @@ import tensorflow as tf
 from model.artifacts import RunPaths, read_json, write_text
 from model.cli_common import add_log_level, setup_logging
 from model.config import TrainerConfig, config_from_dict
+from model.cv import CVMember, read_cv_run
 from model.data import read_manifest
 from model.errors import DatasetError, RunError
 from model.feature_spec import resolve_input_spec
 from transforms.config import ConfigError, DatasetConfig, validate
-from transforms.contract import STATS_DIR
 from transforms.recipes import get_recipe
 from transforms.recipes.base import Serving
 
@@ -61,6 +67,8 @@ class Prediction:
     path: str
     score: float | None = None
     error: str | None = None
+    # A CV run's prediction: iteration -> that iteration model's score (``score`` is their mean).
+    iterations: dict[int, float] | None = field(default=None, hash=False)
 
 
 @dataclass
@@ -162,7 +170,7 @@ class Predictor:
                 self.data_dir,
                 self.paths.prefix,
             )
-        stats = posixpath.join(self.data_dir, STATS_DIR)
+        stats = posixpath.join(self.data_dir, self.trainer.data.stats_subdir)
         if not tf.io.gfile.isdir(posixpath.join(stats, tft.TFTransformOutput.TRANSFORM_FN_DIR)):
             raise DatasetError(f"{stats}/transform_fn is missing: run the analyze stage on {self.data_dir}")
         output = tft.TFTransformOutput(stats)
@@ -242,8 +250,12 @@ def predict(
 
     Returns a :class:`PredictResult`: ``.scores`` lists ``(id, score)`` of the scored files, ``.errors``
     ``(path, "reason: detail")`` of the others, ``.rows`` both in input order. Raises RunError, DatasetError or
-    ConfigError when the run or dataset is unusable.
+    ConfigError when the run or dataset is unusable. A CV run predicts as the mean of its iterations' models
+    (:func:`predict_cv`).
     """
+    members = read_cv_run(run_dir)
+    if members is not None:
+        return predict_cv(members, inputs, data_dir, batch_size)
     predictor = Predictor(run_dir, data_dir, batch_size)
     entries = list_inputs(inputs, predictor.serving)
     for row in entries:
@@ -255,14 +267,50 @@ def predict(
     return result
 
 
-def format_csv(rows: Sequence[Prediction]) -> str:
-    """``id,path,score,error`` per row; scores with 9 significant digits, empty where not scored."""
+def predict_cv(
+    members: Sequence[CVMember], inputs: Sequence[str], data_dir: str | None = None, batch_size: int | None = None
+) -> PredictResult:
+    """A CV run's ensemble: every iteration's :class:`Predictor` (its model with its own iteration's transform
+    graph) scores the inputs, one iteration at a time; a row's score is the mean of the iterations' scores
+    (``iterations`` holds each), or the first iteration's error (the serving step is the same for all)."""
+    entries: list[Prediction] = []
+    per_member: dict[int, list[Prediction]] = {}
+    for member in members:
+        predictor = Predictor(member.run_dir, data_dir, batch_size)
+        if not per_member:
+            entries = list_inputs(inputs, predictor.serving)
+            for row in entries:
+                if row.error is not None:
+                    logger.error("predict: %s: %s", row.path, row.error)
+        per_member[member.iteration] = predictor.predict_files([row.path for row in entries if row.error is None])
+        del predictor
+    combined = []
+    for scored in zip(*per_member.values(), strict=True):
+        failed = next((row for row in scored if row.error is not None), None)
+        if failed is not None:
+            combined.append(failed)
+            continue
+        scores = {i: row.score for i, row in zip(per_member, scored, strict=True)}
+        combined.append(replace(scored[0], score=float(np.mean(list(scores.values()))), iterations=scores))
+    rows = iter(combined)
+    result = PredictResult([row if row.error is not None else next(rows) for row in entries])
+    logger.info(
+        "predict: %d scored by %d models (mean), %d not scored", len(result.scores), len(members), len(result.errors)
+    )
+    return result
+
+
+def format_csv(rows: Sequence[Prediction], per_iteration: bool = False) -> str:
+    """``id,path,score,error`` per row; scores with 9 significant digits, empty where not scored. With
+    ``per_iteration`` (a CV run's rows), one more column ``score_iter_XX`` per iteration model."""
+    iterations = sorted({i for row in rows for i in (row.iterations or {})}) if per_iteration else []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([*CSV_COLUMNS, *(f"score_iter_{i:02d}" for i in iterations)])
     for row in rows:
         score = "" if row.score is None else f"{row.score:.9g}"
-        writer.writerow([row.id, row.path, score, row.error or ""])
+        each = [f"{(row.iterations or {})[i]:.9g}" if i in (row.iterations or {}) else "" for i in iterations]
+        writer.writerow([row.id, row.path, score, row.error or "", *each])
     return buffer.getvalue()
 
 
@@ -272,6 +320,7 @@ def run_predict(
     out: str | None = None,
     data_dir: str | None = None,
     batch_size: int | None = None,
+    per_iteration: bool = False,
 ) -> int:
     """CLI body: predict, write the CSV to ``out`` (or stdout); 0 all scored, 1 some inputs not, 2 unusable
     run or dataset (logged, no traceback)."""
@@ -283,7 +332,7 @@ def run_predict(
     except (ConfigError, DatasetError, RunError) as error:
         logger.error("%s", error)
         return 2
-    text = format_csv(result.rows)
+    text = format_csv(result.rows, per_iteration)
     if out is None:
         sys.stdout.write(text)
     else:
@@ -300,7 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
         "saved model. Exit code 0: all scored; 1: some inputs could not be scored (error column); 2: unusable run "
         "or dataset.",
     )
-    parser.add_argument("--run", required=True, help="run folder written by `sigforge train` / model.train")
+    parser.add_argument(
+        "--run",
+        required=True,
+        help="run folder written by `sigforge train` / model.train; a `train --cv` run predicts as the mean of its "
+        "iteration models",
+    )
     parser.add_argument(
         "--input",
         dest="inputs",
@@ -317,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset folder whose stats/transform_fn and build settings to use (default: the run's data_dir)",
     )
     parser.add_argument("--batch-size", type=int, default=None, help="files per batch (default: eval batch size)")
+    parser.add_argument(
+        "--per-iteration",
+        action="store_true",
+        help="a CV run (train --cv): also write each iteration model's score (columns score_iter_XX); the score "
+        "column is their mean",
+    )
     add_log_level(parser)
     return parser
 
@@ -324,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
-    return run_predict(args.run, args.inputs, args.out, args.data, args.batch_size)
+    return run_predict(args.run, args.inputs, args.out, args.data, args.batch_size, args.per_iteration)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import logging
 import math
 import platform
@@ -24,12 +23,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.artifacts import RunPaths, make_run_dir, save_weights_npz, write_history_csv, write_json, write_scores_csv
+from model.artifacts import make_named_run_dir, make_run_dir, save_weights_npz, write_json, write_scores_csv
+from model.callbacks import make_callbacks
 from model.cli_common import add_log_level, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
+from model.cv import run_cv
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
-from model.errors import DatasetError
+from model.errors import DatasetError, RunError
 from model.injection import check_injection_input, load_bank, make_injection_dataset
+from model.kfold import check_split_mode, iteration_overrides, read_kfold
 from model.layers import WarmupCosineDecay
 from model.networks import build_model
 from model.plots import write_plots
@@ -37,31 +39,6 @@ from model.scoring import choose_threshold, predict_split, split_result
 from transforms.config import ConfigError, apply_overrides
 
 logger = logging.getLogger(__name__)
-
-
-class HistoryCSV(keras.callbacks.Callback):
-    """Rewrites ``history.csv`` (via tf.io.gfile, so gs:// works) after every epoch, like Keras' CSVLogger."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-        self.rows: list[dict[str, Any]] = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
-        write_history_csv(self.path, self.rows)
-
-
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate to the epoch logs as ``learning_rate``."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-def _mode(monitor: str) -> str:
-    return "min" if monitor.endswith("loss") else "max"
 
 
 def _split_counts(info: DatasetInfo, split: str, config: TrainerConfig) -> tuple[int, int]:
@@ -115,41 +92,6 @@ def compile_model(network: keras.Model, optimizer: keras.optimizers.Optimizer) -
     )
 
 
-def tensorboard_available() -> bool:
-    """TensorFlow >= 2.21 no longer installs tensorboard, which implements tf.summary."""
-    return importlib.util.find_spec("tensorboard") is not None
-
-
-def make_callbacks(config: TrainConfig, paths: RunPaths) -> tuple[list[keras.callbacks.Callback], Any]:
-    """(callbacks, the EarlyStopping instance) in the order they must run (LR logged before history)."""
-    stop = keras.callbacks.EarlyStopping(
-        monitor=config.early_stopping.monitor,
-        mode=_mode(config.early_stopping.monitor),
-        patience=config.early_stopping.patience,
-        min_delta=config.early_stopping.min_delta,
-        restore_best_weights=True,
-        verbose=1,
-    )
-    callbacks: list[keras.callbacks.Callback] = [LearningRateLogger(), stop]
-    if config.lr_schedule == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=config.plateau.monitor,
-                mode=_mode(config.plateau.monitor),
-                factor=config.plateau.factor,
-                patience=config.plateau.patience,
-                min_lr=config.plateau.min_lr,
-                verbose=1,
-            )
-        )
-    if tensorboard_available():
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=paths.tensorboard, write_graph=False, profile_batch=0))
-    else:
-        logger.warning("the tensorboard package is not installed: no TensorBoard logs (pip install tensorboard)")
-    callbacks.append(HistoryCSV(paths.history))
-    return callbacks, stop
-
-
 def resolve_config(config: TrainerConfig | str, overrides: Sequence[str] = ()) -> tuple[TrainerConfig, str | None]:
     """(config, source path): a path is loaded with overrides; a config object gets the overrides applied."""
     if isinstance(config, str):
@@ -166,6 +108,7 @@ def train(
     *,
     name: str | None = None,
     overrides: Sequence[str] = (),
+    run_folder: str | None = None,
 ) -> str:
     """Trains on ``data_dir`` with ``config`` (object or YAML path) and writes ``out_dir/{name}_{ts}/``.
 
@@ -175,6 +118,7 @@ def train(
       out_dir: folder receiving the run folder (created if needed).
       name: run name (default ``config.name``).
       overrides: ``dotted.key=value`` settings applied on top of ``config``.
+      run_folder: write ``out_dir/{run_folder}/`` (files still named ``{name}*``) instead (a CV iteration).
     Returns:
       The run folder path.
     Raises:
@@ -189,6 +133,7 @@ def train(
         tf.config.experimental.enable_op_determinism()
 
     # Every dataset problem surfaces here, before a run folder exists.
+    check_split_mode(data_dir, config, read_kfold(data_dir))  # a k-fold dataset trains one iteration's view
     info = check_dataset(data_dir, config)
     n_train, n_train_pos = _split_counts(info, "train", config)
     steps_per_epoch = config.train.steps_per_epoch or math.ceil(n_train / config.data.batch_size)
@@ -200,13 +145,13 @@ def train(
         if n_train_pos == n_train:
             raise DatasetError(f"data.injection needs noise-only (label 0) train examples; {data_dir} has none")
         weights = None
-        bank = load_bank(data_dir, config.data.injection)
+        bank = load_bank(data_dir, config.data.injection, config.data.stats_subdir)
     else:
         weights = class_weights(config.train, n_train, n_train_pos)
         if n_train_pos in (0, n_train):
             logger.warning("the train split has a single label (%d of %d positive)", n_train_pos, n_train)
 
-    paths = make_run_dir(out_dir, name)
+    paths = make_run_dir(out_dir, name) if run_folder is None else make_named_run_dir(out_dir, run_folder, name)
     logger.info("run folder %s", paths.run_dir)
     write_json(
         paths.config,
@@ -304,6 +249,19 @@ def train(
     return paths.run_dir
 
 
+def train_cv(
+    data_dir: str, config: TrainerConfig | str, out_dir: str, *, name: str | None = None, overrides: Sequence[str] = ()
+) -> str:
+    """``--cv``: one :func:`train` run per iteration of the k-fold dataset ``data_dir`` into
+    ``out_dir/{name}_cv_{ts}/iter_XX/``, plus the CV outputs (:mod:`model.cv`); returns the CV run folder."""
+    resolved, source = resolve_config(config, overrides)
+
+    def one(extra: Sequence[str], cv_dir: str, folder: str, prefix: str) -> str:
+        return train(data_dir, config, cv_dir, name=prefix, overrides=[*overrides, *extra], run_folder=folder)
+
+    return run_cv(data_dir, resolved, out_dir, one, name=name or resolved.name, source=source, overrides=overrides)
+
+
 def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
@@ -338,18 +296,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--name", default=None, help="run name used in the folder and file names (default: the config's name)"
     )
+    folds = parser.add_mutually_exclusive_group()
+    folds.add_argument(
+        "--cv",
+        action="store_true",
+        help="k-fold dataset (OUT/split/folds.json): train one model per iteration on norm/cv_XX with stats/cv_XX "
+        "into OUT/{name}_cv_{ts}/iter_XX/, plus cv_metrics.csv, oof_predictions.csv, summary.json, cv_run.json",
+    )
+    folds.add_argument(
+        "--iteration",
+        type=int,
+        default=None,
+        metavar="N",
+        help="k-fold dataset: train iteration N alone (norm/cv_NN with stats/cv_NN) as an ordinary run",
+    )
     add_log_level(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns 0 on success, 2 on a config or dataset error (logged, no traceback)."""
-    args = build_parser().parse_args(argv)
+    """CLI entry point; returns 0 on success, 2 on a config, dataset or run error (logged with its ``code`` on the
+    log record, no traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.iteration is not None and args.iteration < 0:
+        parser.error(f"--iteration must be 0 or more, got {args.iteration}")
     setup_logging(args.log_level)
     try:
-        run_dir = train(args.data, args.config, args.out, name=args.name, overrides=args.overrides)
-    except (ConfigError, DatasetError) as error:
-        logger.error("%s", error)
+        if args.cv:
+            run_dir = train_cv(args.data, args.config, args.out, name=args.name, overrides=args.overrides)
+        else:
+            overrides = list(args.overrides)
+            if args.iteration is not None:
+                overrides += iteration_overrides(resolve_config(args.config, overrides)[0], args.iteration)
+            run_dir = train(args.data, args.config, args.out, name=args.name, overrides=overrides)
+    except (ConfigError, DatasetError, RunError) as error:
+        logger.error("%s", error, extra={"code": getattr(error, "code", None)})
         return 2
     logger.info("done: %s", run_dir)
     return 0
