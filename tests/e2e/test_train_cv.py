@@ -1,6 +1,6 @@
 """``sigforge train --cv`` and the CV ensemble of ``sigforge predict`` on a k=3 k-fold dataset.
 
-The dataset is ``tests/cv_fixture.py``'s: the layout the k-fold split/analyze/normalize stages will write
+The dataset is ``tests/support/cv_fixture.py``'s: the layout the k-fold split/analyze/normalize stages will write
 (``split/folds.json``, ``stats/cv_XX/``, ``norm/cv_XX/{train,val,test}/``, the manifest's split entry with mode
 and k), made from today's stages: the real analyze and normalize run once per iteration on that iteration's folds,
 so each iteration has its own statistics. A tiny model (1 epoch) is trained per iteration.
@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from cv_fixture import assign_folds, build_kfold_dataset
-from run_artifacts import read_scores_csv
 
 from beam_pipelines.commands import cli
 from model import cv as cv_module
@@ -29,11 +27,13 @@ from model.config import load_trainer_config
 from model.errors import RunError
 from model.kfold import read_iteration_tables, read_kfold
 from model.synthetic import write_fake_dataset
+from tests.support.cv_fixture import assign_folds, build_kfold_dataset
+from tests.support.run_artifacts import read_scores_csv
 from transforms.contract import SPLIT_DIR, SPLITS, TABLE_PATTERN
 from transforms.recipes.g2net import sample as gw_sample
 
 _LOG = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "run_configs" / "train_g2net.yaml")
 K = 3
 T_975_2 = 4.30265272974946  # Student t, 0.975 quantile, 2 degrees of freedom (tables)

@@ -35,11 +35,10 @@ import math
 import shutil
 from pathlib import Path
 
-from dataset_fixture import read_records, read_table, write_records, write_table
-
 from beam_pipelines.stages.analyze import run_analyze
 from beam_pipelines.stages.normalize import run_normalize
 from beam_pipelines.stages.run_all import run_all
+from tests.support.dataset_fixture import read_records, read_table, write_records, write_table
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import (
     MANIFEST,
