@@ -63,11 +63,43 @@ class BuildConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    """Split stage: sha256(target_id) -> train/val/test buckets."""
+    """Split stage, at the target level (docs/splits.md):
 
+    - ``mode: hash`` (default): sha256(salt:target_id) -> train/val/test buckets of ``fractions``;
+    - ``mode: kfold``: ``k`` folds (``OUT/split/fold_NN/``), a target's fold sha256(salt:target_id) mod k, or with
+      ``stratify`` dealt round-robin within its label (a target's label: the max of its examples' labels);
+      iteration i tests on fold i, validates on fold i+1 mod k (``cv_val: next``; ``none``: no val) and trains on
+      the rest;
+    - ``mode: temporal``: targets ordered by the earliest value of the data-table column ``time_column`` among
+      their examples, cut at ``cuts`` (val from ``cuts[0]``, test from ``cuts[1]``) or, without cuts, by
+      ``fractions`` of the targets in that order.
+    """
+
+    mode: Literal["hash", "kfold", "temporal"] = "hash"
     fractions: dict[Literal["train", "val", "test"], float] = {"train": 0.8, "val": 0.1, "test": 0.1}
     salt: str = "sigforge-v1"
     examples_per_shard: int = Field(1000, ge=1)
+    k: int = Field(10, ge=2, le=100)
+    stratify: bool = False
+    cv_val: Literal["next", "none"] = "next"
+    time_column: str | None = None
+    cuts: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _mode_keys(self) -> SplitConfig:
+        own = {"kfold": ("k", "stratify", "cv_val"), "temporal": ("time_column", "cuts")}
+        for mode, keys in own.items():
+            stray = [key for key in keys if key in self.model_fields_set and self.mode != mode]
+            if stray:
+                raise ValueError(f"{', '.join(stray)} apply only to mode: {mode} (mode is {self.mode})")
+        if self.mode == "kfold" and self.cv_val == "next" and self.k < 3:
+            raise ValueError(f"k = {self.k} leaves no train fold with cv_val: next (test and val take one each)")
+        if self.mode == "temporal":
+            if not self.time_column:
+                raise ValueError("mode: temporal needs time_column (a numeric data-table column, e.g. midtime)")
+            if self.cuts is not None and (len(self.cuts) != 2 or self.cuts[0] > self.cuts[1]):
+                raise ValueError(f"cuts must be two ascending times [val_from, test_from], got {self.cuts}")
+        return self
 
     @field_validator("fractions")
     @classmethod
