@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from transforms.errors import SigforgeError
 
@@ -62,6 +71,9 @@ class BuildConfig(_Strict):
     numeric_threads: int = Field(0, ge=0)
 
 
+_MODE_KEYS = {"kfold": ("k", "stratify", "cv_val"), "temporal": ("time_column", "cuts")}  # split keys of one mode
+
+
 class SplitConfig(_Strict):
     """Split stage, at the target level (docs/splits.md):
 
@@ -85,13 +97,25 @@ class SplitConfig(_Strict):
     time_column: str | None = None
     cuts: list[float] | None = None
 
+    @model_serializer(mode="wrap")
+    def _without_other_modes(self, handler) -> dict[str, Any]:
+        """The keys of the other modes (at their defaults, as validation requires) are left out of a dump, and
+        ``mode: hash`` too: a hash split's resolved config, and so its manifest and ``config_sha256``, is what it
+        was before the split had modes."""
+        data = handler(self)
+        for key in [key for mode, keys in _MODE_KEYS.items() if mode != self.mode for key in keys]:
+            data.pop(key, None)
+        if self.mode == "hash":
+            data.pop("mode", None)
+        return data
+
     @model_validator(mode="after")
     def _mode_keys(self) -> SplitConfig:
-        own = {"kfold": ("k", "stratify", "cv_val"), "temporal": ("time_column", "cuts")}
-        for mode, keys in own.items():
-            stray = [key for key in keys if key in self.model_fields_set and self.mode != mode]
+        for mode, keys in _MODE_KEYS.items():
+            stray = [key for key in keys if getattr(self, key) != type(self).model_fields[key].default]
+            stray = stray if self.mode != mode else []
             if stray:
-                raise ValueError(f"{', '.join(stray)} apply only to mode: {mode} (mode is {self.mode})")
+                raise ValueError(f"{', '.join(stray)}: only for mode: {mode} (mode is {self.mode})")
         if self.mode == "kfold" and self.cv_val == "next" and self.k < 3:
             raise ValueError(f"k = {self.k} leaves no train fold with cv_val: next (test and val take one each)")
         if self.mode == "temporal":
