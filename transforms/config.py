@@ -17,18 +17,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import pydantic
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    create_model,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from transforms import splitting
 from transforms.errors import SigforgeError
 
 
@@ -71,21 +64,9 @@ class BuildConfig(_Strict):
     numeric_threads: int = Field(0, ge=0)
 
 
-_MODE_KEYS = {"kfold": ("k", "stratify", "cv_val"), "temporal": ("time_column", "cuts")}  # split keys of one mode
-
-
 class SplitConfig(_Strict):
-    """Split stage, at the target level (docs/splits.md):
-
-    - ``mode: hash`` (default): sha256(salt:target_id) -> train/val/test buckets of ``fractions``;
-    - ``mode: kfold``: ``k`` folds (``OUT/split/fold_NN/``), a target's fold sha256(salt:target_id) mod k, or with
-      ``stratify`` dealt round-robin within its label (a target's label: the max of its examples' labels);
-      iteration i tests on fold i, validates on fold i+1 mod k (``cv_val: next``; ``none``: no val) and trains on
-      the rest;
-    - ``mode: temporal``: targets ordered by the earliest value of the data-table column ``time_column`` among
-      their examples, cut at ``cuts`` (val from ``cuts[0]``, test from ``cuts[1]``) or, without cuts, by
-      ``fractions`` of the targets in that order.
-    """
+    """Split stage, by target (docs/splits.md): ``mode`` hash (sha256 buckets of ``fractions``), kfold (``k`` folds,
+    ``stratify`` by label, iterations by ``cv_val``) or temporal (``time_column``, ``cuts`` or ``fractions``)."""
 
     mode: Literal["hash", "kfold", "temporal"] = "hash"
     fractions: dict[Literal["train", "val", "test"], float] = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -97,32 +78,14 @@ class SplitConfig(_Strict):
     time_column: str | None = None
     cuts: list[float] | None = None
 
-    @model_serializer(mode="wrap")
-    def _without_other_modes(self, handler) -> dict[str, Any]:
-        """The keys of the other modes (at their defaults, as validation requires) are left out of a dump, and
-        ``mode: hash`` too: a hash split's resolved config, and so its manifest and ``config_sha256``, is what it
-        was before the split had modes."""
-        data = handler(self)
-        for key in [key for mode, keys in _MODE_KEYS.items() if mode != self.mode for key in keys]:
-            data.pop(key, None)
-        if self.mode == "hash":
-            data.pop("mode", None)
-        return data
+    @pydantic.model_serializer(mode="wrap")
+    def _own_keys(self, handler) -> dict[str, Any]:  # a hash split's dump (and config_sha256) as before the modes
+        return splitting.own_mode_keys(handler(self), self.mode)
 
     @model_validator(mode="after")
     def _mode_keys(self) -> SplitConfig:
-        for mode, keys in _MODE_KEYS.items():
-            stray = [key for key in keys if getattr(self, key) != type(self).model_fields[key].default]
-            stray = stray if self.mode != mode else []
-            if stray:
-                raise ValueError(f"{', '.join(stray)}: only for mode: {mode} (mode is {self.mode})")
-        if self.mode == "kfold" and self.cv_val == "next" and self.k < 3:
-            raise ValueError(f"k = {self.k} leaves no train fold with cv_val: next (test and val take one each)")
-        if self.mode == "temporal":
-            if not self.time_column:
-                raise ValueError("mode: temporal needs time_column (a numeric data-table column, e.g. midtime)")
-            if self.cuts is not None and (len(self.cuts) != 2 or self.cuts[0] > self.cuts[1]):
-                raise ValueError(f"cuts must be two ascending times [val_from, test_from], got {self.cuts}")
+        if problem := splitting.mode_problem(self, type(self).model_fields):
+            raise ValueError(problem)
         return self
 
     @field_validator("fractions")

@@ -33,6 +33,39 @@ def assign_split(target_id: str, fractions: Mapping[str, float], salt: str = "")
     return SPLITS[-1] if fractions.get(SPLITS[-1], 0.0) > 0 else max(fractions, key=fractions.get)
 
 
+# ---- split.mode and its keys (SplitConfig) ----------------------------------------------------------------------
+MODE_KEYS = {"kfold": ("k", "stratify", "cv_val"), "temporal": ("time_column", "cuts")}
+
+
+def own_mode_keys(dumped: dict[str, Any], mode: str) -> dict[str, Any]:
+    """A dumped SplitConfig without the other modes' keys (at their defaults, as ``mode_problem`` requires) and
+    without ``mode: hash``: a hash split's resolved config, and so its manifest and ``config_sha256``, is what it
+    was before the split had modes."""
+    drop = {key for other, keys in MODE_KEYS.items() if other != mode for key in keys}
+    return {key: v for key, v in dumped.items() if key not in drop and (key != "mode" or v != "hash")}
+
+
+def mode_problem(split: Any, fields: Mapping[str, Any]) -> str | None:
+    """Why a SplitConfig ``split`` (``fields``: its pydantic fields) is inconsistent with its mode, or None: another
+    mode's key set to other than its default, too few folds, a temporal split without a time column or with cuts
+    that are not two ascending times."""
+    values = {key: getattr(split, key) for key in fields}
+    defaults = {key: field.default for key, field in fields.items()}
+    mode = values["mode"]
+    for other, keys in MODE_KEYS.items():
+        stray = [key for key in keys if other != mode and values[key] != defaults[key]]
+        if stray:
+            return f"{', '.join(stray)}: only for mode: {other} (mode is {mode})"
+    if mode == "kfold" and values["cv_val"] == "next" and values["k"] < 3:
+        return f"k = {values['k']} leaves no train fold with cv_val: next (test and val take one each)"
+    if mode == "temporal" and not values["time_column"]:
+        return "mode: temporal needs time_column (a numeric data-table column, e.g. midtime)"
+    cuts = values["cuts"]
+    if mode == "temporal" and cuts is not None and (len(cuts) != 2 or cuts[0] > cuts[1]):
+        return f"cuts must be two ascending times [val_from, test_from], got {cuts}"
+    return None
+
+
 # ---- k-fold cross-validation (split.mode: kfold) ----------------------------------------------------------------
 CV_RULES = {
     "next": {"test": "i", "val": "(i+1) % k", "train": "rest"},
