@@ -16,7 +16,9 @@ manifest are audited; the others are skipped (logged at INFO). For each audited 
   appears in two splits of the split, normalize or filter stage;
 - statistics (analyze): every array in ``OUT/stats/*.npz`` is finite, every ``*std`` positive;
 - records (``transforms/audit_values.py``): every record of every shard is read and must carry the (uid,
-  target_id, label) its data table lists; normalized values are finite and the train split not collapsed.
+  target_id, label) its data table lists; normalized values are finite and the train split not collapsed;
+- split modes (``transforms/audit_cv.py``): k-fold membership by the assignment function, every iteration's
+  statistics from its train folds only, every iteration's normalized folders; the temporal rule and time order.
 
 Uids, targets and groups come from the data tables (one small row per example), which are themselves checked
 against the records. All file access goes through an injected ``fs``
@@ -33,6 +35,7 @@ import logging
 from collections import Counter, defaultdict
 from typing import Any
 
+from transforms import audit_cv
 from transforms.audit_folders import MAX_LISTED, FileAccess, FolderScan, default_fs, scan_folder
 from transforms.audit_inputs import check_inputs_accounted
 from transforms.audit_values import check_folder_records, check_stats, in_process
@@ -227,8 +230,26 @@ def audit_dataset(
             continue
         problems += check_accounting(stage, entry)
         problems += check_rejected_csv(fs, out, stage, entry)
+        kfold = stages.get("split", {}).get("mode") == "kfold"
         if stage == "analyze":
-            problems += check_stats(fs, out)
+            if kfold:
+                cap_column = (data.get("config") or {}).get("analyze", {}).get("cap_group_column", "target_id")
+                split_scans = scans_by_stage.get("split", {})
+                problems += audit_cv.check_fold_stats(fs, out, stages["split"], entry, split_scans, cap_column)
+            else:
+                problems += check_stats(fs, out)
+            continue
+        if stage == "normalize" and kfold:
+            split_scans = scans_by_stage.get("split", {})
+            problems += audit_cv.check_fold_norm(fs, out, stages.get("split", {}), entry, split_scans, scanner)
+            iterations, written = (
+                len(stages.get("split", {}).get("iterations", [])),
+                stages.get("split", {}).get("written"),
+            )
+            if written is not None and entry.get("seen") != iterations * written:
+                problems.append(
+                    f"normalize: seen ({entry.get('seen')}) != {iterations} iterations x split written ({written})"
+                )
             continue
         if stage == "build":
             scans = {RAW_PREFIX: scan_folder(fs, out, RAW_DIR, RAW_PREFIX)}
@@ -252,6 +273,10 @@ def audit_dataset(
             problems += split_leaks(stage, scans, "target_id")
             if group_column is not None:
                 problems += split_leaks(stage, scans, group_column)
+            if stage == "split" and entry.get("mode") == "kfold":
+                problems += audit_cv.check_fold_split(fs, out, entry, scans)
+            if stage == "split" and entry.get("mode") == "temporal":
+                problems += audit_cv.check_temporal_split(fs, out, entry)
         for scan in scans.values():
             problems += scan.problems
         problems += duplicate_uids(stage, scans)

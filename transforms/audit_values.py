@@ -116,15 +116,15 @@ def check_values(stage: str, relative: str, split: str, scans: list[ShardScan]) 
     return problems
 
 
-def check_stats(fs: Any, out: str) -> list[str]:
-    """Every array in ``OUT/stats/*.npz`` finite (numeric arrays), loadable without pickles, and every array
-    named ``*std`` strictly positive."""
-    paths = fs.glob(fs.join(out, STATS_DIR, "*.npz"))
+def check_stats(fs: Any, out: str, folder: str = STATS_DIR) -> list[str]:
+    """Every array in ``OUT/stats/*.npz`` (``OUT/folder/*.npz``) finite (numeric arrays), loadable without
+    pickles, and every array named ``*std`` strictly positive."""
+    paths = fs.glob(fs.join(out, folder, "*.npz"))
     if not paths:
-        return [f"analyze: no statistics (*.npz) in {STATS_DIR}/"]
+        return [f"analyze: no statistics (*.npz) in {folder}/"]
     problems = []
     for path in paths:
-        name = f"{STATS_DIR}/{fs.basename(path)}"
+        name = f"{folder}/{fs.basename(path)}"
         try:
             with np.load(io.BytesIO(fs.read_bytes(path)), allow_pickle=False) as arrays:
                 loaded = {key: arrays[key] for key in arrays.files}

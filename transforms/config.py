@@ -17,9 +17,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from transforms import splitting
 from transforms.errors import SigforgeError
 
 
@@ -63,11 +65,28 @@ class BuildConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    """Split stage: sha256(target_id) -> train/val/test buckets."""
+    """Split stage, by target (docs/splits.md): ``mode`` hash (sha256 buckets of ``fractions``), kfold (``k`` folds,
+    ``stratify`` by label, iterations by ``cv_val``) or temporal (``time_column``, ``cuts`` or ``fractions``)."""
 
+    mode: Literal["hash", "kfold", "temporal"] = "hash"
     fractions: dict[Literal["train", "val", "test"], float] = {"train": 0.8, "val": 0.1, "test": 0.1}
     salt: str = "sigforge-v1"
     examples_per_shard: int = Field(1000, ge=1)
+    k: int = Field(10, ge=2, le=100)
+    stratify: bool = False
+    cv_val: Literal["next", "none"] = "next"
+    time_column: str | None = None
+    cuts: list[float] | None = None
+
+    @pydantic.model_serializer(mode="wrap")
+    def _own_keys(self, handler) -> dict[str, Any]:  # a hash split's dump (and config_sha256) as before the modes
+        return splitting.own_mode_keys(handler(self), self.mode)
+
+    @model_validator(mode="after")
+    def _mode_keys(self) -> SplitConfig:
+        if problem := splitting.mode_problem(self, type(self).model_fields):
+            raise ValueError(problem)
+        return self
 
     @field_validator("fractions")
     @classmethod

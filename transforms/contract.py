@@ -48,6 +48,23 @@ RAW_DIR, SPLIT_DIR, STATS_DIR, NORM_DIR, FILTERED_DIR, REJECTED_DIR = (
     "rejected",
 )
 RAW_PREFIX = "raw"
+# Cross-validation (``split.mode: kfold``, docs/splits.md): the split stage writes OUT/split/fold_NN/ (shard prefix
+# fold_NN) and OUT/split/folds.json; analyze OUT/stats/cv_NN/ (as OUT/stats/) per iteration; normalize
+# OUT/norm/cv_NN/{train,val,test}/ (as OUT/norm/{split}/) per iteration.
+SPLIT_MODES = ("hash", "kfold", "temporal")
+FOLDS_FILE = "folds.json"
+
+
+def fold_name(index: int) -> str:
+    """0-based fold ``index`` -> its folder (and shard prefix) under ``OUT/split/``: ``fold_03``."""
+    return f"fold_{index:02d}"
+
+
+def cv_name(iteration: int) -> str:
+    """0-based cross-validation ``iteration`` -> its folder under ``OUT/stats/`` and ``OUT/norm/``: ``cv_03``."""
+    return f"cv_{iteration:02d}"
+
+
 # The dataset report (``sigforge report``) describes every stage: any stage replaced with --overwrite makes it stale.
 REPORT_DIR = "report"
 BASE_COLUMNS = ("uid", "target_id", "label", "shard")  # first columns of every data table

@@ -43,8 +43,8 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 STAGE_RUNNERS = {
     "split": "beam_pipelines.stages.split:run_split",
-    "analyze": "beam_pipelines.stages.analyze:run_analyze",
-    "normalize": "beam_pipelines.stages.normalize:run_normalize",
+    "analyze": "beam_pipelines.stages.analyze_folds:run_analyze_stage",
+    "normalize": "beam_pipelines.stages.normalize_folds:run_normalize_stage",
     "filter": "beam_pipelines.stages.filter:run_filter",
 }
 

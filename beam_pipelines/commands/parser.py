@@ -18,6 +18,8 @@ EPILOG = textwrap.dedent(
     Stages and outputs (see README "Dataset layout"):
       build      raw inputs -> OUT/tfrecords/raw_shard_NNNN-TOTAL.tfrecord + data_tbl_*.csv, OUT/rejected/
       split      -> OUT/split/{train,val,test}/ by sha256(target_id); a target is in exactly one split
+                 (split.mode kfold: OUT/split/fold_NN/ + folds.json, stats/cv_NN/, norm/cv_NN/; temporal: by
+                 time; docs/splits.md)
       analyze    -> OUT/stats/ tf.Transform statistics on the train split only (transform_fn, npz)
       normalize  -> OUT/norm/{split}/norm_{split}_shard_*.tfrecord, the same transform_fn on every split
       filter     -> OUT/filtered/ declarative conditions from the config's `filter:` block

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -29,7 +29,7 @@ from beam_pipelines.io.readers import ReadWholeFiles, shard_glob
 from beam_pipelines.runtime import dry_run
 from beam_pipelines.stages import placeholders
 from beam_pipelines.stages.outliers import ScaleOutliers, outlier_tally
-from beam_pipelines.stages.runner import StageContext, run_stage
+from beam_pipelines.stages.runner import StageContext, run_stage, split_mode
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import SPLIT_DIR, STATS_DIR, UID, decode_example, example_keys
 from transforms.recipes import Recipe, get_recipe
@@ -113,6 +113,7 @@ class AnalyzeTrain(beam.PTransform):
         stats_dir: str,
         cap: int | None,
         cap_group_column: str = "target_id",
+        count_key: str = "analyzed",
     ):
         super().__init__()
         self._source = source
@@ -120,11 +121,12 @@ class AnalyzeTrain(beam.PTransform):
         self._stats_dir = stats_dir
         self._cap = cap
         self._cap_group_column = cap_group_column
+        self._count_key = count_key
 
     def expand(self, records):
         if self._cap is not None:
             records = records | "CapPerGroup" >> CapPerGroup(self._cap, self._cap_group_column)
-        pairs = records | "AnalyzedPairs" >> Tally("analyzed")
+        pairs = records | "AnalyzedPairs" >> Tally(self._count_key)
         batches = records | "ToRecordBatches" >> self._source.RawRecordToRecordBatch(batch_size=RECORD_BATCH_SIZE)
         transform_fn = (
             batches,
@@ -132,6 +134,32 @@ class AnalyzeTrain(beam.PTransform):
         ) | "AnalyzeDataset" >> tft_beam.AnalyzeDataset(counting_fn(self._preprocessing_fn))
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(self._stats_dir)
         return pairs
+
+
+class AnalysisBranch(NamedTuple):
+    """One analysis pass over one train set: what ``apply_to`` needs besides the records."""
+
+    source: tfxio.TFExampleRecord
+    preprocessing_fn: Any
+    pass_dir: str
+    cap: int | None
+    group_column: str
+
+    def apply_to(self, records, scale_fn=None, excluded=(), prefix: str = "") -> list:
+        """Applies the pass to ``records`` (serialized train tf.Examples) in the current pipeline or composite:
+        with ``scale_fn``, the outlier guard as its own branch (only (uid, bin) pairs wait for the histogram, never
+        the records); the ``excluded`` uids (the guard's outliers) left out of the statistics. Returns the count
+        pairs: ``{prefix}read``, ``{prefix}analyzed``, and the guard's ``{prefix}stats_outlier...``."""
+        pairs = [records | "ReadPairs" >> Tally(f"{prefix}read")]
+        if scale_fn is not None:
+            outliers = records | "ScaleOutliers" >> ScaleOutliers(scale_fn)
+            pairs.append(outliers | "OutlierPairs" >> outlier_tally(prefix))
+        if excluded:
+            records = records | "DropOutliers" >> beam.Filter(_not_in, frozenset(excluded))
+        analyze = AnalyzeTrain(
+            self.source, self.preprocessing_fn, self.pass_dir, self.cap, self.group_column, f"{prefix}analyzed"
+        )
+        return [*pairs, records | "AnalyzeTrain" >> analyze]
 
 
 def read_stats(stats_dir: str, stat_names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -183,6 +211,11 @@ def run_analyze(
     recipe = recipe if recipe is not None else get_recipe(config.recipe)
     check_analyze_config(config, recipe)
     dry = dry_run.requested(beam_args)  # a dry run reads no manifest: it checks no split entry
+    if not dry and split_mode(out, config, STAGE) == "kfold":
+        raise StageError(
+            f"{out} holds k folds: analyze them with analyze_folds.run_analyze_stage (`sigforge analyze` does)",
+            code="split_mode",
+        )
     stages = {} if dry else manifest.read_manifest(out).get("stages", {})
     train_split = stages.get("split", {}).get("splits", {}).get("train", {})
     if "split" in stages:
@@ -209,16 +242,8 @@ def run_analyze(
             label = f"analyze pass {index + 1}/{len(passes)} ({analysis.name}{', outlier guard' if guard else ''})"
             with ctx.pipeline(tft=True, total=train_split.get("examples"), label=label) as pipeline:
                 records = pipeline | "ReadTrain" >> ReadWholeFiles(pattern) | "Progress" >> ctx.progress()
-                pairs = [records | "ReadPairs" >> Tally("read")]
-                if guard:  # its own branch: only (uid, bin) pairs wait for the histogram, never the records
-                    outliers = records | "ScaleOutliers" >> ScaleOutliers(scale_fn)
-                    pairs.append(outliers | "OutlierPairs" >> outlier_tally())
-                if excluded:  # the guard's outliers stay out of the statistics
-                    records = records | "DropOutliers" >> beam.Filter(_not_in, frozenset(excluded))
-                pairs.append(
-                    records
-                    | "AnalyzeTrain" >> AnalyzeTrain(source, analysis.make_fn(stats), pass_dir, cap, group_column)
-                )
+                branch = AnalysisBranch(source, analysis.make_fn(stats), pass_dir, cap, group_column)
+                pairs = branch.apply_to(records, scale_fn if guard else None, excluded)
                 _ = pairs | "FlattenCounts" >> beam.Flatten() | "WriteSummary" >> ctx.summary()
             return ctx.counts() if ctx.plans is None else Counts({})
 

@@ -35,7 +35,7 @@ from beam_pipelines.io.rejects import REJECTED, WriteRejected, reject
 from beam_pipelines.io.sink import WriteShards
 from beam_pipelines.io.tables import table_columns, table_glob
 from beam_pipelines.runtime import dry_run
-from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
+from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage, split_mode
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition
 from transforms.contract import BASE_COLUMNS, FILTERED_DIR, NORM_DIR, REJECTED_DIR, SPLITS, example_keys, norm_prefix
@@ -186,6 +186,18 @@ def _first_table_rows(folder: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(fs.read_text(tables[0])))) if tables else []
 
 
+def check_filter_config(config: DatasetConfig) -> None:
+    """ConfigError (code ``filter_kfold_unsupported``) for filter conditions on a k-fold split: the folds'
+    normalized iterations (``norm/cv_NN/``) are not filtered; filter the examples before the split (build) or in
+    the trainer."""
+    if config.split.mode == "kfold" and config.filter is not None and config.filter.conditions:
+        raise ConfigError(
+            "config key 'filter': the filter stage does not run on a k-fold split (split.mode: kfold); remove "
+            "filter.conditions, or filter in the trainer",
+            code="filter_kfold_unsupported",
+        )
+
+
 def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
     """Checks the conditions against ``out/norm`` before any work; raises ConfigError naming the condition.
 
@@ -197,6 +209,8 @@ def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
         raise ConfigError(
             "the config has no 'filter' section; add filter.conditions (see run_configs/filter_example.yaml)"
         )
+    check_filter_config(config)
+    split_mode(out, config, STAGE)
     conditions = config.filter.conditions
     stages = manifest.read_manifest(out).get("stages", {})
     if "normalize" not in stages:

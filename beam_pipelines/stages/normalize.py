@@ -32,7 +32,7 @@ from beam_pipelines.io.sink import WriteShards, in_global_window
 from beam_pipelines.io.tables import table_columns
 from beam_pipelines.stages import placeholders
 from beam_pipelines.stages.analyze import RECORD_BATCH_SIZE, raw_schema
-from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
+from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage, split_mode
 from transforms.config import DatasetConfig
 from transforms.contract import NORM_DIR, SPLIT_DIR, SPLITS, STATS_DIR, norm_prefix
 from transforms.recipes import Recipe, get_recipe
@@ -316,6 +316,11 @@ def run_normalize(
     stats_dir = fs.join(out, STATS_DIR)
     recipe = recipe if recipe is not None else get_recipe(config.recipe)
     raw_spec = recipe.raw_feature_spec(config)
+    if split_mode(out, config, STAGE) == "kfold":
+        raise StageError(
+            f"{out} holds k folds: normalize them with normalize_folds.run_normalize_stage (`sigforge normalize` does)",
+            code="split_mode",
+        )
 
     def work(ctx: StageContext) -> dict[str, Any]:
         if ctx.plans is not None:  # a dry run: analyze wrote no transform_fn; its schema is traced instead

@@ -78,6 +78,7 @@ class ScaleOutliers(beam.PTransform):
         return keyed | "Outliers" >> beam.ParDo(_OutlierFn(self._max_bins), beam.pvalue.AsList(histogram))
 
 
-def outlier_tally() -> beam.PTransform:
-    """Count pairs for the stage summary: ``stats_outliers`` and one ``stats_outlier/<uid>`` per excluded uid."""
-    return Tally(lambda uid: ["stats_outliers", f"stats_outlier/{uid}"])
+def outlier_tally(prefix: str = "") -> beam.PTransform:
+    """Count pairs for the stage summary: ``stats_outliers`` and one ``stats_outlier/<uid>`` per excluded uid (each
+    key after ``prefix``)."""
+    return Tally(lambda uid: [f"{prefix}stats_outliers", f"{prefix}stats_outlier/{uid}"])

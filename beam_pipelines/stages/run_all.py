@@ -10,9 +10,11 @@ from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.dataset.lock import dataset_lock
 from beam_pipelines.runtime import dry_run
-from beam_pipelines.stages.analyze import check_analyze_config, run_analyze
+from beam_pipelines.stages.analyze import check_analyze_config
+from beam_pipelines.stages.analyze_folds import run_analyze_stage
 from beam_pipelines.stages.build import BuildPlan, plan_build, run_build
-from beam_pipelines.stages.normalize import run_normalize
+from beam_pipelines.stages.filter import check_filter_config
+from beam_pipelines.stages.normalize_folds import run_normalize_stage
 from beam_pipelines.stages.split import run_split
 from transforms.config import DatasetConfig
 from transforms.contract import MANIFEST
@@ -34,6 +36,7 @@ def run_all(
     # Fail before any work and before the lock's file: cross-key checks of later stages, and what a cheap look at
     # the inputs decides.
     check_analyze_config(config, recipe)
+    check_filter_config(config)
     planned = plan_build(config, input_dir, recipe)
     if dry_run.requested(beam_args):
         with dry_run.session(out):
@@ -58,8 +61,8 @@ def _run_stages(
     stages = [
         ("build", lambda: run_build(config, input_dir, out, beam_args, overwrite, recipe=recipe, planned=planned)),
         ("split", lambda: run_split(config, out, beam_args, overwrite=overwrite)),
-        ("analyze", lambda: run_analyze(config, out, beam_args, overwrite=overwrite, recipe=recipe)),
-        ("normalize", lambda: run_normalize(config, out, beam_args, overwrite=overwrite, recipe=recipe)),
+        ("analyze", lambda: run_analyze_stage(config, out, beam_args, overwrite=overwrite, recipe=recipe)),
+        ("normalize", lambda: run_normalize_stage(config, out, beam_args, overwrite=overwrite, recipe=recipe)),
     ]
     if config.filter is not None and config.filter.conditions:
         from beam_pipelines.stages.filter import run_filter

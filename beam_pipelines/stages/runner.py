@@ -116,6 +116,25 @@ def check_read_all(what: str, seen: int, expected: int | None, source: str) -> N
         )
 
 
+def split_mode(out: str, config: Any, stage: str) -> str:
+    """The mode the split stage of ``out`` ran in (``hash`` when it records none, or has not run); StageError
+    (code ``split_mode``) when ``config`` asks for another one: a later stage reads the split as it was made.
+    A dry run reads no manifest: the config's mode."""
+    if dry_run.active() is not None:
+        return config.split.mode
+    entry = manifest.read_manifest(out).get("stages", {}).get("split")
+    if entry is None:
+        return config.split.mode
+    recorded = entry.get("mode", "hash")
+    if recorded != config.split.mode:
+        raise StageError(
+            f"{stage}: the split of {out} was made in split.mode {recorded}, the config says {config.split.mode}; "
+            "use the split's config (or rerun split with --overwrite)",
+            code="split_mode",
+        )
+    return recorded
+
+
 def run_stage(
     stage: str,
     out: str,

@@ -1,7 +1,8 @@
 """Split stage: raw shards -> ``OUT/split/{train,val,test}/{split}_shard_NNNN-TOTAL.tfrecord`` + data tables.
 
 A target's split is a pure function of sha256(salt + target_id) and the configured fractions (TFX ExampleGen
-style), so a target lands in exactly one split whatever the runner, worker count or shard layout.
+style), so a target lands in exactly one split whatever the runner, worker count or shard layout. The k-fold
+(``OUT/split/fold_NN/`` + ``folds.json``) and temporal modes are in ``split_modes.py`` (docs/splits.md).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.sink import WriteShards
 from beam_pipelines.io.tables import table_columns
 from beam_pipelines.runtime import dry_run
+from beam_pipelines.stages import split_modes
 from beam_pipelines.stages.build import check_not_empty
 from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
-from transforms.config import DatasetConfig
-from transforms.contract import RAW_DIR, RAW_PREFIX, SPLIT_DIR, SPLITS
+from beam_pipelines.stages.split_modes import TEMPORAL_PLAN
+from transforms.config import ConfigError, DatasetConfig
+from transforms.contract import BASE_COLUMNS, RAW_DIR, RAW_PREFIX, SPLIT_DIR, SPLITS
 from transforms.splitting import assign_split
 
 STAGE = "split"
@@ -107,33 +110,51 @@ def run_split(
             check_not_empty(out, build)
     raw_dir = fs.join(out, RAW_DIR)
     split = config.split
+    if split.mode == "temporal":
+        check_time_column(split.time_column, table_columns(raw_dir))
 
     def work(ctx: StageContext) -> dict[str, Any]:
         header = table_columns(raw_dir)
         total = None if ctx.plans else manifest.read_manifest(out).get("stages", {}).get("build", {}).get("written")
+        columns = [c for c in header if c != "shard"]
+        if split.mode == "kfold":
+            by = split_modes.SplitByFold(ctx.tmp_path(SPLIT_DIR), split, columns)
+        elif split.mode == "temporal":
+            by = split_modes.SplitByTime(ctx.tmp_path(SPLIT_DIR), split, columns, ctx.tmp_path(TEMPORAL_PLAN))
+        else:
+            by = SplitByTarget(ctx.tmp_path(SPLIT_DIR), split.fractions, split.salt, split.examples_per_shard, columns)
         with ctx.pipeline(total=total) as pipeline:
             _ = (
                 pipeline
                 | "ReadRaw" >> ReadShards(shard_glob(raw_dir, RAW_PREFIX))
                 | "Progress" >> ctx.progress()
-                | "SplitByTarget"
-                >> SplitByTarget(
-                    ctx.tmp_path(SPLIT_DIR),
-                    split.fractions,
-                    split.salt,
-                    split.examples_per_shard,
-                    [c for c in header if c != "shard"],
-                )
+                | "SplitByTarget" >> by
                 | "WriteSummary" >> ctx.summary()
             )
         if ctx.plans is not None:  # a dry run: built, not run
             return {}
+        if split.mode == "kfold":
+            return {**split_modes.kfold_entry(ctx.counts(), split, ctx.tmp_path(SPLIT_DIR)), "in_build": total}
         summary = summarize_counts(ctx.counts())
+        if split.mode == "temporal":
+            entry = split_modes.temporal_entry(ctx.counts(), split, ctx.tmp_path(TEMPORAL_PLAN))
+            for name, counts in summary["splits"].items():
+                counts["positive_targets"] = ctx.counts()[f"{name}/positive_targets"]
+            return {**summary, **entry, "in_build": total}
         return {**summary, "in_build": total, "fractions": dict(split.fractions), "salt": split.salt}
 
     return run_stage(
         STAGE, out, work, beam_args=beam_args, overwrite=overwrite, requires="build", check=check_split, config=config
     )
+
+
+def check_time_column(column: str, header: list[str]) -> None:
+    """ConfigError unless the raw data tables have the temporal split's time column."""
+    if header and column not in header:
+        listed = [c for c in header if c not in BASE_COLUMNS]
+        raise ConfigError(
+            f"config key 'split.time_column': the data tables have no column '{column}'; they have {listed}"
+        )
 
 
 def check_split(summary: dict[str, Any]) -> None:

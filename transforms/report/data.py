@@ -37,12 +37,16 @@ def read_rows(fs: FileAccess, folder: str) -> list[dict[str, str]]:
 
 
 def split_tables(fs: FileAccess, out: str, stage_dir: str = SPLIT_DIR) -> dict[str, list[dict[str, str]]]:
-    """Data-table rows per split of ``OUT/<stage_dir>/{split}`` (splits without a folder are left out)."""
+    """Data-table rows per split of ``OUT/<stage_dir>/{split}`` (splits without a folder are left out); for a
+    k-fold split (no split folder, ``fold_NN`` folders), per fold."""
     tables = {}
     for split in SPLITS:
         folder = fs.join(out, stage_dir, split)
         if fs.exists(folder):
             tables[split] = read_rows(fs, folder)
+    if not tables:
+        for folder in sorted({path.rsplit("/", 2)[-2] for path in fs.glob(fs.join(out, stage_dir, "fold_*", "*.csv"))}):
+            tables[folder] = read_rows(fs, fs.join(out, stage_dir, folder))
     return tables
 
 

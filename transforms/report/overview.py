@@ -66,7 +66,7 @@ def split_figure(manifest: dict[str, Any]) -> Figure | None:
     if not splits:
         return None
     figure, (left, right) = new_figure(ncols=2)
-    names = [s for s in SPLITS if s in splits]
+    names = [s for s in SPLITS if s in splits] or sorted(splits)  # k folds: fold_00, fold_01, ...
     x = np.arange(len(names))
     for offset, key in ((-0.2, "examples"), (0.2, "targets")):
         values = [splits[s].get(key, 0) for s in names]
@@ -87,8 +87,70 @@ def split_figure(manifest: dict[str, Any]) -> Figure | None:
     right.set_ylabel("fraction of the split")
     right.legend()
     right.set_title("label balance")
-    caption = "Splits by sha256(target_id): a target lies in exactly one split, so the split sizes follow targets."
+    mode = manifest.get("stages", {}).get("split", {}).get("mode", "hash")
+    caption = {
+        "kfold": "Folds by target (sha256, or dealt within each label when stratified): a target lies in exactly "
+        "one fold; iteration i tests on fold i.",
+        "temporal": "Splits by time: a target goes to the split of its earliest example, so the split sizes "
+        "follow targets.",
+    }.get(mode, "Splits by sha256(target_id): a target lies in exactly one split, so the split sizes follow targets.")
+    if mode == "kfold":
+        left.tick_params(axis="x", labelrotation=45)
+        right.tick_params(axis="x", labelrotation=45)
     return make("splits", OVERVIEW, "Examples, targets and labels per split", caption, figure)
+
+
+def split_mode_tables(manifest: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(title, rows) of the tables a k-fold split (folds and iterations) or a temporal split (its cuts) adds to
+    the overview; none for a hash split."""
+    stages = manifest.get("stages", {})
+    split = stages.get("split", {})
+    if split.get("mode") == "temporal":
+        rows = [
+            {
+                "split": name,
+                "starts at": split.get("starts", {}).get(name) if split.get("starts", {}).get(name) is not None else "",
+                "examples": entry.get("examples", 0),
+                "targets": entry.get("targets", 0),
+            }
+            for name, entry in split.get("splits", {}).items()
+        ]
+        rows.append(
+            {
+                "split": "straddling",
+                "starts at": "",
+                "examples": split.get("straddling_examples", 0),
+                "targets": split.get("straddling_targets", 0),
+            }
+        )
+        return [(f"Temporal split on '{split.get('time_column')}' ({split.get('rule', '')})", rows)]
+    if split.get("mode") != "kfold":
+        return []
+    folds = [
+        {
+            "fold": name,
+            "examples": entry.get("examples", 0),
+            "targets": entry.get("targets", 0),
+            "positive examples": entry.get("positives", 0),
+            "positive targets": entry.get("positive_targets", 0),
+        }
+        for name, entry in split.get("splits", {}).items()
+    ]
+    analyzed = stages.get("analyze", {}).get("iterations", {})
+    iterations = []
+    for it in split.get("iterations", []):
+        passes = (analyzed.get(it["name"]) or {}).get("analyzed_examples", {})
+        iterations.append(
+            {
+                "iteration": it["name"],
+                "train folds": ", ".join(str(f) for f in it["train"]),
+                "val": ", ".join(str(f) for f in it["val"]),
+                "test": ", ".join(str(f) for f in it["test"]),
+                "statistics from": ", ".join(f"{name}: {seen.get('handed')}" for name, seen in passes.items()),
+            }
+        )
+    title = f"{split.get('k')} folds (stratified: {split.get('stratify')}; rule {split.get('rule')})"
+    return [(title, folds), ("Cross-validation iterations", iterations)]
 
 
 def skew_figure(columns: dict[str, dict[str, np.ndarray]], results: list[SkewResult]) -> Figure | None:

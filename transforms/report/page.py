@@ -16,7 +16,7 @@ from transforms.contract import MANIFEST, REPORT_DIR
 from transforms.report import overview
 from transforms.report.data import ReportFiles, numeric_columns, split_tables
 from transforms.report.figures import Figure
-from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD, SkewResult, compare_splits
+from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD, SkewResult, compare_any
 
 _LOG = logging.getLogger(__name__)
 INDEX = "index.html"
@@ -75,10 +75,11 @@ def _skew_table(results: list[SkewResult], threshold: float, alpha: float) -> st
         cls = ' class="flag"' if r.flagged else ""
         verdict = "SKEW" if r.flagged else "ok"
         rows.append(
-            f"<tr{cls}><td>{html.escape(r.column)}</td><td>train vs {r.split}</td><td>{r.n_train}</td>"
+            f"<tr{cls}><td>{html.escape(r.column)}</td><td>{html.escape(r.reference)} vs {r.split}</td>"
+            f"<td>{r.n_train}</td>"
             f"<td>{r.n_other}</td><td>{r.statistic:.3f}</td><td>{r.pvalue:.2g}</td><td>{verdict}</td></tr>"
         )
-    head = "<tr><th>column</th><th>splits</th><th>n train</th><th>n other</th><th>KS D</th><th>p</th><th></th></tr>"
+    head = "<tr><th>column</th><th>splits</th><th>n reference</th><th>n other</th><th>KS D</th><th>p</th><th></th></tr>"
     n_flagged = sum(r.flagged for r in results)
     summary = (
         f'<p class="flag">{n_flagged} of {len(results)} comparisons flagged</p>'
@@ -117,6 +118,8 @@ def render_html(manifest: dict[str, Any], out: str, figures: list[Figure], skew_
         parts.append(f"<h2>{html.escape(section)}</h2>")
         if section == overview.OVERVIEW:
             parts.append(_table(overview.stage_rows(manifest)))
+            for title, rows in overview.split_mode_tables(manifest):
+                parts.append(f"<h3>{html.escape(title)}</h3>{_table(rows)}")
         if section == overview.SKEW:
             parts.append(skew_html)
         parts += [_figure_html(figure) for figure in members]
@@ -134,7 +137,7 @@ def write_report(
     """Writes ``OUT/report/index.html`` and one PNG per figure; returns what it wrote."""
     manifest = json.loads(fs.read_text(fs.join(out, MANIFEST)))
     columns = numeric_columns(split_tables(fs, out), per_target=True)
-    skew = compare_splits(columns, threshold, alpha)
+    skew = compare_any(columns, threshold, alpha)
     figures = [
         figure
         for figure in (
