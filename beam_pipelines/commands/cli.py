@@ -145,9 +145,22 @@ def _cmd_make_sample(args, beam_args: list[str]) -> int:
         raise _UsageError("--n must be at least 1")
     if args.signals_per_source < 1:
         raise _UsageError("--signals-per-source must be at least 1")
-    options = {"signals_per_source": args.signals_per_source}
+    options: dict[str, object] = {"signals_per_source": args.signals_per_source}
     if args.prior:
         options["priors"] = _parse_priors(args.prior)
+    if args.noise_only:
+        options["positive_fraction"] = 0.0
+    glitches = {
+        key: value
+        for key, value in (
+            ("rate", args.glitch_rate),
+            ("snr_range", tuple(args.glitch_snr) if args.glitch_snr else None),
+            ("kinds", tuple(k.strip() for k in args.glitch_kinds.split(",")) if args.glitch_kinds else None),
+        )
+        if value
+    }
+    if glitches:
+        options["glitches"] = glitches
     try:
         summary = REGISTRY[args.kind].make_sample(args.out, args.n, args.seed, **options)
     except ValueError as error:
