@@ -161,6 +161,39 @@ class InjectionConfig(_Strict):
         return self
 
 
+class GlitchAugmentConfig(_Strict):
+    """Train-time glitch augmentation (G2Net strain; ``model/glitch_augment.py``): single-detector glitches added
+    to train batches, noise and injected positives alike, labels unchanged, so the network learns that a burst in
+    one detector is not a signal.
+
+    Each detector of each train example independently gets ``snr * bank[detector, i]`` with probability
+    ``probability``: ``i`` uniform over a bank of ``bank_size`` normalized unit-SNR glitches per detector
+    (``transforms/recipes/g2net/glitches.py``, kinds ``kinds``, built at the start of training from the dataset's
+    train statistics), ``snr`` uniform in ``snr_range`` (single-detector optimal SNR, the generator's). 0 = off.
+    """
+
+    probability: float = Field(0.0, ge=0.0, le=1.0)
+    feature: str = "strain"
+    snr_range: tuple[float, float] = (6.0, 30.0)
+    kinds: list[Literal["sine_gaussian", "blip"]] = ["sine_gaussian", "blip"]
+    bank_size: int = Field(200, ge=1)
+    bank_seed: int = Field(13, ge=0)
+    psd_model: Literal["design", "o3"] = "design"
+
+    @model_validator(mode="after")
+    def _snr(self) -> GlitchAugmentConfig:
+        low, high = self.snr_range
+        if not 0.0 < low <= high:
+            raise ValueError(f"snr_range must satisfy 0 < low <= high, got {list(self.snr_range)}")
+        if not self.kinds:
+            raise ValueError("kinds must name at least one glitch kind")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.probability > 0
+
+
 class DataConfig(_Strict):
     """tf.data input over ``DATA/{subdir}/{split}/*.tfrecord``."""
 
@@ -179,6 +212,7 @@ class DataConfig(_Strict):
     verify_shards: Literal["full", "head", "off"] = "full"
     augment: AugmentConfig = AugmentConfig()
     injection: InjectionConfig = InjectionConfig()
+    glitch_augment: GlitchAugmentConfig = GlitchAugmentConfig()
 
     @property
     def eval_batch(self) -> int:
@@ -273,6 +307,12 @@ class TrainerConfig(_Strict):
         if self.data.augment.enabled and self.data.augment.feature not in self.model.input_features:
             raise ValueError(
                 f"data.augment.feature '{self.data.augment.feature}' is not a model input {self.model.input_features}"
+            )
+        glitch = self.data.glitch_augment
+        if glitch.enabled and self.model.input_features != [glitch.feature]:
+            raise ValueError(
+                f"data.glitch_augment needs the model's only input to be '{glitch.feature}', the model reads "
+                f"{self.model.input_features}"
             )
         injection = self.data.injection
         if injection.enabled and self.model.input_features != [injection.feature]:

@@ -29,6 +29,7 @@ from model.cli_common import add_log_level, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
 from model.errors import DatasetError
+from model.glitch_augment import add_glitch_batches, load_glitch_bank
 from model.injection import check_injection_input, load_bank, make_injection_dataset
 from model.layers import WarmupCosineDecay
 from model.networks import build_model
@@ -238,6 +239,9 @@ def train(
         train_ds = make_dataset(info, "train", config, training=True)
         if config.train.steps_per_epoch is not None:
             train_ds = train_ds.repeat()
+    if config.data.glitch_augment.enabled:
+        glitch_bank = load_glitch_bank(data_dir, config.data.glitch_augment)
+        train_ds = add_glitch_batches(train_ds, glitch_bank, config.data.glitch_augment, config.seed)
     val_ds = make_dataset(info, "val", config, training=False)
     network = build_model(info.input_spec, config.model)
     compile_model(network, make_optimizer(config.train, steps_per_epoch))
