@@ -285,6 +285,21 @@ class EvaluationConfig(_Strict):
     snr_column: str = "snr"
     # Number of equal-count bins over the positives' SNR, or explicit increasing bin edges.
     snr_bins: int | list[float] = 6
+    # Search evaluation (python -m model.evaluate --background): false-alarm probabilities measured against the
+    # noise background, the fewest noise examples above a threshold for a FAP to count as resolved, the binomial
+    # interval, and the SNR range the injections were drawn uniformly from (sensitive-volume weights; null = drawn
+    # uniform in volume). Schema: transforms/evaluation/fap.py.
+    search_faps: list[float] = [1e-2, 1e-3, 1e-4]
+    min_false_alarms: int = Field(10, ge=1)
+    interval: Literal["clopper_pearson", "wilson"] = "clopper_pearson"
+    injection_snr_range: tuple[float, float] | None = (4.0, 20.0)
+
+    @field_validator("search_faps")
+    @classmethod
+    def _faps(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0.0 < f < 1.0 for f in value):
+            raise ValueError(f"search_faps must be probabilities in (0, 1), got {value}")
+        return value
 
     @field_validator("snr_bins")
     @classmethod
