@@ -43,11 +43,6 @@ class G2NetCNNConfig(_Strict):
     # steps an epoch, 0.99 averages over statistics of weights two epochs old, and val scores swing from epoch
     # to epoch; 0.9 follows the current weights.
     bn_momentum: float = Field(0.99, gt=0.0, lt=1.0)
-    # Normalization after each conv: "batch" (BatchNormalization; its inference statistics are recomputed before
-    # every validation, train.bn_recalibration_batches) or "group" (GroupNormalization over norm_groups channel
-    # groups per example: no running statistics, the same computation in training and inference; 1 = LayerNorm).
-    normalization: Literal["batch", "group"] = "batch"
-    norm_groups: int = Field(8, ge=1)
     # Generalized-mean pooling over time: initial exponent p, clamp eps, whether p is learned.
     gem_p: float = Field(3.0, ge=1.0)
     gem_eps: float = Field(1e-6, gt=0)
@@ -66,8 +61,6 @@ class G2NetCNNConfig(_Strict):
                 f"filters, kernel_sizes and pool_sizes need one entry per conv block, got lengths "
                 f"{n}, {len(self.kernel_sizes)}, {len(self.pool_sizes)}"
             )
-        if self.normalization == "group" and any(f % self.norm_groups for f in self.filters):
-            raise ValueError(f"norm_groups ({self.norm_groups}) must divide every entry of filters {self.filters}")
         if any(v < 1 for v in [*self.filters, *self.kernel_sizes, *self.pool_sizes, *self.dense_units]):
             raise ValueError("filters, kernel_sizes, pool_sizes and dense_units must be positive")
         if self.input_shape is not None and (len(self.input_shape) != 2 or min(self.input_shape) < 1):

@@ -53,7 +53,7 @@ def _dense_head(x, units: Sequence[int], activation: str, dropout: float, prefix
 
 
 def build_g2net_cnn(input_spec: Mapping[str, tuple[int, ...]], hp: G2NetCNNConfig) -> keras.Model:
-    """Conv blocks (Conv1D -> BN or GroupNorm -> activation -> MaxPool1D) -> GeM over time -> dense layers -> sigmoid.
+    """Conv blocks (Conv1D -> BN -> activation -> MaxPool1D) -> GeM over time -> dense layers -> sigmoid.
 
     Args:
       input_spec: ``hp.input_feature`` -> ``(channels, samples)``, channels-first as stored (G2Net: ``(3, 4096)``,
@@ -67,10 +67,7 @@ def build_g2net_cnn(input_spec: Mapping[str, tuple[int, ...]], hp: G2NetCNNConfi
     x = layers.Permute((2, 1), name="to_channels_last")(inputs)
     for i, (filters, kernel, pool) in enumerate(zip(hp.filters, hp.kernel_sizes, hp.pool_sizes, strict=True), start=1):
         x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, name=f"block{i}_conv")(x)
-        if hp.normalization == "group":
-            x = layers.GroupNormalization(groups=hp.norm_groups, name=f"block{i}_gn")(x)
-        else:
-            x = layers.BatchNormalization(momentum=hp.bn_momentum, name=f"block{i}_bn")(x)
+        x = layers.BatchNormalization(momentum=hp.bn_momentum, name=f"block{i}_bn")(x)
         x = layers.Activation(hp.activation, name=f"block{i}_act")(x)
         x = layers.MaxPooling1D(pool, padding="same", name=f"block{i}_pool")(x)
     x = GeMPooling1D(p=hp.gem_p, eps=hp.gem_eps, trainable_p=hp.gem_trainable, name="gem")(x)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from model.bn_recalibration import (
@@ -36,7 +35,7 @@ def _batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y[:, None]
 
 
-def _tiny(normalization: str = "batch") -> keras.Model:
+def _tiny() -> keras.Model:
     hp = G2NetCNNConfig(
         input_shape=[3, N],
         filters=[8, 8, 16, 16],
@@ -44,8 +43,6 @@ def _tiny(normalization: str = "batch") -> keras.Model:
         dense_units=[16, 8],
         bn_momentum=0.9,
         dropout=0.0,
-        normalization=normalization,
-        norm_groups=4,
     )
     return build_model({"strain": (3, N)}, hp)
 
@@ -56,9 +53,9 @@ def _train_stream(seed: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices(({"strain": np.stack(xs)}, np.stack(ys)))
 
 
-def _fit(callbacks, normalization: str = "batch"):
+def _fit(callbacks):
     keras.utils.set_random_seed(0)
-    net = _tiny(normalization)
+    net = _tiny()
     net.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="binary_crossentropy")
     val_x, val_y = _batch(np.random.default_rng(99), 256)
     net.fit(_train_stream(0), validation_data=({"strain": val_x}, val_y), epochs=1, callbacks=callbacks, verbose=0)
@@ -83,11 +80,6 @@ def test_recalibrated_batch_norm_does_not_collapse():
     assert not _collapsed(inference, train_mode)
 
 
-def test_group_norm_has_no_inference_statistics_to_collapse():
-    inference, train_mode = _fit([], normalization="group")
-    np.testing.assert_allclose(inference, train_mode, atol=1e-5)
-
-
 def test_recalibration_sets_the_average_batch_statistics():
     keras.utils.set_random_seed(1)
     net = _tiny()
@@ -106,11 +98,7 @@ def test_recalibration_sets_the_average_batch_statistics():
 
 
 def test_no_callback_without_batch_norm_or_batches():
-    assert recalibration_callback(_tiny("group"), lambda: _train_stream(0), 8) is None
+    no_bn = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    assert recalibration_callback(no_bn, lambda: _train_stream(0), 8) is None
     assert recalibration_callback(_tiny(), lambda: _train_stream(0), 0) is None
     assert isinstance(recalibration_callback(_tiny(), lambda: _train_stream(0), 8), BatchNormRecalibration)
-
-
-def test_config_refuses_groups_that_do_not_divide_the_filters():
-    with pytest.raises(ValueError, match="norm_groups"):
-        G2NetCNNConfig(normalization="group", norm_groups=5)
