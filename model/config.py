@@ -168,8 +168,9 @@ class GlitchAugmentConfig(_Strict):
 
     Each detector of each train example independently gets ``snr * bank[detector, i]`` with probability
     ``probability``: ``i`` uniform over a bank of ``bank_size`` normalized unit-SNR glitches per detector
-    (``transforms/recipes/g2net/glitches.py``, kinds ``kinds``, built at the start of training from the dataset's
-    train statistics), ``snr`` uniform in ``snr_range`` (single-detector optimal SNR, the generator's). 0 = off.
+    (``transforms/recipes/g2net/injection.py: glitch_bank``, kinds ``kinds``, built at the start of training from
+    the dataset's train statistics), ``snr`` uniform in ``snr_range`` (single-detector optimal SNR, the
+    generator's). 0 = off.
     """
 
     probability: float = Field(0.0, ge=0.0, le=1.0)

@@ -2,7 +2,7 @@
 
 Like train-time injection (``model/injection.py``) it relies on the dataset's normalization being affine with fixed
 train statistics, so ``normalize(n + g) = normalize(n) + L(g)``: :func:`load_glitch_bank` builds, at the start of
-training, a bank of ``L(g_unit)`` per detector (``transforms.recipes.g2net.glitches.glitch_bank``: sine-Gaussians
+training, a bank of ``L(g_unit)`` per detector (``transforms.recipes.g2net.injection.glitch_bank``: sine-Gaussians
 and blips at unit single-detector optimal SNR), and :func:`add_glitch_batches` adds ``snr * bank[c, i]`` to channel
 ``c`` of an example with probability ``probability``, independently per detector and example, labels unchanged.
 """
@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 def load_glitch_bank(data_dir: str, cfg: GlitchAugmentConfig) -> np.ndarray:
     """The glitch bank of ``data_dir``: ``(channels, bank_size, samples)`` float32."""
     from model.injection import read_linear_path
-    from transforms.recipes.g2net.glitches import GlitchSpec, glitch_bank
+    from transforms.recipes.g2net.glitches import GlitchSpec
+    from transforms.recipes.g2net.injection import glitch_bank
 
     path = read_linear_path(data_dir)
     try:

@@ -12,7 +12,7 @@ from model.config import GlitchAugmentConfig, TrainerConfig
 from model.glitch_augment import add_glitch_batches, add_glitches
 from transforms.recipes.g2net import glitches as gl
 from transforms.recipes.g2net import psd_models
-from transforms.recipes.g2net.injection import LinearPath, linear_part
+from transforms.recipes.g2net.injection import LinearPath, glitch_bank, linear_part
 
 
 def _path() -> LinearPath:
@@ -23,9 +23,9 @@ def _path() -> LinearPath:
 def test_glitch_bank_entries_are_single_detector_unit_snr_glitches():
     path = _path()
     spec = gl.GlitchSpec(rate=1.0, kinds=("blip",))
-    bank = gl.glitch_bank(3, seed=5, path=path, spec=spec)
+    bank = glitch_bank(3, seed=5, path=path, spec=spec)
     assert bank.shape == (3, 3, 4096) and bank.dtype == np.float32
-    assert np.array_equal(bank, gl.glitch_bank(3, seed=5, path=path, spec=spec))
+    assert np.array_equal(bank, glitch_bank(3, seed=5, path=path, spec=spec))
     for c, detector in enumerate(("H1", "L1", "V1")):
         rng = np.random.default_rng(np.random.SeedSequence(5, spawn_key=(8, c, 1)))
         (glitch,) = gl.draw_glitches(rng, gl.GlitchSpec(rate=1.0, kinds=("blip",), snr_range=(1.0, 1.0)), (detector,))

@@ -33,7 +33,6 @@ from transforms.recipes.g2net.waveform import F_LOW_HZ, FS_HZ, N_SAMPLES
 
 GLITCH_KINDS = ("sine_gaussian", "blip")
 GLITCH_COLUMNS = ("id", "detector", "kind", "time", "frequency_hz", "q", "snr", "phase")
-_BANK_STREAM = 8  # SeedSequence(seed, spawn_key=(8, detector, i)) of train-time glitch bank entries
 
 
 @dataclass(frozen=True)
@@ -154,27 +153,3 @@ def truth_rows(sample_id: str, glitches: list[Glitch]) -> list[dict[str, str]]:
         }
         for g in glitches
     ]
-
-
-def glitch_bank(n: int, seed: int, path, spec: GlitchSpec, psd_model: str = "design") -> np.ndarray:
-    """Train-time glitch bank: ``(n_detectors, n, n_samples)`` float32, entry ``[c, i]`` the normalized strain
-    ``L(g)`` (``transforms.recipes.g2net.injection.linear_part`` with the dataset's statistics ``path``, a
-    ``LinearPath``) of a glitch in detector ``c`` drawn from ``spec`` (rate ignored) at unit optimal SNR
-    (``psd_model`` PSD, as the generator). ``snr * bank[c, i]`` adds that glitch at SNR ``snr`` to normalized
-    strain, since the normalization is affine (``normalize(n + g) = normalize(n) + L(g)``)."""
-    from dataclasses import replace
-
-    from transforms.recipes.g2net.injection import linear_part
-
-    if n < 1:
-        raise ValueError(f"glitch bank size must be >= 1, got {n}")
-    detectors = NETWORK[: path.avg_psd.shape[0]]
-    unit = replace(spec, rate=1.0, snr_range=(1.0, 1.0))
-    bank = np.empty((len(detectors), n, path.n_samples), dtype=np.float32)
-    for c, detector in enumerate(detectors):
-        for i in range(n):
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_BANK_STREAM, c, i)))
-            (glitch,) = draw_glitches(rng, unit, (detector,))
-            strain = render_glitches([glitch], path.fs, path.n_samples, psd_model, F_LOW_HZ, detectors)
-            bank[c, i] = linear_part(strain, path)[c].astype(np.float32)
-    return bank
