@@ -215,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         search = payload["search"]
         run["search"] = {key: _search_row(search, key) for key in search["cnn"]["faps"]}
         run["glitch_false_alarm_ratio"] = {
-            name: {key: entry["ratio"] for key, entry in search.get("glitches", {}).get(name, {}).items()}
+            name: {
+                key: round(entry["ratio"], 2) if entry.get("resolvable") else None
+                for key, entry in search.get("glitches", {}).get(name, {}).items()
+            }
             for name in ("cnn", "baseline")
         }
         run["test_roc_auc"] = payload["splits"]["test"]["roc_auc"]

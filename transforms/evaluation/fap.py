@@ -250,22 +250,33 @@ def distance_ratio(numerator: Mapping[str, Any], denominator: Mapping[str, Any])
     return out
 
 
-def false_alarm_rates(noise, other, faps: Sequence[float] = SEARCH_FAPS) -> dict[str, dict[str, Any]]:
+def false_alarm_rates(
+    noise, other, faps: Sequence[float] = SEARCH_FAPS, min_false_alarms: int = MIN_FALSE_ALARMS
+) -> dict[str, dict[str, Any]]:
     """False-alarm fractions of ``other`` (e.g. glitchy noise) at the thresholds set on ``noise`` (clean noise).
 
-    Per FAP: ``threshold``, ``clean`` (the achieved FAP on ``noise``), ``other`` (fraction of ``other`` at or
-    above the threshold), its Clopper-Pearson 95 % interval, counts, and ``ratio = other / clean`` (nan when
-    the clean FAP is 0). A FAP the clean noise cannot set (``fap * n < 1``) is skipped.
+    Per FAP resolvable on ``noise`` (at least ``min_false_alarms`` clean examples at or above the threshold, as in
+    :func:`detection_at_faps`): ``threshold``, ``clean`` (the achieved FAP on ``noise``), ``other`` (fraction of
+    ``other`` at or above the threshold), its Clopper-Pearson 95 % interval, counts, and ``ratio = other / clean``.
+    Otherwise ``{"resolvable": False, "reason", "min_resolvable_fap"}``.
     """
     noise = np.asarray(noise, dtype=np.float64).reshape(-1)
     other = np.asarray(other, dtype=np.float64).reshape(-1)
+    floor_fap = min_resolvable_fap(int(noise.size), min_false_alarms)
     out: dict[str, dict[str, Any]] = {}
     for fap in faps:
         entry = fap_threshold(noise, fap)
-        if entry["resolution_limited"] or not other.size:
+        if entry["false_alarms"] < min_false_alarms or not other.size:
+            out[fap_key(fap)] = {
+                "resolvable": False,
+                "reason": f"{entry['false_alarms']} of {entry['n_noise']} clean examples at or above the FAP {fap:g} "
+                f"threshold (fewer than {min_false_alarms}), or no other examples",
+                "min_resolvable_fap": floor_fap,
+            }
             continue
         k = int(np.sum(other >= entry["threshold"]))
         out[fap_key(fap)] = {
+            "resolvable": True,
             "threshold": entry["threshold"],
             "clean": entry["achieved_fap"],
             "n_clean": entry["n_noise"],

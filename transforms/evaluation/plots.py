@@ -91,7 +91,7 @@ def draw_search_efficiency(fig: Figure, curves: Sequence[tuple[str, Mapping[str,
     transforms.evaluation.fap.detection_at_faps result)``) with their binomial confidence intervals; a FAP the
     background cannot resolve is shown as such, with the smallest FAP it supports."""
     keys = list(dict.fromkeys(key for _, result in curves for key in result["faps"]))
-    axes = np.atleast_1d(fig.subplots(1, max(len(keys), 1), sharey=True))
+    axes = np.atleast_1d(fig.subplots(1, max(len(keys), 1), sharex=True, sharey=True))
     for ax, key in zip(axes, keys, strict=False):
         ax.set_title(f"FAP {key}")
         ax.set_xlabel("injected network SNR (bin median)")

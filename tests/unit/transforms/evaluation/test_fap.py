@@ -133,9 +133,12 @@ def test_false_alarm_rates_on_glitchy_noise_at_clean_thresholds():
     rng = np.random.default_rng(4)
     clean = rng.normal(size=10_000)
     glitchy = np.r_[rng.normal(size=900), rng.normal(4.0, 1.0, size=100)]  # 10 % of examples carry a loud glitch
-    out = fap.false_alarm_rates(clean, glitchy, faps=(1e-2, 1e-3, 1e-5))
-    assert set(out) == {"0.01", "0.001"}  # 1e-5 needs 100,000 clean examples
-    for key, entry in out.items():
+    out = fap.false_alarm_rates(clean, glitchy, faps=(1e-2, 1e-3, 1e-4))
+    assert out["0.0001"]["resolvable"] is False  # 1 clean false alarm in 10,000: needs 100,000 clean examples
+    assert out["0.0001"]["min_resolvable_fap"] == pytest.approx(1e-3)
+    for key in ("0.01", "0.001"):
+        entry = out[key]
+        assert entry["resolvable"] and entry["clean_false_alarms"] == int(float(key) * 10_000)
         assert entry["clean"] <= float(key)
         assert entry["other"] == pytest.approx(np.mean(glitchy >= entry["threshold"]))
         assert entry["ratio"] == pytest.approx(entry["other"] / entry["clean"])
