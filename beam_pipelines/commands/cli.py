@@ -1,14 +1,14 @@
 """The ``sigforge`` command line.
 
     sigforge recipes                                     (the registered recipes: g2net, tce, ...)
-    sigforge make-sample RECIPE OUT --n N --seed S [--signals-per-source K]
+    sigforge make-sample RECIPE OUT --n N --seed S [--signals-per-source K] [--noise-only] [--glitch-rate P]
     sigforge run --config run_configs/g2net.yaml --input RAW --output OUT [--set k=v ...] [-- BEAM OPTIONS]
     sigforge build | split | analyze | normalize | filter ...   (one stage on an existing OUT)
     sigforge audit OUT [--group-column source_id] [--skew [--skew-threshold D] [--skew-alpha A]]
     sigforge report OUT                                  (OUT/report/index.html + PNGs; `run` writes it too)
     sigforge train --data OUT --config run_configs/train_g2net.yaml --out RUNS
     sigforge predict --run RUNS/<run> --input RAW_NPY_OR_DIR [--out scores.csv]
-    sigforge baseline matched-filter --data RAW --psd design|estimated --out SCORES_DIR
+    sigforge baseline matched-filter --data RAW --psd design|estimated --out SCORES_DIR [--background BG]
 
 Everything after a bare ``--`` goes to Beam unchanged (``--runner``, ``--project``, ``--direct_num_workers``...).
 Without ``--runner`` sigforge runs locally on Beam's FnApiRunner (never the Prism download).
