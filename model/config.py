@@ -161,6 +161,40 @@ class InjectionConfig(_Strict):
         return self
 
 
+class GlitchAugmentConfig(_Strict):
+    """Train-time glitch augmentation (G2Net strain; ``model/glitch_augment.py``): single-detector glitches added
+    to train batches, noise and injected positives alike, labels unchanged, so the network learns that a burst in
+    one detector is not a signal.
+
+    Each detector of each train example independently gets ``snr * bank[detector, i]`` with probability
+    ``probability``: ``i`` uniform over a bank of ``bank_size`` normalized unit-SNR glitches per detector
+    (``transforms/recipes/g2net/injection.py: glitch_bank``, kinds ``kinds``, built at the start of training from
+    the dataset's train statistics), ``snr`` uniform in ``snr_range`` (single-detector optimal SNR, the
+    generator's). 0 = off.
+    """
+
+    probability: float = Field(0.0, ge=0.0, le=1.0)
+    feature: str = "strain"
+    snr_range: tuple[float, float] = (6.0, 30.0)
+    kinds: list[Literal["sine_gaussian", "blip"]] = ["sine_gaussian", "blip"]
+    bank_size: int = Field(200, ge=1)
+    bank_seed: int = Field(13, ge=0)
+    psd_model: Literal["design", "o3"] = "design"
+
+    @model_validator(mode="after")
+    def _snr(self) -> GlitchAugmentConfig:
+        low, high = self.snr_range
+        if not 0.0 < low <= high:
+            raise ValueError(f"snr_range must satisfy 0 < low <= high, got {list(self.snr_range)}")
+        if not self.kinds:
+            raise ValueError("kinds must name at least one glitch kind")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.probability > 0
+
+
 class DataConfig(_Strict):
     """tf.data input over ``DATA/{subdir}/{split}/*.tfrecord``, with the statistics of ``DATA/{stats_subdir}``."""
 
@@ -183,6 +217,7 @@ class DataConfig(_Strict):
     verify_shards: Literal["full", "head", "off"] = "full"
     augment: AugmentConfig = AugmentConfig()
     injection: InjectionConfig = InjectionConfig()
+    glitch_augment: GlitchAugmentConfig = GlitchAugmentConfig()
 
     @property
     def eval_batch(self) -> int:
@@ -226,6 +261,9 @@ class TrainConfig(_Strict):
     verbose: Literal[0, 1, 2] = 2
     # tf.config.experimental.enable_op_determinism(): bitwise reproducible, slower.
     deterministic_ops: bool = False
+    # Before every validation, recompute the BatchNorm moving statistics from this many fresh train batches with
+    # the current weights (model/bn_recalibration.py); 0 = keep Keras' moving averages. No-op without BatchNorm.
+    bn_recalibration_batches: int = Field(8, ge=0)
 
     @field_validator("class_weight")
     @classmethod
@@ -245,6 +283,21 @@ class EvaluationConfig(_Strict):
     snr_column: str = "snr"
     # Number of equal-count bins over the positives' SNR, or explicit increasing bin edges.
     snr_bins: int | list[float] = 6
+    # Search evaluation (python -m model.evaluate --background): false-alarm probabilities measured against the
+    # noise background, the fewest noise examples above a threshold for a FAP to count as resolved, the binomial
+    # interval, and the SNR range the injections were drawn uniformly from (sensitive-volume weights; null = drawn
+    # uniform in volume). Schema: transforms/evaluation/fap.py.
+    search_faps: list[float] = [1e-2, 1e-3, 1e-4]
+    min_false_alarms: int = Field(10, ge=1)
+    interval: Literal["clopper_pearson", "wilson"] = "clopper_pearson"
+    injection_snr_range: tuple[float, float] | None = (4.0, 20.0)
+
+    @field_validator("search_faps")
+    @classmethod
+    def _faps(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0.0 < f < 1.0 for f in value):
+            raise ValueError(f"search_faps must be probabilities in (0, 1), got {value}")
+        return value
 
     @field_validator("snr_bins")
     @classmethod
@@ -277,6 +330,12 @@ class TrainerConfig(_Strict):
         if self.data.augment.enabled and self.data.augment.feature not in self.model.input_features:
             raise ValueError(
                 f"data.augment.feature '{self.data.augment.feature}' is not a model input {self.model.input_features}"
+            )
+        glitch = self.data.glitch_augment
+        if glitch.enabled and self.model.input_features != [glitch.feature]:
+            raise ValueError(
+                f"data.glitch_augment needs the model's only input to be '{glitch.feature}', the model reads "
+                f"{self.model.input_features}"
             )
         injection = self.data.injection
         if injection.enabled and self.model.input_features != [injection.feature]:

@@ -3,7 +3,10 @@
 Re-evaluation reloads ``{prefix}.keras``, scores a split again (``model/scoring.py``), applies the saved threshold
 and writes ``RUN_DIR/eval_{split}/`` (metrics JSON, scores CSV, plots); the metrics must reproduce the saved ones.
 With ``--baseline SCORES_CSV`` (e.g. the ``scores.csv`` of ``sigforge baseline matched-filter``) the CNN and the
-baseline are compared on the same examples (``model/baseline_compare.py``).
+baseline are compared on the same examples (``model/baseline_compare.py``). The ``search`` entry reports efficiency
+at low false-alarm probabilities with confidence intervals against a noise-only background (``--background``:
+a raw folder or a scores CSV; by default the split's own noise), and with ``--glitch-background`` the false-alarm
+rates on glitchy noise at the clean thresholds (``model/search_eval.py``).
 """
 
 from __future__ import annotations
@@ -62,13 +65,16 @@ def evaluate(
     out_dir: str | None = None,
     baseline: str | None = None,
     baseline_name: str = "matched filter",
+    background: str | None = None,
+    glitch_background: str | None = None,
 ) -> dict[str, Any]:
     """Re-scores ``split`` with the run's saved model and threshold; writes metrics, scores and plots.
 
     Output goes to ``out_dir`` (default ``RUN_DIR/eval_{split}``). Returns the metrics JSON payload, which
     includes ``reproduces_saved`` (True when every compared metric is within 1e-5 of the run's metrics) and,
     with ``baseline`` (a scores CSV, see :func:`read_baseline_scores`), the comparison of
-    :func:`compare_with_baseline` under ``baseline``.
+    :func:`compare_with_baseline` under ``baseline``; ``search``: :func:`model.search_eval.search_metrics` against
+    ``background`` (raw folder or scores CSV; default the split's noise) and ``glitch_background``.
     """
     baseline_scores = read_baseline_scores(baseline) if baseline is not None else None
     import keras
@@ -124,6 +130,21 @@ def evaluate(
         payload["baseline"] = compare_with_baseline(
             scores, baseline_scores, config, posixpath.join(out_dir, "plots"), prefix, baseline_name
         )
+    if int(scores.labels.sum()):
+        payload["search"] = _search(
+            scores,
+            info,
+            split,
+            config,
+            paths,
+            data_dir,
+            out_dir,
+            prefix,
+            baseline_scores,
+            baseline_name,
+            background,
+            glitch_background,
+        )
     write_json(posixpath.join(out_dir, f"{prefix}_metrics.json"), payload)
     write_scores_csv(posixpath.join(out_dir, f"scores_{split}.csv"), scores.uids, scores.labels, scores.scores)
     write_plots(
@@ -136,6 +157,40 @@ def evaluate(
     )
     logger.info("evaluation of %s on %s written to %s", paths.run_dir, split, out_dir)
     return payload
+
+
+def _search(
+    scores,
+    info,
+    split,
+    config,
+    paths,
+    data_dir,
+    out_dir,
+    prefix,
+    baseline_scores,
+    baseline_name,
+    background,
+    glitch_background,
+) -> dict[str, Any]:
+    """The ``search`` entry and its plot (``model/search_eval.py``)."""
+    from model import search_eval as S
+
+    search = S.search_metrics(
+        scores,
+        S.split_distance(info, split, scores.uids),
+        config,
+        background=S.cnn_background(background, paths.run_dir, data_dir) if background else None,
+        glitch_background=S.cnn_background(glitch_background, paths.run_dir, data_dir) if glitch_background else None,
+        baseline=baseline_scores,
+        baseline_background=S.baseline_sibling(baseline_scores.path, S.BACKGROUND_CSV) if baseline_scores else None,
+        baseline_glitch_background=(
+            S.baseline_sibling(baseline_scores.path, S.GLITCH_BACKGROUND_CSV) if baseline_scores else None
+        ),
+    )
+    search["plot"] = S.write_search_plot(posixpath.join(out_dir, "plots"), prefix, search, baseline_name)
+    S.log_search(search, baseline_name)
+    return search
 
 
 def _exists(path: str) -> bool:
@@ -174,6 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baseline-name", default="matched filter", help="the baseline's name in plots (default: matched filter)"
     )
+    parser.add_argument(
+        "--background",
+        default=None,
+        metavar="RAW_OR_CSV",
+        help="noise-only background for the low-FAP search metrics: a raw G2Net folder (e.g. `sigforge make-sample "
+        "g2net BG --noise-only --n 20000`), scored here through the run's dataset transform, or a scores CSV "
+        "(id,score). Default: the split's own noise examples. FAPs with fewer than evaluation.min_false_alarms "
+        "(10) background examples above the threshold are reported as unresolvable. The baseline's background "
+        "is the background_scores.csv next to --baseline, when present",
+    )
+    parser.add_argument(
+        "--glitch-background",
+        default=None,
+        metavar="RAW_OR_CSV",
+        help="a glitchy noise-only set (make-sample --noise-only --glitch-rate P): false-alarm rates of the CNN "
+        "(and of the baseline, from glitch_background_scores.csv next to --baseline) at the clean thresholds",
+    )
     add_log_level(parser)
     return parser
 
@@ -183,7 +255,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
-        payload = evaluate(args.data, args.run, args.split, args.out, args.baseline, args.baseline_name)
+        payload = evaluate(
+            args.data,
+            args.run,
+            args.split,
+            args.out,
+            args.baseline,
+            args.baseline_name,
+            args.background,
+            args.glitch_background,
+        )
     except (ConfigError, DatasetError, RunError) as error:
         logger.error("%s", error)
         return 2

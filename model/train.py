@@ -24,12 +24,14 @@ import numpy as np
 import tensorflow as tf
 
 from model.artifacts import make_named_run_dir, make_run_dir, save_weights_npz, write_json, write_scores_csv
+from model.bn_recalibration import recalibration_callback, recalibration_stream
 from model.callbacks import make_callbacks
 from model.cli_common import add_log_level, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
 from model.cv import run_cv
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
 from model.errors import DatasetError, RunError
+from model.glitch_augment import add_glitch_batches, load_glitch_bank
 from model.injection import check_injection_input, load_bank, make_injection_dataset
 from model.kfold import check_split_mode, iteration_overrides, read_kfold
 from model.layers import WarmupCosineDecay
@@ -183,11 +185,20 @@ def train(
         train_ds = make_dataset(info, "train", config, training=True)
         if config.train.steps_per_epoch is not None:
             train_ds = train_ds.repeat()
+    glitch_bank = load_glitch_bank(data_dir, config.data.glitch_augment) if config.data.glitch_augment.enabled else None
+    if glitch_bank is not None:
+        train_ds = add_glitch_batches(train_ds, glitch_bank, config.data.glitch_augment, config.seed)
     val_ds = make_dataset(info, "val", config, training=False)
     network = build_model(info.input_spec, config.model)
     compile_model(network, make_optimizer(config.train, steps_per_epoch))
     network.summary(print_fn=lambda line, *args, **kwargs: logger.info("%s", line))
     callbacks, stop = make_callbacks(config.train, paths)
+    recalibration = recalibration_callback(
+        network,
+        lambda: recalibration_stream(info, config, bank if injecting else None, glitch_bank),
+        config.train.bn_recalibration_batches,
+    )
+    callbacks = ([recalibration] if recalibration else []) + callbacks
 
     started = time.monotonic()
     history = network.fit(

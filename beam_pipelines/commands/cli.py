@@ -1,14 +1,14 @@
 """The ``sigforge`` command line.
 
     sigforge recipes                                     (the registered recipes: g2net, tce, ...)
-    sigforge make-sample RECIPE OUT --n N --seed S [--signals-per-source K]
+    sigforge make-sample RECIPE OUT --n N --seed S [--signals-per-source K] [--noise-only] [--glitch-rate P]
     sigforge run --config run_configs/g2net.yaml --input RAW --output OUT [--set k=v ...] [-- BEAM OPTIONS]
     sigforge build | split | analyze | normalize | filter ...   (one stage on an existing OUT)
     sigforge audit OUT [--group-column source_id] [--skew [--skew-threshold D] [--skew-alpha A]]
     sigforge report OUT                                  (OUT/report/index.html + PNGs; `run` writes it too)
     sigforge train --data OUT --config run_configs/train_g2net.yaml --out RUNS
     sigforge predict --run RUNS/<run> --input RAW_NPY_OR_DIR [--out scores.csv]
-    sigforge baseline matched-filter --data RAW --psd design|estimated --out SCORES_DIR
+    sigforge baseline matched-filter --data RAW --psd design|estimated --out SCORES_DIR [--background BG]
 
 Everything after a bare ``--`` goes to Beam unchanged (``--runner``, ``--project``, ``--direct_num_workers``...).
 Without ``--runner`` sigforge runs locally on Beam's FnApiRunner (never the Prism download).
@@ -147,9 +147,22 @@ def _cmd_make_sample(args, beam_args: list[str]) -> int:
         raise _UsageError("--n must be at least 1")
     if args.signals_per_source < 1:
         raise _UsageError("--signals-per-source must be at least 1")
-    options = {"signals_per_source": args.signals_per_source}
+    options: dict[str, object] = {"signals_per_source": args.signals_per_source}
     if args.prior:
         options["priors"] = _parse_priors(args.prior)
+    if args.noise_only:
+        options["positive_fraction"] = 0.0
+    glitches = {
+        key: value
+        for key, value in (
+            ("rate", args.glitch_rate),
+            ("snr_range", tuple(args.glitch_snr) if args.glitch_snr else None),
+            ("kinds", tuple(k.strip() for k in args.glitch_kinds.split(",")) if args.glitch_kinds else None),
+        )
+        if value
+    }
+    if glitches:
+        options["glitches"] = glitches
     try:
         summary = REGISTRY[args.kind].make_sample(args.out, args.n, args.seed, **options)
     except ValueError as error:

@@ -102,6 +102,34 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         help="g2net: generator setting or prior, e.g. approximant=IMRPhenomXPHM, spin_mode=precessing, "
         "snr_range=[4,20], mass_range=[10,50], psd_model=o3 (values are YAML; repeatable)",
     )
+    sample.add_argument(
+        "--noise-only",
+        action="store_true",
+        help="g2net: every sample is noise (label 0, no waveform generated): a background for low false-alarm "
+        "probabilities (~30 ms a sample)",
+    )
+    sample.add_argument(
+        "--glitch-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="g2net: probability that a detector of a sample carries a glitch, independently per detector "
+        "(default 0: none); truth in OUT/glitches.csv",
+    )
+    sample.add_argument(
+        "--glitch-snr",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="g2net: glitch single-detector optimal SNR, uniform in [LO, HI] (default 6 30)",
+    )
+    sample.add_argument(
+        "--glitch-kinds",
+        default=None,
+        metavar="K1,K2",
+        help="g2net: comma-separated glitch kinds among sine_gaussian, blip (default both)",
+    )
     sample.set_defaults(handler=handlers["make-sample"])
 
     recipes = commands.add_parser("recipes", help="list the registered recipes (data domains), one line each")

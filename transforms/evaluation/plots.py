@@ -84,3 +84,50 @@ def draw_efficiency_at_fap(
         return
     ax.set_ylim(0, 1.05)
     ax.legend(loc="lower right", fontsize="small")
+
+
+def draw_search_efficiency(fig: Figure, curves: Sequence[tuple[str, Mapping[str, Any]]], title: str = "") -> None:
+    """One panel per FAP: efficiency vs injected SNR of every search in ``curves`` (``(name,
+    transforms.evaluation.fap.detection_at_faps result)``) with their binomial confidence intervals; a FAP the
+    background cannot resolve is shown as such, with the smallest FAP it supports."""
+    keys = list(dict.fromkeys(key for _, result in curves for key in result["faps"]))
+    axes = np.atleast_1d(fig.subplots(1, max(len(keys), 1), sharex=True, sharey=True))
+    for ax, key in zip(axes, keys, strict=False):
+        ax.set_title(f"FAP {key}")
+        ax.set_xlabel("injected network SNR (bin median)")
+        ax.grid(alpha=0.3)
+        notes = []
+        for index, (name, result) in enumerate(curves):
+            entry = result["faps"].get(key)
+            if entry is None:
+                continue
+            if not entry.get("resolvable"):
+                notes.append(
+                    f"{name}: unresolvable ({result['n_noise']} noise; FAP >= {entry['min_resolvable_fap']:.2g})"
+                )
+                continue
+            rows = [b for b in (entry.get("efficiency_vs_snr") or {}).get("bins", []) if b["n_positive"] > 0]
+            if not rows:
+                continue
+            x = np.array([b["snr_median"] for b in rows])
+            eff = np.array([b["efficiency"] for b in rows])
+            low = np.array([b["interval"][0] for b in rows])
+            high = np.array([b["interval"][1] for b in rows])
+            overall = entry["efficiency"]
+            ax.errorbar(
+                x,
+                eff,
+                yerr=[eff - low, high - eff],
+                marker="osD^v"[index % 5],
+                capsize=3,
+                color=f"C{index}",
+                label=f"{name} (overall {format_value(overall)}, SNR50 {format_value(entry.get('snr_at_50pct'))})",
+            )
+        if notes:
+            ax.text(0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top", fontsize="small", wrap=True)
+        ax.set_ylim(0, 1.05)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize="small")
+    axes[0].set_ylabel("detection efficiency (95% interval)")
+    if title:
+        fig.suptitle(title)

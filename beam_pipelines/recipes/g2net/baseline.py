@@ -17,6 +17,12 @@ Output in SCORES_DIR (written to ``SCORES_DIR.tmp_baseline`` and renamed when co
   (``transforms.evaluation.detection.efficiency_at_fap``), the bank (size, minimal match), the PSD mode and
   the timing.
 * ``efficiency_vs_snr.png``; ``rejected.csv`` (``id,path,reason,detail``) when any input was rejected.
+* with ``--background BG`` (a noise-only raw folder, ``make-sample g2net BG --noise-only``): ``background_scores.csv``
+  (the same bank and PSD) and, in ``metrics.json``, ``search``: efficiency at FAP 1e-2, 1e-3, 1e-4 against that
+  background with binomial 95 % intervals, SNR at 50/90 % efficiency and sensitive volume, FAPs the background
+  cannot resolve (< 10 false alarms) refused (``transforms.evaluation.fap``); with ``--glitch-background GL``:
+  ``glitch_background_scores.csv`` and ``glitches``, the false-alarm rates on glitchy noise at the clean thresholds.
+  ``python -m model.evaluate --baseline SCORES_DIR/scores.csv`` picks both CSVs up.
 
 The bank is placed (and, with ``--psd estimated``, the PSD averaged over the label-0 files) on the driver; the
 scoring is a Beam pipeline (``ScoreSamples``: a PTransform from ``RawSample`` to score rows, one ``MatchedFilter``
@@ -43,6 +49,7 @@ import numpy as np
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import StageError
+from beam_pipelines.recipes.g2net.background import score_background, truth_column
 from beam_pipelines.recipes.g2net.scoring import (
     SCORE_COLUMNS,
     RawSample,
@@ -52,6 +59,7 @@ from beam_pipelines.recipes.g2net.scoring import (
     score_with_beam,
 )
 from transforms.evaluation import detection
+from transforms.evaluation import fap as F
 from transforms.evaluation import metrics as M
 from transforms.evaluation.metrics import jsonable
 from transforms.recipes.g2net import matched_filter as mf
@@ -60,6 +68,8 @@ from transforms.recipes.g2net import strain as strain_lib
 _LOG = logging.getLogger(__name__)
 
 SCORES_CSV = "scores.csv"
+BACKGROUND_CSV = "background_scores.csv"
+GLITCH_BACKGROUND_CSV = "glitch_background_scores.csv"
 METRICS_JSON = "metrics.json"
 REJECTED_CSV = "rejected.csv"
 EFFICIENCY_PLOT = "efficiency_vs_snr.png"
@@ -106,6 +116,10 @@ def run_matched_filter(
     labels_csv: str = "training_labels.csv",
     npy_glob: str = "train/**/*.npy",
     injections_csv: str | None = "injections.csv",
+    background: str | None = None,
+    glitch_background: str | None = None,
+    injection_snr_range: tuple[float, float] | None = (4.0, 20.0),
+    search_faps: Sequence[float] = F.SEARCH_FAPS,
 ) -> dict[str, Any]:
     """Scores every labelled file of ``data_dir`` and writes ``out_dir`` (module doc). Returns the metrics payload.
 
@@ -146,6 +160,10 @@ def run_matched_filter(
     if not rows:
         raise StageError(f"no file of {data_dir} could be scored ({len(rejects)} rejected)")
 
+    extra = {}
+    for name, folder in ((BACKGROUND_CSV, background), (GLITCH_BACKGROUND_CSV, glitch_background)):
+        if folder:
+            extra[name] = score_background(folder, bank, psd_array, cfg, out_dir, workers, labels_csv, npy_glob)
     labels = np.array([r["label"] for r in rows], dtype=np.int64)
     scores = np.array([r["score"] for r in rows], dtype=np.float64)
     snr = np.array([r["snr"] for r in rows], dtype=np.float64)
@@ -189,7 +207,25 @@ def run_matched_filter(
             "total": time.monotonic() - started,
         },
     }
-    _write_outputs(out_dir, rows, rejects, payload, efficiency)
+    if extra:
+        noise = np.array([r["score"] for r in extra.get(BACKGROUND_CSV, rows) if r["label"] == 0], dtype=np.float64)
+        distance = truth_column(data_dir, injections_csv, "distance_mpc", [r["id"] for r in rows])
+        positive = labels == 1
+        if BACKGROUND_CSV in extra:
+            payload["search"] = F.detection_at_faps(
+                noise,
+                scores[positive],
+                snr[positive] if has_snr else None,
+                distance[positive] if distance is not None else None,
+                faps=search_faps,
+                bins=snr_bins,
+                snr_range=injection_snr_range,
+            )
+            payload["search"]["background"] = {"source": background, "n_noise": int(noise.size)}
+        if GLITCH_BACKGROUND_CSV in extra:
+            glitchy = np.array([r["score"] for r in extra[GLITCH_BACKGROUND_CSV]], dtype=np.float64)
+            payload["glitches"] = {"source": glitch_background, **F.false_alarm_rates(noise, glitchy, search_faps)}
+    _write_outputs(out_dir, rows, rejects, payload, efficiency, extra)
     _LOG.info(
         "matched filter (%s PSD, %d templates): %d scored, %d rejected, ROC-AUC %.4f, %.1f ms per sample -> %s",
         psd,
@@ -224,7 +260,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _write_outputs(out_dir, rows, rejects, payload, efficiency) -> None:
+def _write_outputs(out_dir, rows, rejects, payload, efficiency, extra=None) -> None:
     """Writes every output into a temporary sibling folder, then publishes it as ``out_dir``."""
     from matplotlib.figure import Figure
 
@@ -234,6 +270,8 @@ def _write_outputs(out_dir, rows, rejects, payload, efficiency) -> None:
     fs.delete_tree(tmp)
     fs.makedirs(tmp)
     fs.write_text(fs.join(tmp, SCORES_CSV), _csv_text(SCORE_COLUMNS, rows))
+    for name, extra_rows in (extra or {}).items():
+        fs.write_text(fs.join(tmp, name), _csv_text(SCORE_COLUMNS, extra_rows))
     if rejects:
         fs.write_text(fs.join(tmp, REJECTED_CSV), _csv_text(("id", "path", "reason", "detail"), _reject_rows(rejects)))
     fig = Figure(figsize=(7, 5.5))
@@ -280,6 +318,29 @@ def add_arguments(parser) -> None:
         metavar=("LO", "HI"),
         help="geocentric coalescence times searched, s from the segment start (default: the generator's 1.2 1.8)",
     )
+    parser.add_argument(
+        "--background",
+        default=None,
+        metavar="BG",
+        help="noise-only raw folder (make-sample g2net BG --noise-only --n 20000) scored with the same bank and PSD: "
+        "background_scores.csv and the low-FAP 'search' metrics (FAP 1e-2, 1e-3, 1e-4 with 95%% intervals; FAPs "
+        "with < 10 background false alarms refused)",
+    )
+    parser.add_argument(
+        "--glitch-background",
+        default=None,
+        metavar="GL",
+        help="glitchy noise-only raw folder (make-sample ... --noise-only --glitch-rate P): "
+        "glitch_background_scores.csv and its false-alarm rates at the clean thresholds",
+    )
+    parser.add_argument(
+        "--injection-snr-range",
+        type=float,
+        nargs=2,
+        default=(4.0, 20.0),
+        metavar=("LO", "HI"),
+        help="SNR range the injections were drawn uniformly from, for the sensitive-volume weights (default 4 20)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing SCORES_DIR")
 
 
@@ -296,5 +357,8 @@ def main(args) -> int:
         tc_range=tuple(args.tc_range) if args.tc_range else None,
         overwrite=args.overwrite,
         workers=args.workers,
+        background=args.background,
+        glitch_background=args.glitch_background,
+        injection_snr_range=tuple(args.injection_snr_range),
     )
     return 0

@@ -38,6 +38,7 @@ _FORMAT_FIELDS = ("fs", "n_samples")
 # Random stream of the bank's sources (SeedSequence(seed, spawn_key=(_BANK_STREAM, index))); distinct from the
 # generator's streams 0-2 so a bank drawn with the data's seed does not repeat the data's sources.
 _BANK_STREAM = 7
+_GLITCH_BANK_STREAM = 8  # train-time glitch bank entries: SeedSequence(seed, spawn_key=(8, detector, i))
 
 
 @dataclass(frozen=True)
@@ -140,4 +141,28 @@ def waveform_bank(n: int, seed: int, path: LinearPath, prior: Mapping[str, objec
         spec.spin_mode,
         time.perf_counter() - started,
     )
+    return bank
+
+
+def glitch_bank(n: int, seed: int, path: LinearPath, spec, psd_model: str = "design") -> np.ndarray:
+    """Train-time glitch bank: ``(n_detectors, n, n_samples)`` float32, entry ``[c, i]`` the normalized strain
+    ``L(g)`` (:func:`linear_part` with the dataset's statistics ``path``) of a glitch in detector ``c`` drawn
+    from ``spec`` (a ``glitches.GlitchSpec``; rate ignored) at unit optimal SNR
+    (``psd_model`` PSD, as the generator). ``snr * bank[c, i]`` adds that glitch at SNR ``snr`` to normalized
+    strain, since the normalization is affine (``normalize(n + g) = normalize(n) + L(g)``)."""
+    from transforms.recipes.g2net.detectors import NETWORK
+    from transforms.recipes.g2net.glitches import draw_glitches, render_glitches
+    from transforms.recipes.g2net.waveform import F_LOW_HZ
+
+    if n < 1:
+        raise ValueError(f"glitch bank size must be >= 1, got {n}")
+    detectors = NETWORK[: path.avg_psd.shape[0]]
+    unit = dataclasses.replace(spec, rate=1.0, snr_range=(1.0, 1.0))
+    bank = np.empty((len(detectors), n, path.n_samples), dtype=np.float32)
+    for c, detector in enumerate(detectors):
+        for i in range(n):
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_GLITCH_BANK_STREAM, c, i)))
+            (glitch,) = draw_glitches(rng, unit, (detector,))
+            strain = render_glitches([glitch], path.fs, path.n_samples, psd_model, F_LOW_HZ, detectors)
+            bank[c, i] = linear_part(strain, path)[c].astype(np.float32)
     return bank

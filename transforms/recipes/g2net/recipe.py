@@ -171,7 +171,14 @@ class G2NetRecipe:
             raise ValueError(f"unknown g2net prior(s) {unknown}; known: {sorted(known)}")
         priors = {k: tuple(v) if isinstance(v, list) else v for k, v in priors.items()}
         per_source = options.get("signals_per_source", 1)
-        return write_g2net_sample(out, n=n, seed=seed, signals_per_source=per_source, **priors)
+        extra: dict[str, Any] = {}
+        if "positive_fraction" in options:
+            extra["positive_fraction"] = float(options["positive_fraction"])
+        if options.get("glitches"):
+            from transforms.recipes.g2net.glitches import GlitchSpec
+
+            extra["glitches"] = GlitchSpec(**options["glitches"])
+        return write_g2net_sample(out, n=n, seed=seed, signals_per_source=per_source, **extra, **priors)
 
 
 RECIPE = G2NetRecipe()

@@ -5,6 +5,8 @@ The output reproduces the raw layout of the Kaggle "G2Net Gravitational Wave Det
     OUT/train/{id[0]}/{id[1]}/{id[2]}/{id}.npy   strain: (3, 4096) float64, rows H1, L1, V1; 2 s at 2048 Hz
     OUT/training_labels.csv                      id,target,source_id
     OUT/injections.csv                           truth table, one row per sample (INJECTION_COLUMNS)
+    OUT/glitches.csv                             glitch truth, one row per glitch (GLITCH_COLUMNS), when
+                                                 glitches are on (``transforms.recipes.g2net.glitches``)
 
 Physics from LALSuite/PyCBC: the noise (PSDs of ``pycbc.psd``) and the SNR inner product are in
 ``transforms.recipes.g2net.noise``, the waveform (``pycbc.waveform.get_td_waveform``, IMRPhenomD by default) and
@@ -33,6 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from transforms.recipes.g2net.detectors import NETWORK
+from transforms.recipes.g2net.glitches import GLITCH_COLUMNS, GlitchSpec, draw_glitches, render_glitches, truth_rows
 from transforms.recipes.g2net.noise import network_noise, optimal_snr
 from transforms.recipes.g2net.priors import SampleSpec
 from transforms.recipes.g2net.psd_models import network_psd
@@ -47,6 +50,7 @@ DEFAULT_SPEC = SampleSpec()  # frozen, so safe as the shared default argument
 _NOISE_STREAM = 0
 _SOURCE_STREAM = 1
 _PLAN_STREAM = 2
+_GLITCH_STREAM = 3
 
 LABEL_COLUMNS = ("id", "target", "source_id")
 INJECTION_COLUMNS = (
@@ -205,6 +209,13 @@ def make_source(seed: int, source_index: int, spec: SampleSpec = DEFAULT_SPEC) -
     return draw_source(_rng(seed, _SOURCE_STREAM, source_index), spec)
 
 
+def make_glitches(seed: int, index: int, glitches: GlitchSpec, spec: SampleSpec = DEFAULT_SPEC):
+    """The glitches of sample ``index`` for ``seed`` (their own random stream): ``(list of Glitch, strain (3,
+    n_samples) float64)``."""
+    drawn = draw_glitches(_rng(seed, _GLITCH_STREAM, index), glitches, NETWORK)
+    return drawn, render_glitches(drawn, spec.fs, spec.n_samples, spec.psd_model, spec.f_low, NETWORK)
+
+
 def _fmt(value: float | str) -> str:
     return value if isinstance(value, str) else repr(float(value))
 
@@ -260,6 +271,7 @@ def write_g2net_sample(
     snr_range: tuple[float, float] | None = (4.0, 20.0),
     *,
     overwrite: bool = False,
+    glitches: GlitchSpec | None = None,
     **priors,
 ) -> dict:
     """Write ``n`` G2Net-layout samples to ``out_dir`` (local path) and return a summary.
@@ -270,6 +282,10 @@ def write_g2net_sample(
     each positive source (one waveform and sky position) is injected into K independent noise draws sharing
     one ``source_id``; noise samples are their own group. The CSVs are written last, so a folder with
     ``training_labels.csv`` is complete. Refuses an existing ``training_labels.csv`` unless ``overwrite``.
+
+    ``positive_fraction = 0`` writes a noise-only background (no waveform is generated: ~30 ms a sample).
+    ``glitches`` (a ``GlitchSpec`` with ``rate > 0``) adds single-detector glitches to noise and signal samples
+    alike and writes their truth to ``glitches.csv`` (``GLITCH_COLUMNS``, one row per glitch).
 
     ``priors``: any other ``SampleSpec`` field (``approximant``, ``psd_model``, ``mass_range``, ``spin_mode``,
     ``spin_max``, ``distance_range``, ``tc_range``, ...).
@@ -285,19 +301,27 @@ def write_g2net_sample(
         if not overwrite:
             raise FileExistsError(f"{labels_csv} exists; pass overwrite=True to replace the sample")
         shutil.rmtree(train_dir, ignore_errors=True)
+        if os.path.exists(glitches_csv := os.path.join(out_dir, "glitches.csv")):
+            os.remove(glitches_csv)
 
     started = time.perf_counter()
     plans = plan_samples(n, seed, signals_per_source, positive_fraction)
-    rows = []
+    rows, glitch_rows = [], []
     made_dirs: set[str] = set()
     for plan in plans:
         strain, row = make_sample(plan, seed, spec)
+        if glitches is not None and glitches.rate > 0:
+            drawn, glitch_strain = make_glitches(seed, plan.index, glitches, spec)
+            strain += glitch_strain
+            glitch_rows += truth_rows(plan.id, drawn)
         path = sample_path(out_dir, plan.id)
         if (folder := os.path.dirname(path)) not in made_dirs:
             os.makedirs(folder, exist_ok=True)
             made_dirs.add(folder)
         np.save(path, strain)
         rows.append(row)
+    if glitches is not None and glitches.rate > 0:
+        _write_csv(os.path.join(out_dir, "glitches.csv"), GLITCH_COLUMNS, glitch_rows)
     _write_csv(injections_csv, INJECTION_COLUMNS, rows)
     _write_csv(labels_csv, LABEL_COLUMNS, [{k: row[k] for k in LABEL_COLUMNS} for row in rows])
 
@@ -321,4 +345,5 @@ def write_g2net_sample(
         "train_dir": train_dir,
         "labels_csv": labels_csv,
         "injections_csv": injections_csv,
+        **({"glitches": len(glitch_rows)} if glitches is not None and glitches.rate > 0 else {}),
     }

@@ -84,8 +84,9 @@ class TceRecipe:
 
         if options.get("signals_per_source", 1) != 1:
             raise ValueError("--signals-per-source applies to g2net samples only")
-        if options.get("priors"):
-            raise ValueError("--prior applies to g2net samples only")
+        for key, flag in (("priors", "--prior"), ("positive_fraction", "--noise-only"), ("glitches", "--glitch-*")):
+            if options.get(key) is not None:
+                raise ValueError(f"{flag} applies to g2net samples only")
         return write_tce_sample(out, n_targets=n, seed=seed)
 
 
