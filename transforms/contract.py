@@ -32,7 +32,7 @@ SPLITS = ("train", "val", "test")
 STAGES = ("build", "split", "analyze", "normalize", "filter")
 # What each stage publishes, relative to OUT (folders end in "/").
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "build": ("tfrecords/", "rejected/build.csv"),
+    "build": ("tfrecords/", "rejected/build.csv", "provenance/"),
     "split": ("split/",),
     "analyze": ("stats/",),
     "normalize": ("norm/",),
@@ -50,6 +50,7 @@ RAW_DIR, SPLIT_DIR, STATS_DIR, NORM_DIR, FILTERED_DIR, REJECTED_DIR = (
 RAW_PREFIX = "raw"
 # The dataset report (``sigforge report``) describes every stage: any stage replaced with --overwrite makes it stale.
 REPORT_DIR = "report"
+PROVENANCE_DIR = "provenance"  # the build's record of its input set (transforms/provenance.py)
 BASE_COLUMNS = ("uid", "target_id", "label", "shard")  # first columns of every data table
 SHARD_NUMBER = re.compile(r"_(\d+)-(\d+)\.tfrecord(?:\.gz)?$")
 
