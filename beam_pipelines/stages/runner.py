@@ -33,6 +33,7 @@ class StageContext:
     def __init__(self, run: manifest.StageRun, beam_args: list[str] | None):
         self.run = run
         self.beam_args = beam_args
+        self.manifest_keys: dict[str, Any] = {}  # top-level manifest keys the stage records (build: ``inputs``)
         self._runner: str | None = None
 
     @property
@@ -122,14 +123,17 @@ def run_stage(
         recorded = manifest.stage_config_entry(out, stage, resolved) if resolved is not None else {}
         run = manifest.begin_stage(out, stage, overwrite, requires=requires, owner_check=lambda: verify(out))
         started = time.monotonic()
-        summary = work(StageContext(run, beam_args))
+        ctx = StageContext(run, beam_args)
+        summary = work(ctx)
         fs.delete_tree(run.tmp_path("tft_tmp"))
         summary["seconds"] = round(time.monotonic() - started, 2)
         _LOG.info("%s: %s", stage, _one_line(summary))
         if check is not None:
             check(summary)
         summary.update(recorded)
-        return manifest.finish_stage(run, summary, config=resolved if stage == "build" else None)
+        return manifest.finish_stage(
+            run, summary, config=resolved if stage == "build" else None, extra=ctx.manifest_keys
+        )
 
 
 def _one_line(summary: dict[str, Any]) -> str:
