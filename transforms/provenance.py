@@ -89,9 +89,9 @@ def sha256_files(open_read: Callable[[str], Any], paths: Iterable[str], threads:
 
 def relative_to(input_dir: str, path: str) -> str:
     """``path`` relative to ``input_dir`` when it lies below it (a CSV given as an absolute path elsewhere keeps
-    its full path)."""
+    its full path; no ``input_dir``: ``path``)."""
     base = input_dir.rstrip("/") + "/"
-    return path[len(base) :] if path.startswith(base) else path
+    return path[len(base) :] if input_dir and path.startswith(base) else path
 
 
 def resolve_input(input_dir: str, name: str, join: Callable[..., str]) -> str:

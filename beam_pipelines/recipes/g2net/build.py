@@ -88,7 +88,7 @@ def resolve_truth(truth_rows: list[dict[str, str]]) -> dict[str, str]:
 
 
 class _ResolveJoinFn(beam.DoFn):
-    def __init__(self, cfg: G2NetConfig, input_dir: str):
+    def __init__(self, cfg: G2NetConfig, input_dir: str = ""):
         self._cfg = cfg
         self._input_dir = input_dir
 
@@ -127,7 +127,7 @@ class _PreprocessFn(beam.DoFn):
     numeric threads, ``build.numeric_threads``), packs examples. Each file is hashed from the bytes read
     (``HashingReader``): its FileDigest goes to the input set (``INPUTS``) and its example's data-table row."""
 
-    def __init__(self, cfg: G2NetConfig, input_dir: str, numeric_threads: int = 0):
+    def __init__(self, cfg: G2NetConfig, numeric_threads: int = 0, input_dir: str = ""):
         self._cfg = cfg
         self._input_dir = input_dir
         self._numeric_threads = numeric_threads
@@ -276,7 +276,7 @@ class BuildG2Net(RecipeBuild):
             joined.candidates
             | "BatchCandidates" >> beam.BatchElements(min_batch_size=8, max_batch_size=128)
             | "Preprocess"
-            >> beam.ParDo(_PreprocessFn(cfg, self._input_dir, self._config.build.numeric_threads)).with_outputs(
+            >> beam.ParDo(_PreprocessFn(cfg, self._config.build.numeric_threads, self._input_dir)).with_outputs(
                 REJECTED, INPUTS, main="records"
             )
         )

@@ -50,7 +50,7 @@ class _KeyLightCurveFn(beam.DoFn):
     """One matched ``(path, is regular file)`` -> (star id, path) from the file's first header(s), or a
     rejection (not a regular file, unreadable, no id; a rejected regular file's digest is tagged ``INPUTS``)."""
 
-    def __init__(self, cfg: TceConfig, input_dir: str):
+    def __init__(self, cfg: TceConfig, input_dir: str = ""):
         self._cfg = cfg
         self._input_dir = input_dir
 
