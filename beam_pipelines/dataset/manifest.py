@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,7 +212,10 @@ def finish_stage(
     checking that this run still owns the folder, ``StageRun.check_owner``), with the fingerprint of every
     published file (``fingerprints``) and ``extra`` top-level keys (the build's ``inputs``)."""
     run.check_owner()
+    started = time.monotonic()
     fingerprints = fingerprint_outputs(run)
+    seconds = time.monotonic() - started
+    _LOG.debug("stage %s: %d published files fingerprinted in %.2f s", run.stage, len(fingerprints), seconds)
     for rel in STAGE_OUTPUTS[run.stage]:
         src = run.tmp_path(rel)
         if not fs.exists(src):
