@@ -32,7 +32,7 @@ SPLITS = ("train", "val", "test")
 STAGES = ("build", "split", "analyze", "normalize", "filter")
 # What each stage publishes, relative to OUT (folders end in "/").
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "build": ("tfrecords/", "rejected/build.csv"),
+    "build": ("tfrecords/", "rejected/build.csv", "provenance/"),
     "split": ("split/",),
     "analyze": ("stats/",),
     "normalize": ("norm/",),
@@ -67,6 +67,7 @@ def cv_name(iteration: int) -> str:
 
 # The dataset report (``sigforge report``) describes every stage: any stage replaced with --overwrite makes it stale.
 REPORT_DIR = "report"
+PROVENANCE_DIR = "provenance"  # the build's record of its input set (transforms/provenance.py)
 BASE_COLUMNS = ("uid", "target_id", "label", "shard")  # first columns of every data table
 SHARD_NUMBER = re.compile(r"_(\d+)-(\d+)\.tfrecord(?:\.gz)?$")
 

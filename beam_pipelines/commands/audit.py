@@ -16,7 +16,7 @@ import apache_beam as beam
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.runtime.options import make_pipeline_options
-from transforms import audit, audit_values
+from transforms import audit, audit_provenance, audit_values
 from transforms.audit_values import ShardScan, scan_shard
 
 _LOG = logging.getLogger(__name__)
@@ -60,14 +60,27 @@ class BeamScanner:
         return sorted(scans, key=lambda scan: scan.path)
 
 
-def run_audit(out: str, group_column: str | None = None, beam: bool = False, beam_args: list[str] | None = None) -> int:
-    """CLI helper: logs every problem and returns 1 when there are any, else 0."""
+def run_audit(
+    out: str,
+    group_column: str | None = None,
+    beam: bool = False,
+    beam_args: list[str] | None = None,
+    inputs: bool = False,
+) -> int:
+    """CLI helper: logs every problem and returns 1 when there are any, else 0. Besides ``audit_dataset``, the
+    published files are checked against their fingerprints and, with ``inputs``, the raw input set against the
+    one the build recorded (``transforms.audit_provenance``)."""
     scanner = BeamScanner(fs.join(out, ".tmp_audit"), beam_args) if beam else audit_values.in_process
     try:
         problems = audit.audit_dataset(out, group_column, fs=fs, scanner=scanner)
     finally:
         if beam:
             fs.delete_tree(fs.join(out, ".tmp_audit"))
+    data = audit.read_manifest(fs, out)
+    if data.get("stages"):
+        problems += audit_provenance.check_fingerprints(fs, out, data)
+        if inputs:
+            problems += audit_provenance.check_inputs(fs, out, data)
     for problem in problems:
         _LOG.error("audit: %s", problem)
     if problems:

@@ -4,7 +4,7 @@
     sigforge make-sample RECIPE OUT --n N --seed S [--signals-per-source K] [--noise-only] [--glitch-rate P]
     sigforge run --config run_configs/g2net.yaml --input RAW --output OUT [--set k=v ...] [-- BEAM OPTIONS]
     sigforge build | split | analyze | normalize | filter ...   (one stage on an existing OUT)
-    sigforge audit OUT [--group-column source_id] [--skew [--skew-threshold D] [--skew-alpha A]]
+    sigforge audit OUT [--group-column source_id] [--skew [--skew-threshold D] [--skew-alpha A]] [--inputs]
     sigforge report OUT                                  (OUT/report/index.html + PNGs; `run` writes it too)
     sigforge train --data OUT --config run_configs/train_g2net.yaml --out RUNS
     sigforge predict --run RUNS/<run> --input RAW_NPY_OR_DIR [--out scores.csv]
@@ -90,7 +90,7 @@ def _cmd_report(args, beam_args: list[str]) -> int:
 def _cmd_audit(args, beam_args: list[str]) -> int:
     from beam_pipelines.commands.audit import run_audit
 
-    code = run_audit(args.out, group_column=args.group_column, beam=args.beam, beam_args=beam_args)
+    code = run_audit(args.out, group_column=args.group_column, beam=args.beam, beam_args=beam_args, inputs=args.inputs)
     if args.skew:
         from beam_pipelines.commands.report import run_skew_check
 

@@ -187,6 +187,12 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     audit.add_argument(
         "--beam", action="store_true", help="read the shards' records in a Beam pipeline (large datasets)"
     )
+    audit.add_argument(
+        "--inputs",
+        action="store_true",
+        help="also hash the raw inputs again (from the build's input folder) and name every file that changed, "
+        "appeared or vanished since the build",
+    )
     audit.set_defaults(handler=handlers["audit"])
 
     train = commands.add_parser(

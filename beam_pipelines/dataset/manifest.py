@@ -3,6 +3,8 @@
 A stage writes everything into ``OUT/.tmp_<stage>/``; only when the pipeline has finished are its folders
 moved into place and its entry added to the manifest. A killed run therefore leaves at most a ``.tmp_`` folder,
 never an output that looks complete. Without ``--overwrite`` a stage refuses to replace an existing output.
+Each file a stage publishes is fingerprinted (sha256) in the ``.tmp_`` folder just before the rename; the
+manifest's ``fingerprints`` maps its path relative to ``OUT`` to that digest (``sigforge audit`` re-checks them).
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import StageError
+from transforms import provenance
 from transforms.contract import MANIFEST, REPORT_DIR, STAGE_OUTPUTS, STAGES
+from transforms.provenance import FINGERPRINTS_KEY, INPUTS_KEY
 
 _LOG = logging.getLogger(__name__)
 
@@ -111,6 +116,7 @@ def begin_stage(
         _check_can_replace(out, [path for path in doomed if fs.exists(path)])
         for name in later:  # the manifest stops claiming these stages before any of their files go
             manifest.get("stages", {}).pop(name, None)
+        drop_provenance(manifest, later)
         if fs.exists(fs.join(out, MANIFEST)):
             write_manifest(out, manifest)
         for path in doomed:
@@ -171,10 +177,49 @@ def stage_config_entry(out: str, stage: str, config: dict[str, Any]) -> dict[str
     return entry
 
 
-def finish_stage(run: StageRun, summary: dict[str, Any], config: dict[str, Any] | None = None) -> dict[str, Any]:
+def _owned_by(path: str, outputs: tuple[str, ...]) -> bool:
+    return any(path.startswith(rel) if rel.endswith("/") else path == rel for rel in outputs)
+
+
+def drop_provenance(manifest: dict[str, Any], stages: Any) -> None:
+    """Removes from ``manifest`` the fingerprints of ``stages``' outputs (and the build's input set), which a
+    rerun of those stages replaces."""
+    outputs = tuple(rel for name in stages for rel in STAGE_OUTPUTS[name])
+    if FINGERPRINTS_KEY in manifest:
+        manifest[FINGERPRINTS_KEY] = {k: v for k, v in manifest[FINGERPRINTS_KEY].items() if not _owned_by(k, outputs)}
+    if STAGES[0] in stages:
+        manifest.pop(INPUTS_KEY, None)
+
+
+def fingerprint_outputs(run: StageRun) -> dict[str, str]:
+    """``{path relative to OUT: sha256}`` of every file the stage is about to publish, read in its temporary
+    folder (transforms/provenance.py)."""
+    files: dict[str, str] = {}
+    for rel in STAGE_OUTPUTS[run.stage]:
+        src = run.tmp_path(rel)
+        if rel.endswith("/"):
+            prefix = src.rstrip("/") + "/"
+            files.update({rel + path[len(prefix) :]: path for path in fs.list_tree(src)})
+        elif fs.exists(src):
+            files[rel] = src
+    digests = provenance.sha256_files(fs.open_read, files.values())
+    return {rel: digests[path][0] for rel, path in sorted(files.items())}
+
+
+def finish_stage(
+    run: StageRun,
+    summary: dict[str, Any],
+    config: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Publishes the stage's outputs from its temporary folder and records ``summary`` in the manifest (after
-    checking that this run still owns the folder, ``StageRun.check_owner``)."""
+    checking that this run still owns the folder, ``StageRun.check_owner``), with the fingerprint of every
+    published file (``fingerprints``) and ``extra`` top-level keys (the build's ``inputs``)."""
     run.check_owner()
+    started = time.monotonic()
+    fingerprints = fingerprint_outputs(run)
+    seconds = time.monotonic() - started
+    _LOG.debug("stage %s: %d published files fingerprinted in %.2f s", run.stage, len(fingerprints), seconds)
     for rel in STAGE_OUTPUTS[run.stage]:
         src = run.tmp_path(rel)
         if not fs.exists(src):
@@ -192,6 +237,9 @@ def finish_stage(run: StageRun, summary: dict[str, Any], config: dict[str, Any] 
     manifest["versions"] = package_versions()
     manifest.setdefault("created", _now())
     manifest.setdefault("stages", {})[run.stage] = {**summary, "completed_at": _now()}
+    drop_provenance(manifest, [run.stage])
+    manifest[FINGERPRINTS_KEY] = {**manifest.get(FINGERPRINTS_KEY, {}), **fingerprints}
+    manifest.update(extra or {})
     write_manifest(run.out, manifest)
     _LOG.debug("stage %s published to %s: %s", run.stage, run.out, _short(summary))
     return manifest

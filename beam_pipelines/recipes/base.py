@@ -4,7 +4,9 @@ A recipe's build (TFX ExampleGen style: the base owns writing, each source is a 
 ``plan`` (cheap driver-side checks that raise ConfigError naming the key, before any work) and ``examples``
 (the pipeline from its raw inputs to ShardRecords, rejections and what it saw). ``expand`` then writes
 ``tmp/tfrecords/raw_shard_*`` + data tables, ``tmp/rejected/build.csv`` and the stage summary, so that
-``seen = written + rejected`` is counted the same way for every recipe.
+``seen = written + rejected`` is counted the same way for every recipe. A recipe that records provenance
+(transforms/provenance.py) names its ``PROVENANCE_COLUMNS`` and returns its ``inputs``: the base writes
+``tmp/provenance/inputs.csv``.
 """
 
 from __future__ import annotations
@@ -15,25 +17,31 @@ import apache_beam as beam
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import SUMMARY_FILE, Tally, WriteSummary
+from beam_pipelines.io.provenance import WriteInputs
 from beam_pipelines.io.rejects import WriteRejected
 from beam_pipelines.io.sink import WriteShards
 from transforms.contract import RAW_DIR, RAW_PREFIX, REJECTED_DIR
+from transforms.provenance import INPUTS_CSV
 
 
 class BuildOutputs(NamedTuple):
     """A recipe's build pipeline: ``records`` (ShardRecords), ``rejected`` (Rejections), ``seen`` (one element
-    per input decision, counted independently of both) and ``extra`` ``(key, n)`` count collections."""
+    per input decision, counted independently of both), ``extra`` ``(key, n)`` count collections and ``inputs``
+    (a ``FileDigest`` per raw file looked at, ``beam_pipelines/io/provenance.py``; None: not recorded)."""
 
     records: Any
     rejected: Any
     seen: Any
     extra: tuple = ()
+    inputs: Any = None
 
 
 class RecipeBuild(beam.PTransform):
     """Base of a recipe's build PTransform: ``pipeline | BuildX(config, input_dir, plan, tmp)``."""
 
     STAGE = "build"
+    # Data-table columns naming each example's raw source (transforms/provenance.py), after the recipe's own.
+    PROVENANCE_COLUMNS: tuple[str, ...] = ()
 
     def __init__(self, config: Any, input_dir: str, plan: Any, tmp: str, progress: beam.PTransform | None = None):
         super().__init__()
@@ -67,9 +75,11 @@ class RecipeBuild(beam.PTransform):
             fs.join(self._tmp, RAW_DIR),
             RAW_PREFIX,
             self._config.build.examples_per_shard,
-            self.table_columns(self._plan),
+            [*self.table_columns(self._plan), *self.PROVENANCE_COLUMNS],
             self.STAGE,
         )
+        if built.inputs is not None:
+            _ = built.inputs | "WriteInputs" >> WriteInputs(fs.join(self._tmp, INPUTS_CSV))
         if self._progress is not None:
             built.records | "Progress[written]" >> self._progress
             built.rejected | "Progress[rejected]" >> self._progress

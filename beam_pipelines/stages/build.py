@@ -2,7 +2,8 @@
 
 The recipe names its build PTransform (``Recipe.build_transform``, a ``RecipeBuild`` in
 ``beam_pipelines/recipes/``); this stage plans it on the driver (config errors before any work), runs it, and
-records its counts: seen, written, rejected by reason, shards.
+records its counts: seen, written, rejected by reason, shards, and (when the recipe records it) the digest of
+its input set (manifest key ``inputs``, from ``OUT/provenance/inputs.csv``; transforms/provenance.py).
 
 A build that writes no example is published (manifest entry, ``OUT/rejected/build.csv`` with every reason, empty
 tables) so that its rejections can be read, and then refused: ``run_build`` raises StageError(code
@@ -23,6 +24,7 @@ from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.io.tables import with_base_columns
 from beam_pipelines.runtime import dry_run
 from beam_pipelines.stages.runner import StageContext, run_stage
+from transforms import provenance
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import RAW_DIR, REJECTED_DIR
 from transforms.recipes import Recipe, get_recipe, resolve
@@ -86,6 +88,10 @@ def run_build(
         if ctx.plans is not None:
             return {}
         counts = ctx.counts()
+        inputs_csv = ctx.tmp_path(provenance.INPUTS_CSV)
+        if fs.exists(inputs_csv):  # the recipe recorded its input set: its digest goes to the manifest
+            digests = provenance.parse_inputs(fs.read_text(inputs_csv)).values()
+            ctx.manifest_keys[provenance.INPUTS_KEY] = provenance.input_set(digests)
         return {
             "seen": counts["seen"],
             "written": counts["written"],

@@ -39,6 +39,7 @@ class StageContext:
         self.run = run
         self.beam_args = beam_args
         self.plans = plans  # set in a dry run: pipelines are built and written there, never run
+        self.manifest_keys: dict[str, Any] = {}  # top-level manifest keys the stage records (build: ``inputs``)
         self._runner: str | None = None
 
     @property
@@ -164,14 +165,17 @@ def run_stage(
         recorded = manifest.stage_config_entry(out, stage, resolved) if resolved is not None else {}
         run = manifest.begin_stage(out, stage, overwrite, requires=requires, owner_check=lambda: verify(out))
         started = time.monotonic()
-        summary = work(StageContext(run, beam_args))
+        ctx = StageContext(run, beam_args)
+        summary = work(ctx)
         fs.delete_tree(run.tmp_path("tft_tmp"))
         summary["seconds"] = round(time.monotonic() - started, 2)
         _LOG.info("%s: %s", stage, _one_line(summary))
         if check is not None:
             check(summary)
         summary.update(recorded)
-        return manifest.finish_stage(run, summary, config=resolved if stage == "build" else None)
+        return manifest.finish_stage(
+            run, summary, config=resolved if stage == "build" else None, extra=ctx.manifest_keys
+        )
 
 
 def _plan_stage(

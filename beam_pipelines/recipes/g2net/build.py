@@ -4,7 +4,8 @@ Flow (``BuildG2Net.examples``):
     MatchNpy (every entry, regular or not) -> KeyById ┐
     ReadLabels (ReadCsvRows)                          ┼-> JoinById (CoGroupByKey; spreads reads over workers)
     ReadTruth  (ReadCsvRows)                          ┘   -> ResolveJoin (file/label checks)
-    -> Preprocess (read, validate, bandpass)
+    -> Preprocess (read, validate, bandpass; each file hashed from the bytes read: its example's source_path and
+       source_sha256 columns, and the input set)
 The base class writes the raw shards, rejections and counts. Each sample id ends as exactly one written example
 or one rejection, so seen = written + rejected.
 """
@@ -20,12 +21,14 @@ from apache_beam.metrics import Metrics
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import Tally
 from beam_pipelines.io.inputs import SEEN, CsvSource, ReadCsvRows, csv_source, parse_csv_line
+from beam_pipelines.io.provenance import INPUTS, HashFiles, digest_of, digest_path
 from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.rejects import REJECTED, guarded, reject
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms import parallel
 from transforms.config import ConfigError
 from transforms.contract import STRAIN, encode_example, sample_id
+from transforms.provenance import SOURCE_COLUMNS, SOURCE_PATH, SOURCE_SHA256, FileDigest, HashingReader
 from transforms.recipes.g2net import strain as strain_lib
 from transforms.recipes.g2net.config import G2NetConfig
 
@@ -85,8 +88,9 @@ def resolve_truth(truth_rows: list[dict[str, str]]) -> dict[str, str]:
 
 
 class _ResolveJoinFn(beam.DoFn):
-    def __init__(self, cfg: G2NetConfig):
+    def __init__(self, cfg: G2NetConfig, input_dir: str = ""):
         self._cfg = cfg
+        self._input_dir = input_dir
 
     def process(self, element):
         uid, grouped = element
@@ -110,16 +114,22 @@ class _ResolveJoinFn(beam.DoFn):
             truth = resolve_truth(truth_rows)
         except strain_lib.RejectedInput as error:
             yield reject(STAGE, ";".join(sorted(paths)) or uid, error.reason, error.detail)
+            for path, regular in entries:  # never read by the build: hashed here for the input set
+                digest = digest_path(self._input_dir, path) if regular else None
+                if digest is not None:
+                    yield beam.pvalue.TaggedOutput(INPUTS, digest)
             return
         yield Candidate(**{**candidate.__dict__, "row": {**truth, **candidate.row}})
 
 
 class _PreprocessFn(beam.DoFn):
     """Reads a batch of ``.npy`` files, validates each, bandpasses the valid ones together (on the process's
-    numeric threads, ``build.numeric_threads``), packs examples."""
+    numeric threads, ``build.numeric_threads``), packs examples. Each file is hashed from the bytes read
+    (``HashingReader``): its FileDigest goes to the input set (``INPUTS``) and its example's data-table row."""
 
-    def __init__(self, cfg: G2NetConfig, numeric_threads: int = 0):
+    def __init__(self, cfg: G2NetConfig, numeric_threads: int = 0, input_dir: str = ""):
         self._cfg = cfg
+        self._input_dir = input_dir
         self._numeric_threads = numeric_threads
         self._threads = 1
         self._written = Metrics.counter(STAGE, "written")
@@ -129,31 +139,41 @@ class _PreprocessFn(beam.DoFn):
         self._threads = parallel.thread_count(self._numeric_threads)  # the worker's cores, not the driver's
 
     def process(self, batch: list[Candidate]):
-        arrays = [self._read(candidate) for candidate in batch]
+        read = [self._read(candidate) for candidate in batch]
+        arrays = [array for array, _ in read]
+        digests = [digest for _, digest in read]
+        for digest in digests:
+            if digest is not None:
+                yield beam.pvalue.TaggedOutput(INPUTS, digest)
         try:
             results = strain_lib.preprocess_for_build(arrays, self._cfg, self._threads)
         except Exception:  # noqa: BLE001  (one sample broke the batch: redo each alone, so only it is rejected)
-            for candidate, array in zip(batch, arrays, strict=True):
-                yield from guarded(STAGE, candidate.path, self._pack(candidate, array, single=True))
+            for candidate, array, digest in zip(batch, arrays, digests, strict=True):
+                yield from guarded(STAGE, candidate.path, self._pack(candidate, array, digest, single=True))
             return
-        for candidate, result in zip(batch, results, strict=True):
-            yield from guarded(STAGE, candidate.path, self._pack(candidate, result, single=False))
+        for candidate, result, digest in zip(batch, results, digests, strict=True):
+            yield from guarded(STAGE, candidate.path, self._pack(candidate, result, digest, single=False))
 
     def _read(self, candidate: Candidate):
-        """The sample's array (header checked before any data is read), or its RejectedInput."""
+        """(the sample's array (header checked before any data is read) or its RejectedInput, the file's
+        FileDigest or None when it could not be read)."""
         if not fs.is_regular_file(candidate.path):
-            return strain_lib.RejectedInput(strain_lib.NOT_A_REGULAR_FILE, "not a regular file when opened")
+            return strain_lib.RejectedInput(strain_lib.NOT_A_REGULAR_FILE, "not a regular file when opened"), None
         try:
             with fs.open_read(candidate.path) as handle:
-                array = strain_lib.read_npy(handle, self._cfg.n_channels, self._cfg.n_samples)
-        except strain_lib.RejectedInput as error:
-            return error
+                reader = HashingReader(handle)
+                try:
+                    array = strain_lib.read_npy(reader, self._cfg.n_channels, self._cfg.n_samples)
+                except strain_lib.RejectedInput as error:
+                    array = error
+                digest = digest_of(self._input_dir, candidate.path, *reader.finish())
         except OSError as error:
-            return strain_lib.RejectedInput(strain_lib.UNREADABLE_NPY, f"cannot read file: {error}")
-        self._bytes.inc(array.nbytes)
-        return array
+            return strain_lib.RejectedInput(strain_lib.UNREADABLE_NPY, f"cannot read file: {error}"), None
+        if not isinstance(array, strain_lib.RejectedInput):
+            self._bytes.inc(array.nbytes)
+        return array, digest
 
-    def _pack(self, candidate: Candidate, result, single: bool):
+    def _pack(self, candidate: Candidate, result, digest: FileDigest | None, single: bool):
         if single:
             (result,) = strain_lib.preprocess_for_build([result], self._cfg)
         if isinstance(result, strain_lib.RejectedInput):
@@ -161,6 +181,7 @@ class _PreprocessFn(beam.DoFn):
             return
         example = encode_example(candidate.uid, candidate.target_id, candidate.label, {STRAIN: result})
         row = {**candidate.row, "target_id": candidate.target_id, "label": candidate.label}
+        row.update({SOURCE_PATH: digest.path, SOURCE_SHA256: digest.sha256})
         self._written.inc()
         yield ShardRecord(candidate.uid, example, row)
 
@@ -197,6 +218,8 @@ class G2NetPlan:
 class BuildG2Net(RecipeBuild):
     """Raw G2Net-layout input folder -> ShardRecords of bandpassed strain, rejections and what was seen."""
 
+    PROVENANCE_COLUMNS = SOURCE_COLUMNS
+
     @classmethod
     def plan(cls, config: Any, input_dir: str) -> G2NetPlan:
         """Reads the CSV headers and checks the configured columns exist; raises ConfigError naming the key."""
@@ -214,6 +237,12 @@ class BuildG2Net(RecipeBuild):
         extra = [c for c in labels.header if c not in skip]
         if truth is not None:
             extra += [c for c in truth.header if c not in skip and c not in extra]
+        for column in cls.PROVENANCE_COLUMNS:
+            if column in extra:
+                raise ConfigError(
+                    f"config key 'g2net.labels_csv' / 'g2net.truth_csv': column '{column}' is reserved for the "
+                    "data tables' provenance (the raw file of each example); rename it"
+                )
         return G2NetPlan(labels, truth, tuple(extra))
 
     @classmethod
@@ -240,14 +269,23 @@ class BuildG2Net(RecipeBuild):
         joined = (
             {"files": files, "labels": labels.rows, "truth": truth_rows}
             | "JoinById" >> beam.CoGroupByKey()
-            | "ResolveJoin" >> beam.ParDo(_ResolveJoinFn(cfg)).with_outputs(REJECTED, SEEN, main="candidates")
+            | "ResolveJoin"
+            >> beam.ParDo(_ResolveJoinFn(cfg, self._input_dir)).with_outputs(REJECTED, SEEN, INPUTS, main="candidates")
         )
         processed = (
             joined.candidates
             | "BatchCandidates" >> beam.BatchElements(min_batch_size=8, max_batch_size=128)
             | "Preprocess"
-            >> beam.ParDo(_PreprocessFn(cfg, self._config.build.numeric_threads)).with_outputs(REJECTED, main="records")
+            >> beam.ParDo(_PreprocessFn(cfg, self._config.build.numeric_threads, self._input_dir)).with_outputs(
+                REJECTED, INPUTS, main="records"
+            )
         )
+        csvs = [plan.labels.path] + ([plan.truth.path] if plan.truth is not None else [])
+        inputs = (
+            joined[INPUTS],
+            processed[INPUTS],
+            pipeline | "HashCsvs" >> HashFiles(self._input_dir, csvs),
+        ) | "AllInputs" >> beam.Flatten()
         rejected = (
             labels[REJECTED],
             joined[REJECTED],
@@ -255,7 +293,7 @@ class BuildG2Net(RecipeBuild):
             *side_rejected,
         ) | "AllRejected" >> beam.Flatten()
         seen = (labels[SEEN], joined[SEEN], *side_seen) | "AllSeen" >> beam.Flatten()
-        return BuildOutputs(processed.records, rejected, seen, (files | "FilePairs" >> Tally("files_matched"),))
+        return BuildOutputs(processed.records, rejected, seen, (files | "FilePairs" >> Tally("files_matched"),), inputs)
 
     @classmethod
     def summary_extras(cls, config: Any, counts: Any) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Flow (``BuildTce.examples``; the base class writes shards, rejections and counts
                                                                               ┘   element per star: paths + TCEs)
     -> ProcessTarget (read and clean the star's files, detrend with every TCE masked, windows or views,
        target-level masks; side input FilesFound: files matched, with an id, a few ids, for the detail of a TCE
-       whose star has no light curve)
+       whose star has no light curve; each file hashed from the bytes read: the examples' source_path,
+       source_sha256 and source_rows columns, and the input set)
 Only paths and TCE rows cross the shuffle; a star's light curves are read inside its ProcessTarget call and
 dropped after it, so peak memory is one star's work, whatever the number of stars.
     -> WriteShards[raw] (bounded by examples per shard); every drop -> WriteRejected; counts -> WriteSummary
@@ -20,7 +21,7 @@ one row of ``OUT/rejected/build.csv``, so ``seen = written + rejected`` counts t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
@@ -29,12 +30,14 @@ from apache_beam.metrics import Metrics
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import Several, Tally
 from beam_pipelines.io.inputs import CsvSource, csv_source, read_csv_lines
+from beam_pipelines.io.provenance import INPUTS, HashFiles, digest_of, digest_path
 from beam_pipelines.io.records import ShardBatch, ShardRecord
 from beam_pipelines.io.rejects import REJECTED, guarded, reject
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput
 from transforms.csv_rows import decode_csv_line, parse_csv_line, row_key
+from transforms.provenance import sha256_bytes
 from transforms.recipes.tce import diagnostics, fits_io, schema, target, tce_table
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.encoding import encode_examples
@@ -45,10 +48,11 @@ STAGE = "build"
 
 class _KeyLightCurveFn(beam.DoFn):
     """One matched ``(path, is regular file)`` -> (star id, path) from the file's first header(s), or a
-    rejection (not a regular file, unreadable, no id)."""
+    rejection (not a regular file, unreadable, no id; a rejected regular file's digest is tagged ``INPUTS``)."""
 
-    def __init__(self, cfg: TceConfig):
+    def __init__(self, cfg: TceConfig, input_dir: str = ""):
         self._cfg = cfg
+        self._input_dir = input_dir
 
     def process(self, entry: tuple[str, bool]):
         path, regular = entry
@@ -63,27 +67,34 @@ class _KeyLightCurveFn(beam.DoFn):
                 target_id = fits_io.read_target_id(handle.read, path, self._cfg)
         except RejectedInput as error:
             yield reject(STAGE, path, error.reason, error.detail)
-            return
         except OSError as error:
             yield reject(STAGE, path, schema.UNREADABLE_FITS, f"cannot read file: {error}")
+        else:
+            yield target_id, path
             return
-        yield target_id, path
+        digest = digest_path(self._input_dir, path)  # never read whole by the build: hashed for the input set
+        if digest is not None:
+            yield beam.pvalue.TaggedOutput(INPUTS, digest)
 
 
-def read_curves(paths, cfg: TceConfig, bytes_read, curves_read):
-    """(cleaned LightCurves, rejections) of one star's FITS ``paths``."""
-    curves, rejected = [], []
+def read_curves(paths, cfg: TceConfig, bytes_read, curves_read, input_dir: str = ""):
+    """(cleaned LightCurves, rejections, FileDigests) of one star's FITS ``paths``; each file is hashed from the
+    bytes read, and its curve carries its source (path relative to ``input_dir``) and digest."""
+    curves, rejected, digests = [], [], []
     for path in sorted(paths):
         try:
             data = fs.read_bytes(path)
             bytes_read.inc(len(data))
-            curves.append(fits_io.read_light_curve(data, path, cfg))
+            digest = digest_of(input_dir, path, sha256_bytes(data), len(data))
+            digests.append(digest)
+            curve = fits_io.read_light_curve(data, path, cfg)
+            curves.append(replace(curve, source=digest.path, sha256=digest.sha256))
             curves_read.inc()
         except RejectedInput as error:
             rejected.append(reject(STAGE, path, error.reason, error.detail))
         except OSError as error:
             rejected.append(reject(STAGE, path, schema.UNREADABLE_FITS, f"cannot read file: {error}"))
-    return curves, rejected
+    return curves, rejected, digests
 
 
 class _ParseTceFn(beam.DoFn):
@@ -127,9 +138,10 @@ class _ProcessTargetFn(beam.DoFn):
     plus a rejection per drop. One element per star, not per example: the steps that follow (shard writer,
     counts, progress) then cost per star, and the writer sees the same records in the same order."""
 
-    def __init__(self, cfg: TceConfig, glob: str):
+    def __init__(self, cfg: TceConfig, glob: str, input_dir: str = ""):
         self._cfg = cfg
         self._glob = glob
+        self._input_dir = input_dir
         self._written = Metrics.counter(STAGE, "written")
         self._targets = Metrics.counter(STAGE, "targets")
         self._bytes = Metrics.counter(STAGE, "bytes_read")
@@ -141,8 +153,10 @@ class _ProcessTargetFn(beam.DoFn):
         yield from guarded(STAGE, f"target:{target_id}", self._process(target_id, grouped, found))
 
     def _process(self, target_id, grouped, found):
-        curves, rejected = read_curves(grouped["paths"], self._cfg, self._bytes, self._read)
+        curves, rejected, digests = read_curves(grouped["paths"], self._cfg, self._bytes, self._read, self._input_dir)
         yield from rejected
+        for digest in digests:
+            yield beam.pvalue.TaggedOutput(INPUTS, digest)
         missing = None
         if not curves:
             own = [r.value.reason for r in rejected]
@@ -157,7 +171,9 @@ class _ProcessTargetFn(beam.DoFn):
             yield ShardBatch(
                 tuple(
                     ShardRecord(
-                        example.uid, serialized, {**example.row, "target_id": example.target_id, "label": example.label}
+                        example.uid,
+                        serialized,
+                        {**example.row, **example.sources, "target_id": example.target_id, "label": example.label},
                     )
                     for example, serialized in encoded
                 )
@@ -174,6 +190,8 @@ class TcePlan:
 
 class BuildTce(RecipeBuild):
     """FITS light curves + TCE table -> ShardRecords of windows or views, rejections and what was seen."""
+
+    PROVENANCE_COLUMNS = schema.PROVENANCE_COLUMNS
 
     @classmethod
     def plan(cls, config: Any, input_dir: str) -> TcePlan:
@@ -196,7 +214,9 @@ class BuildTce(RecipeBuild):
         plan: TcePlan = self._plan
         glob = fs.join(self._input_dir, cfg.fits_glob)
         paths = pipeline | "FitsGlob" >> beam.Create([glob]) | "MatchFits" >> beam.FlatMap(fs.match_entries)
-        keyed = paths | "KeyLightCurve" >> beam.ParDo(_KeyLightCurveFn(cfg)).with_outputs(REJECTED, main="paths")
+        keyed = paths | "KeyLightCurve" >> beam.ParDo(_KeyLightCurveFn(cfg, self._input_dir)).with_outputs(
+            REJECTED, INPUTS, main="paths"
+        )
         lines = pipeline | "ReadTceTable" >> read_csv_lines(plan.tces.path)
         tces = lines | "ParseTce" >> beam.ParDo(_ParseTceFn(plan.tces.header, cfg)).with_outputs(REJECTED, main="tces")
         found = (
@@ -211,13 +231,18 @@ class BuildTce(RecipeBuild):
             | "AllFound" >> beam.Flatten()
             | "FilesFound" >> beam.CombineGlobally(_FilesFoundFn())
         )
-        process = _ProcessTargetFn(cfg, glob)
+        process = _ProcessTargetFn(cfg, glob, self._input_dir)
         targets = (
             {"paths": keyed.paths, "tces": tces.tces}
             | "JoinByTarget" >> beam.CoGroupByKey()
             | "ProcessTarget"
-            >> beam.ParDo(process, found=beam.pvalue.AsSingleton(found)).with_outputs(REJECTED, main="records")
+            >> beam.ParDo(process, found=beam.pvalue.AsSingleton(found)).with_outputs(REJECTED, INPUTS, main="records")
         )
+        inputs = (
+            keyed[INPUTS],
+            targets[INPUTS],
+            pipeline | "HashTceTable" >> HashFiles(self._input_dir, [plan.tces.path]),
+        ) | "AllInputs" >> beam.Flatten()
         rejected = (keyed[REJECTED], tces[REJECTED], targets[REJECTED]) | "AllRejected" >> beam.Flatten()
         # Every file, TCE row, transit and out-of-transit slot is one decision: written or rejected.
         # Only a count of each star's written examples and the uid / path of each rejection cross the flatten
@@ -230,7 +255,7 @@ class BuildTce(RecipeBuild):
             paths | "FilePairs" >> Tally("files_matched"),
             lines | "TceRowPairs" >> Tally("tce_rows"),
         )
-        return BuildOutputs(targets.records, rejected, seen, extra)
+        return BuildOutputs(targets.records, rejected, seen, extra, inputs)
 
     @classmethod
     def summary_extras(cls, config: Any, counts: Any) -> dict[str, Any]:

@@ -130,6 +130,12 @@ class G2NetRecipe:
             return None
         return float(np.frombuffer(data[0], dtype=RAW_DTYPE).astype(np.float64).std())
 
+    def input_patterns(self, config: Any) -> list[str]:
+        """The files the build reads, for ``sigforge audit --inputs``: the ``.npy`` glob and the CSVs (relative to
+        the input folder, or absolute)."""
+        section: G2NetConfig = config.section
+        return [section.npy_glob, section.labels_csv, *([section.truth_csv] if section.truth_csv else [])]
+
     def input_ids(self, config: Any, input_dir: str, fs: Any) -> list[str]:
         """The id of every raw input, recounted by the audit: each ``.npy`` matched by ``g2net.npy_glob`` and each
         well-formed row of the labels CSV (a malformed row has no reliable id; the build rejects it as such)."""

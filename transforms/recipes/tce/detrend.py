@@ -24,12 +24,17 @@ class Detrended:
     """A target's light curves after detrending, concatenated in time order.
 
     ``time``: (n,) float64 days; ``delta``: (n,) float64 relative flux minus one; ``cadence``: days (median
-    spacing of the kept cadences).
+    spacing of the kept cadences). Provenance of each cadence (None when not tracked): ``file_index`` (n,) its
+    light curve in ``files`` ((source, sha256) per light curve, in the order detrended), ``rows`` (n,) its row
+    in that file's table.
     """
 
     time: np.ndarray
     delta: np.ndarray
     cadence: float
+    file_index: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    files: tuple[tuple[str, str], ...] = ()
 
 
 def split_segments(time: np.ndarray, gap_days: float) -> list[slice]:
@@ -105,8 +110,9 @@ def detrend(curves: Sequence[LightCurve], tces: Sequence[Tce], cfg: TceConfig) -
     fitted with every transit of every TCE masked (``cfg.mask_width_factor`` x duration), so transits are
     neither fitted away nor distorted. Cadences whose trend cannot be fitted are dropped.
     """
-    times, deltas = [], []
-    for curve in curves:
+    times, deltas, indices, rows = [], [], [], []
+    for index, curve in enumerate(curves):
+        curve_rows = curve.rows if curve.rows is not None else np.arange(len(curve.time))
         intervals = transit_intervals(tces, curve.time[0], curve.time[-1], cfg.mask_width_factor)
         out_of_transit = ~in_intervals(curve.time, intervals)
         for seg in split_segments(curve.time, cfg.gap_days):
@@ -115,10 +121,19 @@ def detrend(curves: Sequence[LightCurve], tces: Sequence[Tce], cfg: TceConfig) -
             ok = np.isfinite(trend) & (trend > 0)
             times.append(t[ok])
             deltas.append(f[ok] / trend[ok] - 1.0)
+            indices.append(np.full(int(ok.sum()), index, dtype=np.int32))
+            rows.append(curve_rows[seg][ok])
     time = np.concatenate(times) if times else np.zeros(0)
     delta = np.concatenate(deltas) if deltas else np.zeros(0)
     order = np.argsort(time, kind="stable")
     steps = np.diff(time[order])
     steps = steps[steps > 0]
     cadence = float(np.median(steps)) if len(steps) else 1.0 / HOURS_PER_DAY
-    return Detrended(time=time[order], delta=delta[order], cadence=cadence)
+    return Detrended(
+        time=time[order],
+        delta=delta[order],
+        cadence=cadence,
+        file_index=np.concatenate(indices)[order] if indices else np.zeros(0, dtype=np.int32),
+        rows=np.concatenate(rows)[order] if rows else np.zeros(0, dtype=np.int64),
+        files=tuple((curve.source or curve.path, curve.sha256) for curve in curves),
+    )

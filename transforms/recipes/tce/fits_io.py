@@ -271,6 +271,7 @@ def read_light_curve(data: bytes, path: str, cfg: TceConfig) -> LightCurve:
         bjd_ref=_bjd_ref(headers, columns, names.time, lightkurve),
         n_cadences=len(time),
         mission=lightkurve_files.header_text(headers[0].get("MISSION") or headers[0].get("TELESCOP")),
+        rows=np.flatnonzero(good)[order],
     )
 
 

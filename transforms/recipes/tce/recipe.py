@@ -71,6 +71,10 @@ class TceRecipe:
 
         return report_figures(config, out, manifest, fs)
 
+    def input_patterns(self, config: Any) -> list[str]:
+        """The files the build reads, for ``sigforge audit --inputs``: the FITS glob and the TCE table."""
+        return [config.section.fits_glob, config.section.tce_csv]
+
     def unaccounted_inputs(
         self, config: Any, input_dir: str, fs: Any, written_rows: list[dict], rejected_rows: list[dict]
     ) -> list[str]:

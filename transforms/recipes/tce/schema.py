@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from transforms.provenance import SOURCE_COLUMNS, SOURCE_ROWS
 from transforms.recipes.tce.config import TceConfig
 
 # Reasons an input is dropped (the keys of the manifest's ``rejected`` counts).
@@ -73,7 +74,10 @@ VIEW_TABLE_COLUMNS = (
     "n_odd",
     "n_even",
 )
-RESERVED_COLUMNS = frozenset(("uid", "target_id", "label", "shard", *TRANSIT_TABLE_COLUMNS, *VIEW_TABLE_COLUMNS))
+PROVENANCE_COLUMNS = (*SOURCE_COLUMNS, SOURCE_ROWS)  # after the TCE table's (transforms/provenance.py)
+RESERVED_COLUMNS = frozenset(
+    ("uid", "target_id", "label", "shard", *TRANSIT_TABLE_COLUMNS, *VIEW_TABLE_COLUMNS, *PROVENANCE_COLUMNS)
+)
 
 
 # ---- records -----------------------------------------------------------------------------------------------------
@@ -85,6 +89,9 @@ class LightCurve:
 
     ``time``: (n,) float64 days (BKJD / BTJD); ``flux``: (n,) float64 relative flux (divided by the file's median
     of valid cadences, so ~1); only cadences with a zero (masked) quality flag and finite values are kept.
+    Provenance: ``rows`` (n,) the 0-based row of each kept cadence in the file's light-curve table (None: 0..n-1),
+    ``source`` the file as the data tables name it (its path relative to the build's input; "": ``path``),
+    ``sha256`` the file's digest.
     """
 
     path: str
@@ -94,6 +101,9 @@ class LightCurve:
     bjd_ref: float  # BJD of time zero (BJDREFI + BJDREFF), days
     n_cadences: int  # rows in the file, before cleaning
     mission: str = ""
+    rows: np.ndarray | None = None
+    source: str = ""
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,7 +153,8 @@ def unresolved_transit(tce: Tce, cadence_days: float) -> Drop | None:
 
 @dataclass(frozen=True)
 class TceExample:
-    """One example: float arrays (each stored as float32 bytes) plus its data-table row."""
+    """One example: float arrays (each stored as float32 bytes) plus its data-table row and, apart, the row's
+    provenance columns (``sources``: ``PROVENANCE_COLUMNS``, sources.py)."""
 
     uid: str
     target_id: str
@@ -151,6 +162,7 @@ class TceExample:
     label: int
     arrays: dict[str, np.ndarray]
     row: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 # ---- data-table rows ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from transforms.recipes.tce.schema import (
     tce_row,
     unresolved_transit,
 )
+from transforms.recipes.tce.sources import curve_sources
 
 
 def phase_fold(time: np.ndarray, period: float, epoch: float) -> np.ndarray:
@@ -78,6 +79,7 @@ def view_examples(curve: Detrended, tces: Sequence[Tce], cfg: TceConfig) -> tupl
     """Mode "views": one example per TCE (uid = tce_uid) with at least one transit with in-transit data."""
     examples: list[TceExample] = []
     drops: list[Drop] = []
+    sources = curve_sources(curve)
     for tce in tces:
         if (unresolved := unresolved_transit(tce, curve.cadence)) is not None:
             drops.append(unresolved)  # still masked in the others' windows: its transits are real
@@ -94,5 +96,5 @@ def view_examples(curve: Detrended, tces: Sequence[Tce], cfg: TceConfig) -> tupl
             )
             continue
         row = {**tce_row(tce, cfg), "kind": KIND_VIEW, "epoch": tce.epoch, **info}
-        examples.append(TceExample(tce.tce_uid, tce.target_id, tce.tce_uid, tce.label, arrays, row))
+        examples.append(TceExample(tce.tce_uid, tce.target_id, tce.tce_uid, tce.label, arrays, row, sources))
     return examples, drops

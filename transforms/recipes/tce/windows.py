@@ -36,6 +36,7 @@ from transforms.recipes.tce.schema import (
     tce_row,
     unresolved_transit,
 )
+from transforms.recipes.tce.sources import window_sources
 
 OOT_DRAWS_PER_WINDOW = 200  # draws per out-of-transit slot before it is given up as no_room_for_out_of_transit
 
@@ -131,7 +132,8 @@ def transit_windows(
             }
             uid = f"{tce.tce_uid}_t_{_fmt_time(mids[i])}"
             window = {FLUX_WINDOW: flux[row_index]}
-            examples.append(TceExample(uid, tce.target_id, tce.tce_uid, tce.label, window, row))
+            sources = window_sources(curve, starts[i], ends[i])
+            examples.append(TceExample(uid, tce.target_id, tce.tce_uid, tce.label, window, row, sources))
         count = round(cfg.oot_per_transit * len(kept))
         oot, missing = out_of_transit_windows(curve, tce, count, all_transits, cfg, spans)
         examples += oot
@@ -211,7 +213,8 @@ def out_of_transit_windows(
     for k, mid in enumerate(mids):
         row = {**base, "kind": KIND_OOT, "midtime": round(float(mid), 6), "window_coverage": round(float(covs[k]), 4)}
         uid = f"{tce.tce_uid}_oot_{_fmt_time(mid)}"
-        examples.append(TceExample(uid, tce.target_id, tce.tce_uid, 0, {FLUX_WINDOW: flux[k]}, row))
+        sources = window_sources(curve, mid - 0.5 * width, mid + 0.5 * width)
+        examples.append(TceExample(uid, tce.target_id, tce.tce_uid, 0, {FLUX_WINDOW: flux[k]}, row, sources))
     detail = f"no {width:.3f}-d window clear of every transit with enough coverage in {attempts} draws"
     drops = [Drop(f"{tce.tce_uid}_oot_slot{k}", NO_ROOM_FOR_OOT, detail) for k in range(len(examples), count)]
     return examples, drops
