@@ -13,10 +13,19 @@ import re
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
-from transforms.config import ConfigError, _Strict, apply_overrides, load_config, validate
+from transforms.config import (
+    MAX_CONFIG_BYTES,
+    ConfigError,
+    _Strict,
+    apply_overrides,
+    check_looks_like_config,
+    load_config,
+    top_level_keys,
+    validate,
+    yaml_mapping,
+)
 from transforms.contract import NORM_DIR
 
 Activation = Literal["silu", "gelu", "relu"]
@@ -300,7 +309,7 @@ def _untag(error: ConfigError) -> ConfigError:
             dotted = f"model.{key}" if key else "model"
             line = f"{line[: match.start()]}config key '{dotted}': {message} (architecture {architecture})"
         lines.append(line)
-    return ConfigError("\n".join(lines))
+    return ConfigError("\n".join(lines), code=error.code)
 
 
 def load_trainer_config(path: str | None = None, overrides: Iterable[str] = ()) -> TrainerConfig:
@@ -311,10 +320,14 @@ def load_trainer_config(path: str | None = None, overrides: Iterable[str] = ()) 
         import tensorflow as tf
 
         try:
-            with tf.io.gfile.GFile(path, "r") as handle:
-                raw = yaml.safe_load(handle.read()) or {}
-        except (tf.errors.OpError, yaml.YAMLError) as error:
-            raise ConfigError(f"cannot read config {path}: {error}") from None
+            with tf.io.gfile.GFile(path, "rb") as handle:
+                data = handle.read(MAX_CONFIG_BYTES + 1)
+        except tf.errors.OpError as error:
+            raise ConfigError(f"cannot read config {path}: {error.message}") from None
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config {path} is larger than {MAX_CONFIG_BYTES} bytes", code="config_too_large")
+        raw = yaml_mapping(data.decode("utf-8", "replace"), path)
+        check_looks_like_config(raw, path, top_level_keys(TrainerConfig) | {"extends"})
         if "extends" in raw:
             raise ConfigError(f"config {path}: 'extends' is only supported for local config files")
         return validate(TrainerConfig, apply_overrides(raw, overrides), path)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -238,12 +240,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
         raise ConfigError(f"override {text!r} has an empty key")
+    source = f"override {key.strip()!r}"
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as error:
-        problem = str(error).splitlines()[0]
+        value = parse_yaml(raw, source) if raw.strip() else ""
+    except _YamlSyntax as error:
         raise ConfigError(
-            f"override {text!r}: config key '{'.'.join(parts)}': value is not valid YAML ({problem})"
+            f"override {text!r}: config key '{'.'.join(parts)}': value is not valid YAML ({error})"
         ) from None
     return parts, value
 
@@ -316,17 +318,86 @@ def validate(model: type[_ModelT], raw: Mapping[str, Any], source: str = "<dict>
         raise ConfigError(format_validation_error(error, model, source)) from None
 
 
-def read_yaml(path: str) -> dict[str, Any]:
-    """Reads a YAML mapping from a local path (configs are small and live beside the code)."""
+# Limits of every YAML text sigforge reads (configs, ``extends:`` bases, ``--set`` values, runner profiles).
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; a bigger file is not one (or is an attack)
+MAX_YAML_DEPTH = 64  # nested mappings / lists; PyYAML's composer recurses (5000 levels: RecursionError)
+
+
+class _YamlSyntax(ValueError):
+    """A YAML syntax error as ``problem (line L, column C)``: never the text of the line (PyYAML quotes it)."""
+
+
+def _syntax(error: yaml.YAMLError) -> _YamlSyntax:
+    problem = getattr(error, "problem", None) or type(error).__name__
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return _YamlSyntax(" ".join(str(problem).split()) + where)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``text`` as YAML, with limits: aliases are refused (ConfigError code ``yaml_alias``: a 2 KB "billion laughs"
+    file of nested aliases would otherwise expand to 10^9 nodes when copied or validated), nesting deeper than
+    ``MAX_YAML_DEPTH`` is refused (code ``yaml_too_deep``). Raises ``_YamlSyntax`` for a syntax error. The
+    events are checked before anything is built, so a refusal costs one pass over the text."""
+    depth = 0
     try:
-        text = Path(path).read_text()
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1
+                raise ConfigError(
+                    f"{source}: YAML aliases (*name, line {line}) are not allowed in sigforge configs; "
+                    "write the value out (or use extends: / --set)",
+                    code="yaml_alias",
+                )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    line = event.start_mark.line + 1
+                    raise ConfigError(
+                        f"{source}: nested more than {MAX_YAML_DEPTH} levels deep (line {line})",
+                        code="yaml_too_deep",
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise _syntax(error) from None
+
+
+def _read_config_text(path: str) -> str:
+    """The text of the config file ``path``: a regular file (a FIFO would block, a device never end) of at most
+    ``MAX_CONFIG_BYTES``; ConfigError (codes ``not_a_regular_file``, ``config_too_large``) otherwise."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"config {path} is not a regular file", code="not_a_regular_file")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:
         raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config {path} is larger than {MAX_CONFIG_BYTES} bytes: not a sigforge config", code="config_too_large"
+        )
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        problem = " ".join(str(error).split())
-        raise ConfigError(f"config {path} is not valid YAML: {problem}") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config {path} is not UTF-8 text (byte {error.start})", code="not_a_config") from None
+
+
+def read_yaml(path: str) -> dict[str, Any]:
+    """Reads a YAML mapping from a local path (configs are small and live beside the code), with the limits of
+    ``parse_yaml`` and ``_read_config_text``."""
+    text = _read_config_text(path)
+    return yaml_mapping(text, path)
+
+
+def yaml_mapping(text: str, path: str) -> dict[str, Any]:
+    """The YAML mapping in ``text`` (read from ``path``); {} for an empty text; ConfigError otherwise."""
+    try:
+        data = parse_yaml(text, f"config {path}")
+    except _YamlSyntax as error:
+        raise ConfigError(f"config {path} is not valid YAML: {error}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -334,6 +405,34 @@ def read_yaml(path: str) -> dict[str, Any]:
             f"invalid config {path}: config key '<root>': top level must be a mapping, got {type(data).__name__}"
         )
     return data
+
+
+def top_level_keys(model: type[BaseModel]) -> set[str]:
+    """The keys a config of ``model`` may hold at its top level (a dataset config: every recipe's section too)."""
+    keys = set(model.model_fields)
+    if issubclass(model, DatasetConfig):
+        from transforms.recipes import REGISTRY
+
+        keys |= set(REGISTRY)
+    return keys
+
+
+def check_looks_like_config(raw: Mapping[str, Any], path: str, known: set[str]) -> None:
+    """Refuses (code ``not_a_config``, naming only ``path``) a YAML mapping that is not a sigforge config, so that
+    its keys are never quoted in "unknown key" errors (``--config /some/secret`` must not print its lines).
+
+    The rule: a file is a config when it is empty, or one of its top-level keys is a key of the schema (or
+    ``extends``), or every top-level key is a near miss of one (a typo gets its did-you-mean)."""
+    keys = [str(key) for key in raw]
+    if not keys or any(key in known for key in keys):
+        return
+    if all(difflib.get_close_matches(key, sorted(known), n=1) for key in keys):
+        return
+    raise ConfigError(
+        f"config {path} is not a sigforge config (none of its top-level keys is one of {sorted(known)}); "
+        "its content is not shown",
+        code="not_a_config",
+    )
 
 
 def load_config(
@@ -346,24 +445,28 @@ def load_config(
     raw: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
-        raw = _read_with_base(path, extends_key)
+        raw = _read_with_base(path, extends_key, known=top_level_keys(model) | {extends_key})
         source = path
     raw = apply_overrides(raw, overrides)
     return validate(model, raw, source)
 
 
-def _read_with_base(path: str, extends_key: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+def _read_with_base(
+    path: str, extends_key: str, chain: tuple[str, ...] = (), known: set[str] | None = None
+) -> dict[str, Any]:
     resolved = str(Path(path).resolve())
     if resolved in chain:
         loop = " -> ".join([*chain[chain.index(resolved) :], resolved])
         raise ConfigError(f"config key '{extends_key}': extends loop {loop}")
     raw = read_yaml(path)
+    if known is not None:
+        check_looks_like_config(raw, path, known)
     base_name = raw.pop(extends_key, None)
     if base_name is None:
         return raw
     if not isinstance(base_name, str) or not base_name:
         raise ConfigError(f"config {path}: config key '{extends_key}' must be a file name, got {base_name!r}")
-    base = _read_with_base(str(Path(path).parent / base_name), extends_key, (*chain, resolved))
+    base = _read_with_base(str(Path(path).parent / base_name), extends_key, (*chain, resolved), known)
     return _merge(base, raw)
 
 
