@@ -36,6 +36,7 @@ from model.data import DatasetInfo, check_dataset, make_dataset, read_data_table
 from model.errors import DatasetError, RunError
 from model.plots import SplitResult, write_comparison_plots, write_plots
 from transforms.config import ConfigError
+from transforms.csv_cells import restore_row
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def read_baseline_scores(path: str) -> BaselineScores:
         raise RunError(f"baseline scores {path} not found")
     with tf.io.gfile.GFile(path, "r") as handle:
         reader = csv.DictReader(io.StringIO(handle.read()))
-        rows = list(reader)
+        rows = [restore_row(row) for row in reader]  # written spreadsheet-safe (transforms.csv_cells)
         columns = reader.fieldnames or []
     key = "id" if "id" in columns else "uid" if "uid" in columns else None
     if key is None or "score" not in columns:

@@ -42,6 +42,7 @@ from model.data import read_manifest, resolve_input_spec
 from model.errors import DatasetError, RunError
 from transforms.config import ConfigError, DatasetConfig, validate
 from transforms.contract import STATS_DIR
+from transforms.csv_cells import safe_cell
 from transforms.recipes import get_recipe
 from transforms.recipes.base import Serving
 
@@ -255,13 +256,14 @@ def predict(
 
 
 def format_csv(rows: Sequence[Prediction]) -> str:
-    """``id,path,score,error`` per row; scores with 9 significant digits, empty where not scored."""
+    """``id,path,score,error`` per row; scores with 9 significant digits, empty where not scored. For people:
+    spreadsheet-safe cells (``transforms.csv_cells``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         score = "" if row.score is None else f"{row.score:.9g}"
-        writer.writerow([row.id, row.path, score, row.error or ""])
+        writer.writerow([safe_cell(cell) for cell in (row.id, row.path, score, row.error or "")])
     return buffer.getvalue()
 
 

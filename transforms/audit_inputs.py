@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from transforms.contract import RAW_DIR, REJECTED_DIR, TABLE_PATTERN, sample_id
+from transforms.csv_cells import restore_row
 
 _LOG = logging.getLogger(__name__)
 SHOWN = 5
@@ -44,7 +45,9 @@ def list_matching(fs: Any, folder: str, pattern: str) -> list[str]:
 
 def _rejected_rows(fs: Any, out: str) -> list[dict[str, str]]:
     path = fs.join(out, REJECTED_DIR, "build.csv")
-    return list(csv.DictReader(io.StringIO(fs.read_text(path)))) if fs.exists(path) else []
+    if not fs.exists(path):
+        return []
+    return [restore_row(row) for row in csv.DictReader(io.StringIO(fs.read_text(path)))]
 
 
 def _raw_rows(fs: Any, out: str) -> list[dict[str, str]]:
