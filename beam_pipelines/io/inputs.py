@@ -1,7 +1,8 @@
-"""CSV inputs of a build (labels, truth, TCE tables): headers read on the driver, rows parsed per line.
+"""CSV inputs of a build (labels, truth, TCE tables): headers read on the driver, rows parsed per record.
 
-Lines are read as bytes and decoded one by one: a row that is not UTF-8 is rejected (``undecodable_csv_row``), a
-row with the wrong field count is rejected (``malformed_csv_row``); neither fails the file.
+Files are split into RFC 4180 records (``transforms.csv_rows.iter_records``: a quoted field may hold newlines),
+kept as bytes and decoded one by one: a row that is not UTF-8 is rejected (``undecodable_csv_row``), a row with
+the wrong field count or broken quoting is rejected (``malformed_csv_row``); neither fails the file.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from beam_pipelines.io.shards import ReadWholeFiles, data_lines
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput
 from transforms.csv_rows import UNDECODABLE_ROW as UNDECODABLE_ROW  # the pure parts live in transforms/ (the
-from transforms.csv_rows import decode_csv_line, parse_csv_line, parse_header, row_key  # audit's recount uses them)
+from transforms.csv_rows import (  # audit's recount uses them)
+    decode_csv_line,
+    first_record,
+    parse_csv_line,
+    parse_header,
+    row_key,
+)
 
 SEEN = "seen"
 
@@ -31,7 +38,7 @@ class CsvSource:
 
 def read_csv_header(path: str) -> tuple[str, ...]:
     with fs.open_read(path) as handle:
-        raw = handle.readline()
+        raw = first_record(handle)
     try:
         return parse_header(raw)
     except UnicodeDecodeError as error:
@@ -39,7 +46,8 @@ def read_csv_header(path: str) -> tuple[str, ...]:
 
 
 def read_csv_lines(path: str) -> beam.PTransform:
-    """The data lines of a CSV (header skipped) as raw bytes, for ``ParseCsvFn`` to decode row by row; the file
+    """The data records of a CSV (RFC 4180, header skipped) as raw bytes, for ``ParseCsvFn`` to decode row by
+    row; the file
     is read whole by one worker (``ReadWholeFiles``, as every stage reads its files: Beam's splittable TFRecord
     source lost records with the multi-threaded runner), and its path is taken literally (no glob)."""
     return ReadWholeFiles(path, data_lines, literal=True)

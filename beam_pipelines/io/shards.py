@@ -92,14 +92,14 @@ def read_records(path: str) -> Iterable[bytes]:
 
 
 def data_lines(path: str) -> list[bytes]:
-    """The lines after the header of a text file, as bytes (``csv_rows.data_lines``: split like Beam's text
-    source, so the build and the audit's recount see the same rows)."""
+    """The records after the header of a CSV file, as bytes (``csv_rows.data_lines``: RFC 4180 records, a quoted
+    field may hold newlines; so the build and the audit's recount see the same rows)."""
     with fs.open_read(path) as handle:
         return csv_rows.data_lines(handle.read())
 
 
 def read_table_lines(path: str) -> list[str]:
-    """The data lines of one data-table CSV (header skipped), decoded."""
+    """The data records of one data-table CSV (header skipped), decoded (a cell may hold a newline)."""
     return [line.decode("utf-8") for line in data_lines(path)]
 
 

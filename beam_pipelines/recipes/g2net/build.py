@@ -26,6 +26,7 @@ from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms import parallel
 from transforms.config import ConfigError
 from transforms.contract import STRAIN, encode_example, sample_id
+from transforms.csv_rows import iter_records
 from transforms.recipes.g2net import strain as strain_lib
 from transforms.recipes.g2net.config import G2NetConfig
 
@@ -170,10 +171,11 @@ def check_psd_labels(labels: CsvSource, cfg: G2NetConfig) -> None:
     ``g2net.psd_labels``, or the analyze stage could not form the noise PSD; ConfigError naming the key."""
     wanted = {str(label) for label in cfg.psd_labels}
     with fs.open_read(labels.path) as handle:
-        handle.readline()
-        for raw in handle:
+        records = iter_records(handle)
+        next(records, None)  # the header
+        for raw in records:
             try:
-                row = parse_csv_line(raw.decode("utf-8").rstrip("\r\n"), labels.header)
+                row = parse_csv_line(raw.decode("utf-8"), labels.header)
                 value = str(strain_lib.parse_label(row[cfg.label_column]))
             except (UnicodeDecodeError, strain_lib.RejectedInput):
                 continue  # the build rejects that row with its reason

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from transforms.contract import RejectedInput
-from transforms.csv_rows import data_lines, decode_csv_line, parse_csv_line, parse_header, row_key
+from transforms.csv_rows import data_lines, decode_csv_line, header_record, parse_csv_line, parse_header, row_key
 from transforms.recipes.tce import fits_io, tce_table
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.schema import DUPLICATE_TCE
@@ -88,7 +88,7 @@ def unaccounted_inputs(
 
     table = cfg.tce_csv if "://" in cfg.tce_csv or cfg.tce_csv.startswith("/") else fs.join(input_dir, cfg.tce_csv)
     data = fs.read_bytes(table)
-    header = parse_header(data.split(b"\n", 1)[0])
+    header = parse_header(header_record(data))
     bad_rows: Counter[str] = Counter()
     rows_per_tce: Counter[str] = Counter()
     star_of_tce: dict[str, str] = {}

@@ -1,0 +1,199 @@
+"""Inputs are read as they are: CSVs as RFC 4180, folders that cannot be listed or that are symlinks, and paths.
+
+CSV tables (the G2Net labels and truth CSVs, the TCE table) are parsed as RFC 4180 over the whole file: a quoted
+field may hold newlines, quotes and commas; the build, its data tables and the audit's recount read the same
+rows. A malformed row is still exactly one rejection naming the row, and a row with an unterminated quote does
+not swallow the rows after it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from beam_pipelines.commands import cli
+
+G2NET = "run_configs/g2net.yaml"
+TCE = "run_configs/tce_kepler.yaml"
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write_rows(path, rows, columns, terminator="\n"):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator=terminator)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _build(raw, out, config=G2NET, *extra):
+    return cli.main(["build", "--config", config, "--input", str(raw), "--output", str(out), *extra])
+
+
+def _manifest_build(out):
+    return json.loads((out / "manifest.json").read_text())["stages"]["build"]
+
+
+def _table_rows(out, folder="tfrecords"):
+    return [row for path in sorted((out / folder).glob("**/data_tbl_*.csv")) for row in _rows(path)]
+
+
+def _audit_clean(out):
+    from transforms.audit import audit_dataset
+
+    assert audit_dataset(str(out)) == []
+
+
+@pytest.fixture(scope="module")
+def tce_raw(tmp_path_factory):
+    from transforms.recipes.tce import sample as tce_sample
+
+    raw = tmp_path_factory.mktemp("faults_tce") / "raw"
+    tce_sample.write_tce_sample(str(raw), n_targets=2, seed=3, quarters=1, days_per_quarter=20.0)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def tce_plain(tce_raw, tmp_path_factory):
+    """The TCE build of the untouched sample, to compare with."""
+    out = tmp_path_factory.mktemp("faults_tce_plain") / "ds"
+    assert _build(tce_raw, out, TCE) == 0
+    return out
+
+
+# ---- RFC 4180 --------------------------------------------------------------------------------------------------
+
+MULTILINE = 'first line\nsecond, "quoted" line'
+
+
+@pytest.mark.parametrize("terminator", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_labels_csv_with_quoted_newlines_is_read_whole(terminator, g2net_raw, tmp_path):
+    """Every sample written (a quoted newline used to cut its row in two: two spurious rejections), the value
+    kept exactly in the data table (through split and the audit), the audit's recount reading the same rows."""
+    raw = tmp_path / "raw"
+    shutil.copytree(g2net_raw, raw)
+    rows = _rows(raw / "training_labels.csv")
+    rows[0]["source_id"] = MULTILINE
+    rows[1]["source_id"] = 'a,"b",c'
+    _write_rows(raw / "training_labels.csv", rows, ["id", "target", "source_id"], terminator)
+    out = tmp_path / "ds"
+    assert _build(raw, out) == 0
+    build = _manifest_build(out)
+    assert (build["written"], build["rejected"]) == (48, 0)
+    table = {row["uid"]: row for row in _table_rows(out)}
+    assert table[rows[0]["id"]]["source_id"] == MULTILINE and table[rows[1]["id"]]["source_id"] == 'a,"b",c'
+    _audit_clean(out)
+
+
+def test_truth_csv_with_quoted_newlines_is_joined(g2net_raw, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(g2net_raw, raw)
+    truth = _rows(raw / "injections.csv")
+    columns = list(truth[0])
+    truth[2]["approximant"] = "IMRPhenom\nXPHM, with a note"
+    _write_rows(raw / "injections.csv", truth, columns)
+    out = tmp_path / "ds"
+    assert _build(raw, out, G2NET, "--set", "g2net.truth_csv=injections.csv") == 0
+    build = _manifest_build(out)
+    assert (build["written"], build["rejected"]) == (48, 0)
+    table = {row["uid"]: row for row in _table_rows(out)}
+    assert table[truth[2]["id"]]["approximant"] == "IMRPhenom\nXPHM, with a note"
+    _audit_clean(out)
+
+
+def test_tce_table_with_quoted_newlines_is_read_whole(tce_raw, tce_plain, tmp_path):
+    """The TCE table with a quoted newline in a column: the same examples as the plain table, no rejection of a
+    table row, and a clean audit (whose recount names bad rows the same way)."""
+    raw = tmp_path / "raw"
+    shutil.copytree(tce_raw, raw)
+    rows = _rows(raw / "tces.csv")
+    columns = list(rows[0])
+    rows[0]["kind"] = rows[0]["kind"] + "\nnote, with a comma"
+    _write_rows(raw / "tces.csv", rows, columns)
+    out = tmp_path / "ds"
+    assert _build(raw, out, TCE) == 0
+    assert not [r for r in _rows(out / "rejected" / "build.csv") if r["uid_or_path"].startswith("tce_csv:")]
+    plain, quoted = _manifest_build(tce_plain), _manifest_build(out)
+    assert (quoted["written"], quoted["rejected"]) == (plain["written"], plain["rejected"])
+    kinds = {row["csv_kind"] for row in _table_rows(out)}
+    assert rows[0]["kind"] in kinds
+    assert cli.main(["audit", str(out)]) == 0
+
+
+def _labels_with(raw, extra_lines: bytes) -> None:
+    path = raw / "training_labels.csv"
+    data = path.read_bytes()
+    header, rest = data.split(b"\n", 1)
+    path.write_bytes(header + b"\n" + extra_lines + rest)
+
+
+def test_unterminated_quote_is_one_malformed_row_and_swallows_nothing(g2net_raw, tmp_path):
+    """``x,0,"oops`` opens a quote that never closes: one malformed_csv_row naming that row; the 48 rows after
+    it are read as rows (an RFC 4180 reader alone would read them all into one field)."""
+    raw = tmp_path / "raw"
+    shutil.copytree(g2net_raw, raw)
+    _labels_with(raw, b'x,0,"oops\n')
+    out = tmp_path / "ds"
+    assert _build(raw, out) == 0
+    build = _manifest_build(out)
+    assert (build["written"], build["rejected_by_reason"]) == (48, {"malformed_csv_row": 1})
+    (row,) = _rows(out / "rejected" / "build.csv")
+    assert row["uid_or_path"] == 'labels:x,0,"oops'
+    _audit_clean(out)
+
+
+def test_malformed_rows_are_one_rejection_each_named_by_their_text(g2net_raw, tmp_path):
+    """A row with too many fields, one with a stray character after a closing quote, one with a lone carriage
+    return inside: one rejection each, keyed by its text. A quoted field spanning lines in a row of the wrong
+    field count is read line by line (it may be an unterminated quote): one rejection per line, none lost."""
+    raw = tmp_path / "raw"
+    shutil.copytree(g2net_raw, raw)
+    bad = [b"a,0,b,c", b'b,0,"s"x', b"c,0\rd,0", b'e,0,"multi\nline",extra']
+    _labels_with(raw, b"\n".join(bad) + b"\n")
+    out = tmp_path / "ds"
+    assert _build(raw, out) == 0
+    build = _manifest_build(out)
+    assert (build["written"], build["rejected_by_reason"]) == (48, {"malformed_csv_row": 5})
+    named = sorted(r["uid_or_path"] for r in _rows(out / "rejected" / "build.csv"))
+    lines = [*bad[:3], *bad[3].split(b"\n")]
+    assert named == sorted("labels:" + line.decode() for line in lines)
+    _audit_clean(out)
+
+
+def test_undecodable_bytes_in_a_quoted_multiline_field_are_one_rejection(g2net_raw, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(g2net_raw, raw)
+    _labels_with(raw, b'z,0,"bad \xff\nstill the same field"\n')
+    out = tmp_path / "ds"
+    assert _build(raw, out) == 0
+    build = _manifest_build(out)
+    assert (build["written"], build["rejected_by_reason"]) == (48, {"undecodable_csv_row": 1})
+    _audit_clean(out)
+
+
+def test_records_split_like_rfc_4180():
+    from transforms.csv_rows import data_lines
+
+    data = b'h1,h2\r\na,"x\r\ny"\r\nb,"q ""w"", e"\n\nc,"open\nd,1\n'
+    assert data_lines(data) == [b'a,"x\r\ny"', b'b,"q ""w"", e"', b"", b'c,"open', b"d,1"]
+    header_with_newline = b'"h\n1",h2\na,b\n'
+    assert data_lines(header_with_newline) == [b"a,b"]
+
+
+def test_data_table_cells_with_newlines_read_back_by_the_filter_reader(tmp_path):
+    """A data table written with a multi-line cell (a labels column carried over) reads back row by row the way
+    the filter stage reads tables (``read_table_lines`` + ``parse_table_line``)."""
+    from beam_pipelines.io.shards import format_table, parse_table_line, read_table_lines
+
+    columns = ["uid", "target_id", "label", "shard", "note"]
+    rows = [{"uid": "a", "target_id": "t", "label": 1, "note": MULTILINE}, {"uid": "b", "target_id": "u", "label": 0}]
+    path = tmp_path / "data_tbl_0001-0001.csv"
+    path.write_text(format_table(rows, columns, shard="s"))
+    parsed = [parse_table_line(columns, line) for line in read_table_lines(str(path))]
+    assert [row["uid"] for row in parsed] == ["a", "b"] and parsed[0]["note"] == MULTILINE
