@@ -197,3 +197,174 @@ def test_data_table_cells_with_newlines_read_back_by_the_filter_reader(tmp_path)
     path.write_text(format_table(rows, columns, shard="s"))
     parsed = [parse_table_line(columns, line) for line in read_table_lines(str(path))]
     assert [row["uid"] for row in parsed] == ["a", "b"] and parsed[0]["note"] == MULTILINE
+
+
+# ---- folders: unreadable, symlinked ------------------------------------------------------------------------------
+#
+# Unreadable folders: as root (these tests' usual user here) chmod 000 does not stop a read, so in-process tests
+# make the folder unlistable by patching ``os.scandir`` (which ``os.walk``, Beam's local matcher and sigforge's
+# listing all use) to raise PermissionError for it, as the OS does for a folder without read permission; as any
+# other user they chmod it 000. One test runs the real thing: a build as the user nobody (``setpriv``) over a
+# folder chmod 000.
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """``unreadable(folder)``: listing ``folder`` fails with PermissionError (chmod 000, or a patch as root)."""
+    import os
+
+    locked: list = []
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if not isinstance(path, int) and any(os.path.realpath(os.fspath(path)) == str(f) for f in locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    def lock(folder):
+        folder = folder.resolve()
+        if os.geteuid() == 0:
+            locked.append(folder)
+            monkeypatch.setattr(os, "scandir", scandir)
+        else:
+            folder.chmod(0)
+            locked.append(folder)
+
+    yield lock
+    if os.geteuid() != 0:
+        for folder in locked:
+            folder.chmod(0o755)
+
+
+def _first_folder_with_samples(raw):
+    folder = sorted(p for p in (raw / "train").iterdir() if p.is_dir())[0]
+    return folder, sorted(p.stem for p in folder.rglob("*.npy"))
+
+
+def test_g2net_unreadable_folder_is_a_rejection_that_names_it(g2net_raw, tmp_path, unreadable):
+    raw = tmp_path / "raw"
+    shutil.copytree(g2net_raw, raw)
+    folder, ids = _first_folder_with_samples(raw)
+    unreadable(folder)
+    out = tmp_path / "ds"
+    assert _build(raw, out) == 0
+    build = _manifest_build(out)
+    assert build["rejected_by_reason"] == {"unreadable_folder": 1, "label_without_file": len(ids)}
+    assert build["seen"] == build["written"] + build["rejected"] and build["written"] == 48 - len(ids)
+    rejected = _rows(out / "rejected" / "build.csv")
+    assert [r["uid_or_path"] for r in rejected if r["reason"] == "unreadable_folder"] == [str(folder)]
+    for row in rejected:  # each label row without a file says that a folder could not be read, and which
+        if row["reason"] == "label_without_file":
+            assert str(folder) in row["detail"] and "no .npy exists" not in row["detail"]
+    _audit_clean(out)
+
+
+def test_tce_unreadable_folder_is_a_rejection_that_names_it(tce_raw, tmp_path, unreadable):
+    raw = tmp_path / "raw"
+    shutil.copytree(tce_raw, raw)
+    folder = sorted(p.parent for p in raw.rglob("*.fits"))[0]
+    unreadable(folder)
+    out = tmp_path / "ds"
+    _build(raw, out, TCE)
+    build = _manifest_build(out)
+    assert build["rejected_by_reason"].get("unreadable_folder") == 1
+    rejected = _rows(out / "rejected" / "build.csv")
+    assert [r["uid_or_path"] for r in rejected if r["reason"] == "unreadable_folder"] == [str(folder)]
+    missing = [r for r in rejected if r["reason"] == "tce_without_light_curve"]
+    assert missing and all("could not be listed" in r["detail"] for r in missing)
+    assert cli.main(["audit", str(out)]) == 0
+
+
+def test_unreadable_folder_as_the_user_nobody(g2net_raw):
+    """The real OS fault: a build run as nobody (``setpriv``) over a raw folder where one folder is chmod 000."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run a build as another user")
+    base = tempfile.mkdtemp(prefix="sigforge_nobody_", dir="/tmp")
+    try:
+        os.chmod(base, 0o777)
+        raw = os.path.join(base, "raw")
+        shutil.copytree(g2net_raw, raw)
+        os.chmod(raw, 0o755)
+        for folder, dirs, files in os.walk(raw):
+            for name in dirs:
+                os.chmod(os.path.join(folder, name), 0o755)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o644)
+        folder, ids = _first_folder_with_samples(__import__("pathlib").Path(raw))
+        os.chmod(folder, 0)
+        out = os.path.join(base, "ds")
+        command = [
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+            sys.executable, "-m", "beam_pipelines.commands.cli",
+            "build", "--config", G2NET, "--input", raw, "--output", out,
+        ]  # fmt: skip
+        env = {**os.environ, "HOME": base, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)
+        assert result.returncode == 0, result.stderr[-2000:]
+        build = json.loads(open(os.path.join(out, "manifest.json")).read())["stages"]["build"]
+        assert build["rejected_by_reason"] == {"unreadable_folder": 1, "label_without_file": len(ids)}
+    finally:
+        for path, dirs, _ in os.walk(base):
+            for name in dirs:
+                os.chmod(os.path.join(path, name), 0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _move_folder_behind_a_link(raw, tmp_path):
+    """Moves the first folder of samples out of ``raw`` and puts a symlink to it in its place."""
+    folder, ids = _first_folder_with_samples(raw)
+    elsewhere = tmp_path / "elsewhere" / folder.name
+    elsewhere.parent.mkdir()
+    shutil.move(str(folder), str(elsewhere))
+    folder.symlink_to(elsewhere, target_is_directory=True)
+    return folder, ids
+
+
+def test_g2net_symlinked_folder_is_followed(g2net_raw, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(g2net_raw, raw)
+    _, ids = _move_folder_behind_a_link(raw, tmp_path)
+    out = tmp_path / "ds"
+    assert _build(raw, out) == 0
+    build = _manifest_build(out)
+    assert (build["written"], build["rejected"]) == (48, 0)
+    assert set(ids) <= {row["uid"] for row in _table_rows(out)}
+    _audit_clean(out)
+
+
+def test_tce_symlinked_folder_is_followed(tce_raw, tce_plain, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(tce_raw, raw)
+    folder = sorted(p.parent for p in raw.rglob("*.fits"))[0]
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(folder), str(elsewhere))
+    folder.symlink_to(elsewhere, target_is_directory=True)
+    out = tmp_path / "ds"
+    assert _build(raw, out, TCE) == 0
+    plain, linked = _manifest_build(tce_plain), _manifest_build(out)
+    assert (linked["written"], linked["rejected_by_reason"]) == (plain["written"], plain["rejected_by_reason"])
+    assert cli.main(["audit", str(out)]) == 0
+
+
+@pytest.mark.parametrize("target", ["ancestor", "sibling", "root"])
+def test_symlink_loop_or_repeat_is_rejected_by_name(target, g2net_raw, tmp_path):
+    """A symlinked folder that leads back into what is listed (a loop to an ancestor, a second path to a folder
+    already listed, ``/``) is not followed: one rejection naming it; every sample is written once."""
+    raw = tmp_path / "raw"
+    shutil.copytree(g2net_raw, raw)
+    folder, _ = _first_folder_with_samples(raw)
+    link = folder / "link"
+    other = sorted(p for p in (raw / "train").iterdir() if p.is_dir() and p != folder)[0]
+    link.symlink_to({"ancestor": raw / "train", "sibling": other, "root": "/"}[target], target_is_directory=True)
+    out = tmp_path / "ds"
+    assert _build(raw, out) == 0
+    build = _manifest_build(out)
+    assert (build["written"], build["rejected_by_reason"]) == (48, {"symlink_loop": 1})
+    (row,) = _rows(out / "rejected" / "build.csv")
+    assert row["uid_or_path"] == str(link)
+    _audit_clean(out)

@@ -104,3 +104,36 @@ class ReadCsvRows(beam.PTransform):
                 REJECTED, SEEN, main="rows"
             )
         )
+
+
+class _MatchFn(beam.DoFn):
+    """A glob -> its ``(path, is_regular_file)`` entries; each folder that could not be listed or followed ->
+    a rejection naming it, tagged ``seen`` too (an input met: it may hold inputs)."""
+
+    def __init__(self, stage: str):
+        self._stage = stage
+
+    def process(self, pattern: str):
+        entries, faults = fs.match_with_faults(pattern)
+        for fault in faults:
+            yield beam.pvalue.TaggedOutput(SEEN, fault.path)
+            yield reject(self._stage, fault.path, fault.reason, fault.detail)
+        yield from entries
+
+
+class MatchInputs(beam.PTransform):
+    """The input files matching ``pattern`` -> tagged outputs: ``entries`` (``(path, is_regular_file)``, see
+    ``fs.match_with_faults``), ``REJECTED`` (a folder that could not be listed: ``unreadable_folder``; a
+    symlinked folder not followed: ``symlink_loop``) and ``SEEN`` (those folders). Applied to the pipeline."""
+
+    def __init__(self, stage: str, pattern: str):
+        super().__init__()
+        self._stage = stage
+        self._pattern = pattern
+
+    def expand(self, pipeline):
+        return (
+            pipeline
+            | "Glob" >> beam.Create([self._pattern])
+            | "Match" >> beam.ParDo(_MatchFn(self._stage)).with_outputs(REJECTED, SEEN, main="entries")
+        )

@@ -19,7 +19,7 @@ from apache_beam.metrics import Metrics
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import Tally
-from beam_pipelines.io.inputs import SEEN, CsvSource, ReadCsvRows, csv_source, parse_csv_line
+from beam_pipelines.io.inputs import SEEN, CsvSource, MatchInputs, ReadCsvRows, csv_source, parse_csv_line
 from beam_pipelines.io.rejects import REJECTED, guarded, reject
 from beam_pipelines.io.shards import ShardRecord
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
@@ -45,15 +45,29 @@ class Candidate:
 
 
 def resolve_join(
-    uid: str, paths: list[str], label_rows: list[dict[str, str]], cfg: G2NetConfig, irregular: tuple[str, ...] = ()
+    uid: str,
+    paths: list[str],
+    label_rows: list[dict[str, str]],
+    cfg: G2NetConfig,
+    irregular: tuple[str, ...] = (),
+    unlisted: tuple[str, ...] = (),
 ) -> Candidate:
     """Checks one sample id's matched files and label rows; raises RejectedInput with the reason otherwise.
 
     ``irregular`` are the matched paths that are not regular files (FIFO, folder, dangling symlink): never opened.
+    ``unlisted`` are the folders below the glob that could not be listed (or followed): a label row without a file
+    says so, since its file may lie there.
     """
     if irregular:
         raise strain_lib.RejectedInput(
             strain_lib.NOT_A_REGULAR_FILE, f"{sorted(irregular)} matched g2net.npy_glob but is not a regular file"
+        )
+    if not paths and unlisted:
+        shown = ", ".join(sorted(unlisted)[:3]) + (" ..." if len(unlisted) > 3 else "")
+        raise strain_lib.RejectedInput(
+            strain_lib.LABEL_WITHOUT_FILE,
+            f"labels CSV lists this id but no .npy was found; {len(unlisted)} folder(s) could not be listed, the file "
+            f"may be there: {shown}",
         )
     if not paths:
         raise strain_lib.RejectedInput(strain_lib.LABEL_WITHOUT_FILE, "labels CSV lists this id but no .npy exists")
@@ -89,7 +103,7 @@ class _ResolveJoinFn(beam.DoFn):
     def __init__(self, cfg: G2NetConfig):
         self._cfg = cfg
 
-    def process(self, element):
+    def process(self, element, unlisted=()):
         uid, grouped = element
         entries, label_rows, truth_rows = (
             list(grouped["files"]),
@@ -100,14 +114,14 @@ class _ResolveJoinFn(beam.DoFn):
             paths = [path for path, _ in entries]
             yield beam.pvalue.TaggedOutput(SEEN, uid)
             yield from guarded(
-                STAGE, ";".join(sorted(paths)) or uid, self._resolve(uid, entries, label_rows, truth_rows)
+                STAGE, ";".join(sorted(paths)) or uid, self._resolve(uid, entries, label_rows, truth_rows, unlisted)
             )
 
-    def _resolve(self, uid, entries, label_rows, truth_rows):
+    def _resolve(self, uid, entries, label_rows, truth_rows, unlisted):
         paths = [path for path, _ in entries]
         irregular = tuple(path for path, regular in entries if not regular)
         try:
-            candidate = resolve_join(uid, paths, label_rows, self._cfg, irregular)
+            candidate = resolve_join(uid, paths, label_rows, self._cfg, irregular, tuple(unlisted))
             truth = resolve_truth(truth_rows)
         except strain_lib.RejectedInput as error:
             yield reject(STAGE, ";".join(sorted(paths)) or uid, error.reason, error.detail)
@@ -225,12 +239,9 @@ class BuildG2Net(RecipeBuild):
     def examples(self, pipeline) -> BuildOutputs:
         cfg: G2NetConfig = self._config.section
         plan: G2NetPlan = self._plan
-        files = (
-            pipeline
-            | "NpyGlob" >> beam.Create([fs.join(self._input_dir, cfg.npy_glob)])
-            | "MatchNpy" >> beam.FlatMap(fs.match_entries)
-            | "KeyById" >> beam.Map(lambda entry: (sample_id(entry[0]), entry))
-        )
+        matched = pipeline | "MatchNpy" >> MatchInputs(STAGE, fs.join(self._input_dir, cfg.npy_glob))
+        files = matched.entries | "KeyById" >> beam.Map(lambda entry: (sample_id(entry[0]), entry))
+        unlisted = matched[REJECTED] | "UnlistedFolders" >> beam.Map(lambda rejection: rejection.uid_or_path)
         labels = pipeline | "ReadLabels" >> ReadCsvRows(STAGE, plan.labels, cfg.id_column, "labels")
         if plan.truth is not None:
             truth = pipeline | "ReadTruth" >> ReadCsvRows(STAGE, plan.truth, cfg.id_column, "truth")
@@ -242,7 +253,10 @@ class BuildG2Net(RecipeBuild):
         joined = (
             {"files": files, "labels": labels.rows, "truth": truth_rows}
             | "JoinById" >> beam.CoGroupByKey()
-            | "ResolveJoin" >> beam.ParDo(_ResolveJoinFn(cfg)).with_outputs(REJECTED, SEEN, main="candidates")
+            | "ResolveJoin"
+            >> beam.ParDo(_ResolveJoinFn(cfg), unlisted=beam.pvalue.AsList(unlisted)).with_outputs(
+                REJECTED, SEEN, main="candidates"
+            )
         )
         processed = (
             joined.candidates
@@ -251,13 +265,16 @@ class BuildG2Net(RecipeBuild):
             >> beam.ParDo(_PreprocessFn(cfg, self._config.build.numeric_threads)).with_outputs(REJECTED, main="records")
         )
         rejected = (
+            matched[REJECTED],
             labels[REJECTED],
             joined[REJECTED],
             processed[REJECTED],
             *side_rejected,
         ) | "AllRejected" >> beam.Flatten()
-        seen = (labels[SEEN], joined[SEEN], *side_seen) | "AllSeen" >> beam.Flatten()
-        return BuildOutputs(processed.records, rejected, seen, (files | "FilePairs" >> Tally("files_matched"),))
+        seen = (matched[SEEN], labels[SEEN], joined[SEEN], *side_seen) | "AllSeen" >> beam.Flatten()
+        return BuildOutputs(
+            processed.records, rejected, seen, (matched.entries | "FilePairs" >> Tally("files_matched"),)
+        )
 
     @classmethod
     def summary_extras(cls, config: Any, counts: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from apache_beam.metrics import Metrics
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import Several, Tally
-from beam_pipelines.io.inputs import CsvSource, csv_source, read_csv_lines
+from beam_pipelines.io.inputs import CsvSource, MatchInputs, csv_source, read_csv_lines
 from beam_pipelines.io.rejects import REJECTED, guarded, reject
 from beam_pipelines.io.shards import ShardBatch, ShardRecord
 from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
@@ -195,7 +195,8 @@ class BuildTce(RecipeBuild):
         cfg: TceConfig = self._config.section
         plan: TcePlan = self._plan
         glob = fs.join(self._input_dir, cfg.fits_glob)
-        paths = pipeline | "FitsGlob" >> beam.Create([glob]) | "MatchFits" >> beam.FlatMap(fs.match_entries)
+        matched = pipeline | "MatchFits" >> MatchInputs(STAGE, glob)
+        paths = matched.entries
         keyed = paths | "KeyLightCurve" >> beam.ParDo(_KeyLightCurveFn(cfg)).with_outputs(REJECTED, main="paths")
         lines = pipeline | "ReadTceTable" >> read_csv_lines(plan.tces.path)
         tces = lines | "ParseTce" >> beam.ParDo(_ParseTceFn(plan.tces.header, cfg)).with_outputs(REJECTED, main="tces")
@@ -207,6 +208,7 @@ class BuildTce(RecipeBuild):
                 | "FoundIds" >> beam.Keys()
                 | "DistinctIds" >> beam.Distinct()
                 | "FoundTargets" >> beam.Map(lambda target_id: (diagnostics.TARGET, target_id)),
+                matched[REJECTED] | "FoundUnlisted" >> beam.Map(lambda _: (diagnostics.UNLISTED, "")),
             )
             | "AllFound" >> beam.Flatten()
             | "FilesFound" >> beam.CombineGlobally(_FilesFoundFn())
@@ -218,7 +220,12 @@ class BuildTce(RecipeBuild):
             | "ProcessTarget"
             >> beam.ParDo(process, found=beam.pvalue.AsSingleton(found)).with_outputs(REJECTED, main="records")
         )
-        rejected = (keyed[REJECTED], tces[REJECTED], targets[REJECTED]) | "AllRejected" >> beam.Flatten()
+        rejected = (
+            matched[REJECTED],
+            keyed[REJECTED],
+            tces[REJECTED],
+            targets[REJECTED],
+        ) | "AllRejected" >> beam.Flatten()
         # Every file, TCE row, transit and out-of-transit slot is one decision: written or rejected.
         # Only a count of each star's written examples and the uid / path of each rejection cross the flatten
         # (the records would be held by the runner).

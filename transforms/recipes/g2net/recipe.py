@@ -130,14 +130,16 @@ class G2NetRecipe:
         return float(np.frombuffer(data[0], dtype=RAW_DTYPE).astype(np.float64).std())
 
     def input_ids(self, config: Any, input_dir: str, fs: Any) -> list[str]:
-        """The id of every raw input, recounted by the audit: each ``.npy`` matched by ``g2net.npy_glob`` and each
-        well-formed row of the labels CSV (a malformed row has no reliable id; the build rejects it as such)."""
-        from transforms.audit_inputs import list_matching
+        """The id of every raw input, recounted by the audit: each ``.npy`` matched by ``g2net.npy_glob``, each
+        folder below it that could not be listed or followed (by its path), and each well-formed row of the labels
+        CSV (a malformed row has no reliable id; the build rejects it as such)."""
+        from transforms.audit_inputs import match_inputs
         from transforms.contract import RejectedInput
         from transforms.csv_rows import data_lines, decode_csv_line, header_record, parse_csv_line, parse_header
 
         section: G2NetConfig = config.section
-        ids = [sample_id(path) for path in list_matching(fs, input_dir, section.npy_glob)]
+        paths, unlisted = match_inputs(fs, input_dir, section.npy_glob)
+        ids = [sample_id(path) for path in paths] + unlisted  # a folder not listed is a rejection by its path
         labels = section.labels_csv
         path = labels if "://" in labels or labels.startswith("/") else fs.join(input_dir, labels)
         if not fs.exists(path):

@@ -10,6 +10,8 @@ build reads, and each must end in the dataset or in ``rejected/build.csv``:
   own (``tce_uid``: no light curve, no transit observed; ``<tce_uid>_t_<time>`` / ``<tce_uid>_oot_...``: one of
   its transits or out-of-transit slots), or its star's ``target:<id>`` rejection (an unexpected error); each
   extra row of one ``tce_uid`` is one ``duplicate_tce`` rejection;
+* a **folder** below ``tce.fits_glob`` that cannot be listed, or a symlinked folder that loops, is rejected by its
+  path (``transforms/listing.py``);
 * a **light-curve file** matched by ``tce.fits_glob`` is rejected by its path, or belongs (by the target id in
   its headers, read as the build reads it) to a star with a TCE that parses: that star's TCEs are checked above.
   A file that is not a regular file is never opened here (a FIFO would block).
@@ -77,7 +79,7 @@ def unaccounted_inputs(
     rejected_rows: Iterable[Mapping[str, str]],
 ) -> list[str]:
     """The raw inputs of a TCE build that are neither written nor rejected (see the module docstring)."""
-    from transforms.audit_inputs import list_matching
+    from transforms.audit_inputs import match_inputs
 
     cfg: TceConfig = config.section
     rejected = list(rejected_rows)
@@ -108,7 +110,9 @@ def unaccounted_inputs(
         if duplicates[uid] < n - 1:
             missing.append(f"TCE {uid} ({n} table rows, {duplicates[uid]} rejected as {DUPLICATE_TCE})")
     stars = set(star_of_tce.values())
-    for path in list_matching(fs, input_dir, cfg.fits_glob):
+    paths, unlisted = match_inputs(fs, input_dir, cfg.fits_glob)
+    missing += [f"folder {path} (not listed)" for path in unlisted if not named[_plain(path)]]
+    for path in paths:
         if named[_plain(path)]:
             continue
         star = _star_of(fs, path, cfg)
