@@ -368,3 +368,125 @@ def test_symlink_loop_or_repeat_is_rejected_by_name(target, g2net_raw, tmp_path)
     (row,) = _rows(out / "rejected" / "build.csv")
     assert row["uid_or_path"] == str(link)
     _audit_clean(out)
+
+
+# ---- paths: ~ and $VARS expanded in one place; globs stay inside --input -------------------------------------------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh $HOME and working folder, so that a literal ``~`` folder would show up in the working folder."""
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    return home, work
+
+
+def test_output_tilde_and_input_variable_are_expanded(g2net_raw, home, monkeypatch):
+    home_dir, work = home
+    monkeypatch.setenv("SIGFORGE_FAULTS_RAW", str(g2net_raw))
+    config = str(REPO / G2NET)
+    assert cli.main(["build", "--config", config, "--input", "$SIGFORGE_FAULTS_RAW", "--output", "~/ds"]) == 0
+    assert (home_dir / "ds" / "manifest.json").exists()
+    assert list(work.iterdir()) == []  # no folder named '~' (or '$SIGFORGE_FAULTS_RAW') in the working folder
+    assert cli.main(["audit", "~/ds"]) == 0
+
+
+def test_unset_variable_in_output_is_refused(g2net_raw, home):
+    """A usage error (argparse's exit 2, one error line), not a folder named ``$SIGFORGE_UNSET_VAR``."""
+    _, work = home
+    args = ["build", "--config", str(REPO / G2NET), "--input", str(g2net_raw), "--output", "$SIGFORGE_UNSET_VAR/ds"]
+    try:
+        code = cli.main(args)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    assert list(work.iterdir()) == []
+
+
+def test_config_path_with_tilde_and_extends_with_tilde(home):
+    from transforms.config import DatasetConfig, load_config
+
+    home_dir, _ = home
+    shutil.copy(REPO / G2NET, home_dir / "base.yaml")
+    (home_dir / "derived.yaml").write_text("extends: ~/base.yaml\nname: derived\n")
+    config = load_config(DatasetConfig, "~/derived.yaml")
+    assert config.name == "derived" and config.g2net.npy_glob == "train/**/*.npy"
+
+
+def test_unset_variable_in_config_path_is_refused():
+    from transforms.config import ConfigError, DatasetConfig, load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(DatasetConfig, "$SIGFORGE_UNSET_VAR/c.yaml")
+    assert info.value.code == "path_expansion"
+
+
+def test_csv_paths_in_the_config_are_expanded_for_build_and_audit(g2net_raw, tmp_path, monkeypatch):
+    """``g2net.labels_csv: $LABELS/training_labels.csv`` (the labels kept outside --input): the build and the
+    audit's recount read the same file."""
+    raw = tmp_path / "raw"
+    shutil.copytree(g2net_raw, raw)
+    labels_dir = tmp_path / "labels"
+    labels_dir.mkdir()
+    shutil.move(str(raw / "training_labels.csv"), str(labels_dir / "training_labels.csv"))
+    monkeypatch.setenv("SIGFORGE_FAULTS_LABELS", str(labels_dir))
+    out = tmp_path / "ds"
+    assert _build(raw, out, G2NET, "--set", "g2net.labels_csv=${SIGFORGE_FAULTS_LABELS}/training_labels.csv") == 0
+    assert _manifest_build(out)["written"] == 48
+    _audit_clean(out)
+
+
+def test_tce_table_path_with_tilde(tce_raw, tce_plain, home, tmp_path):
+    home_dir, _ = home
+    raw = tmp_path / "raw"
+    shutil.copytree(tce_raw, raw)
+    shutil.move(str(raw / "tces.csv"), str(home_dir / "tces.csv"))
+    out = tmp_path / "ds"
+    assert _build(raw, out, str(REPO / TCE), "--set", "tce.tce_csv=~/tces.csv") == 0
+    assert _manifest_build(out)["written"] == _manifest_build(tce_plain)["written"]
+    assert cli.main(["audit", str(out)]) == 0
+
+
+OUTSIDE_GLOBS = {
+    "parent": ("tce", "tce.fits_glob=../outside/**.fits"),
+    "parent_in_the_middle": ("tce", "tce.fits_glob=sub/../../outside/**.fits"),
+    "absolute": ("tce", "tce.fits_glob={outside}/**.fits"),
+    "etc": ("tce", "tce.fits_glob=../../../../../../../etc/**"),
+    "g2net_absolute": ("g2net", "g2net.npy_glob={outside}/**/*.npy"),
+    "g2net_tilde": ("g2net", "g2net.npy_glob=~/train/**/*.npy"),
+    "g2net_url": ("g2net", "g2net.npy_glob=gs://bucket/train/**/*.npy"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUTSIDE_GLOBS))
+def test_glob_outside_input_is_refused(case, tce_raw, g2net_raw, tmp_path, caplog):
+    """A glob that would read outside --input is refused before any work (code glob_outside_input), even where
+    files it would match exist there (a copy of the inputs beside --input)."""
+    import logging
+
+    from beam_pipelines.stages.build import plan_build
+    from transforms.config import ConfigError, DatasetConfig, load_config
+
+    recipe, override = OUTSIDE_GLOBS[case]
+    source = tce_raw if recipe == "tce" else g2net_raw
+    raw = tmp_path / "raw"
+    shutil.copytree(source, raw)
+    shutil.copytree(source, tmp_path / "outside")
+    override = override.format(outside=tmp_path / "outside")
+    config_path = TCE if recipe == "tce" else G2NET
+    out = tmp_path / "ds"
+    with caplog.at_level(logging.ERROR):
+        assert _build(raw, out, config_path, "--set", override) == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "\n" not in errors[0].getMessage()
+    assert not out.exists()
+    config = load_config(DatasetConfig, config_path, [override])
+    with pytest.raises(ConfigError) as info:
+        plan_build(config, str(raw))
+    assert info.value.code == "glob_outside_input"

@@ -440,11 +440,15 @@ def load_config(
 ) -> _ModelT:
     """Loads ``path`` (optionally ``extends:`` another YAML file beside it), applies overrides, validates.
 
-    ``extends: base.yaml`` lets a derived recipe restate only what it changes; the base is merged first.
+    ``extends: base.yaml`` lets a derived recipe restate only what it changes; the base is merged first. ``~``
+    and ``$VARS`` in ``path`` and in ``extends:`` are expanded (``transforms.paths.expand_path``).
     """
+    from transforms.paths import expand_path
+
     raw: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
+        path = expand_path(path, "config")
         raw = _read_with_base(path, extends_key, known=top_level_keys(model) | {extends_key})
         source = path
     raw = apply_overrides(raw, overrides)
@@ -466,6 +470,9 @@ def _read_with_base(
         return raw
     if not isinstance(base_name, str) or not base_name:
         raise ConfigError(f"config {path}: config key '{extends_key}' must be a file name, got {base_name!r}")
+    from transforms.paths import expand_path
+
+    base_name = expand_path(base_name, f"config {path}: config key '{extends_key}'")
     base = _read_with_base(str(Path(path).parent / base_name), extends_key, (*chain, resolved), known)
     return _merge(base, raw)
 

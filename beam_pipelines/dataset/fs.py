@@ -15,6 +15,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import listing
+from transforms.paths import expand_path
 
 _LOG = logging.getLogger(__name__)
 
@@ -28,10 +29,11 @@ def is_local(path: str) -> bool:
 
 
 def absolute(path: str) -> str:
-    """``path`` as it reads from any working directory: a local path made absolute (``~`` expanded, ``..`` and
-    a trailing ``/`` removed); a URL (``gs://bucket/x/``) only loses its trailing ``/``."""
+    """``path`` as it reads from any working directory: a local path made absolute (``~`` and ``$VARS``
+    expanded by ``transforms.paths.expand_path``, ``..`` and a trailing ``/`` removed); a URL
+    (``gs://bucket/x/``) only loses its trailing ``/``."""
     if is_local(path):
-        return os.path.abspath(os.path.expanduser(path.removeprefix("file://")))
+        return os.path.abspath(expand_path(path.removeprefix("file://"), "path"))
     scheme, sep, rest = path.partition("://")
     return scheme + sep + (rest.rstrip("/") or rest)
 

@@ -24,6 +24,7 @@ from transforms.csv_rows import (  # audit's recount uses them)
     parse_header,
     row_key,
 )
+from transforms.paths import input_file
 
 SEEN = "seen"
 
@@ -54,8 +55,9 @@ def read_csv_lines(path: str) -> beam.PTransform:
 
 
 def csv_source(input_dir: str, relative: str, key: str) -> CsvSource:
-    """The CSV at ``relative`` (to ``input_dir``, or absolute / ``gs://``); ConfigError naming ``key`` if absent."""
-    path = relative if "://" in relative or relative.startswith("/") else fs.join(input_dir, relative)
+    """The CSV at ``relative`` (to ``input_dir``, or absolute / ``gs://``; ``~`` and ``$VARS`` expanded:
+    ``transforms.paths.input_file``); ConfigError naming ``key`` if absent."""
+    path = input_file(input_dir, relative, key)
     if not fs.exists(path):
         raise ConfigError(f"config key '{key}': file {path} does not exist")
     return CsvSource(path, read_csv_header(path))

@@ -27,6 +27,7 @@ from transforms import parallel
 from transforms.config import ConfigError
 from transforms.contract import STRAIN, encode_example, sample_id
 from transforms.csv_rows import iter_records
+from transforms.paths import check_input_glob
 from transforms.recipes.g2net import strain as strain_lib
 from transforms.recipes.g2net.config import G2NetConfig
 
@@ -217,6 +218,7 @@ class BuildG2Net(RecipeBuild):
     def plan(cls, config: Any, input_dir: str) -> G2NetPlan:
         """Reads the CSV headers and checks the configured columns exist; raises ConfigError naming the key."""
         cfg: G2NetConfig = config.section
+        check_input_glob(cfg.npy_glob, "g2net.npy_glob")
         labels = csv_source(input_dir, cfg.labels_csv, "g2net.labels_csv")
         for key in ("id_column", "label_column", "group_column"):
             column = getattr(cfg, key)

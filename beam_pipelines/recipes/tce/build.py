@@ -35,6 +35,7 @@ from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput
 from transforms.csv_rows import decode_csv_line, parse_csv_line, row_key
+from transforms.paths import check_input_glob
 from transforms.recipes.tce import diagnostics, fits_io, schema, target, tce_table
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.encoding import encode_examples
@@ -179,6 +180,7 @@ class BuildTce(RecipeBuild):
     def plan(cls, config: Any, input_dir: str) -> TcePlan:
         """Reads the TCE table's header and checks the configured columns; raises ConfigError naming the key."""
         cfg: TceConfig = config.section
+        check_input_glob(cfg.fits_glob, "tce.fits_glob")
         source = csv_source(input_dir, cfg.tce_csv, "tce.tce_csv")
         for key, column in cfg.columns.model_dump().items():
             if column not in source.header:

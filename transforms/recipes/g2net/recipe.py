@@ -140,8 +140,9 @@ class G2NetRecipe:
         section: G2NetConfig = config.section
         paths, unlisted = match_inputs(fs, input_dir, section.npy_glob)
         ids = [sample_id(path) for path in paths] + unlisted  # a folder not listed is a rejection by its path
-        labels = section.labels_csv
-        path = labels if "://" in labels or labels.startswith("/") else fs.join(input_dir, labels)
+        from transforms.paths import input_file
+
+        path = input_file(input_dir, section.labels_csv, "g2net.labels_csv")
         if not fs.exists(path):
             return ids
         data = fs.read_bytes(path)

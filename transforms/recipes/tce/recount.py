@@ -32,6 +32,7 @@ from typing import Any
 
 from transforms.contract import RejectedInput
 from transforms.csv_rows import data_lines, decode_csv_line, header_record, parse_csv_line, parse_header, row_key
+from transforms.paths import input_file
 from transforms.recipes.tce import fits_io, tce_table
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.schema import DUPLICATE_TCE
@@ -88,7 +89,7 @@ def unaccounted_inputs(
     dropped = {tce_of(r.get("uid_or_path", "")) for r in rejected if r.get("reason") != DUPLICATE_TCE}
     written = {row.get("tce_uid", "") for row in written_rows}
 
-    table = cfg.tce_csv if "://" in cfg.tce_csv or cfg.tce_csv.startswith("/") else fs.join(input_dir, cfg.tce_csv)
+    table = input_file(input_dir, cfg.tce_csv, "tce.tce_csv")
     data = fs.read_bytes(table)
     header = parse_header(header_record(data))
     bad_rows: Counter[str] = Counter()
