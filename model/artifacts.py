@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.errors import RunError
+from transforms.csv_cells import safe_cell
 from transforms.evaluation.metrics import jsonable
 
 
@@ -138,12 +139,13 @@ def save_weights_npz(weights: Iterable[Any], path: str) -> int:
 
 
 def write_scores_csv(path: str, uids: Sequence[str], labels: Sequence[int], scores: Sequence[float]) -> None:
-    """``uid,label,score`` per example (scores with 9 significant digits)."""
+    """``uid,label,score`` per example (scores with 9 significant digits); for people, so spreadsheet-safe
+    (``transforms.csv_cells``; ``evaluate.read_baseline_scores`` reads it back)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["uid", "label", "score"])
     for uid, label, score in zip(uids, labels, scores, strict=True):
-        writer.writerow([uid, int(label), f"{float(score):.9g}"])
+        writer.writerow([safe_cell(uid), int(label), safe_cell(f"{float(score):.9g}")])
     write_text(path, buffer.getvalue())
 
 

@@ -23,6 +23,7 @@ from model.config import TrainerConfig
 from model.errors import RunError
 from model.plots import write_comparison_plots
 from model.scoring import SplitScores
+from transforms.csv_cells import restore_row
 from transforms.evaluation import detection
 from transforms.evaluation import metrics as M
 
@@ -51,7 +52,7 @@ def read_baseline_scores(path: str) -> BaselineScores:
         raise RunError(f"baseline scores {path} not found")
     with tf.io.gfile.GFile(path, "r") as handle:
         reader = csv.DictReader(io.StringIO(handle.read()))
-        rows = list(reader)
+        rows = [restore_row(row) for row in reader]  # written spreadsheet-safe (transforms.csv_cells)
         columns = reader.fieldnames or []
     key = "id" if "id" in columns else "uid" if "uid" in columns else None
     if key is None or "score" not in columns:

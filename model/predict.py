@@ -49,6 +49,7 @@ from model.data import read_manifest
 from model.errors import DatasetError, RunError
 from model.feature_spec import resolve_input_spec
 from transforms.config import ConfigError, DatasetConfig, validate
+from transforms.csv_cells import safe_cell
 from transforms.recipes import get_recipe
 from transforms.recipes.base import Serving
 
@@ -301,8 +302,9 @@ def predict_cv(
 
 
 def format_csv(rows: Sequence[Prediction], per_iteration: bool = False) -> str:
-    """``id,path,score,error`` per row; scores with 9 significant digits, empty where not scored. With
-    ``per_iteration`` (a CV run's rows), one more column ``score_iter_XX`` per iteration model."""
+    """``id,path,score,error`` per row; scores with 9 significant digits, empty where not scored; for people, so
+    spreadsheet-safe (``transforms.csv_cells``). With ``per_iteration`` (a CV run's rows), one more column
+    ``score_iter_XX`` per iteration model."""
     iterations = sorted({i for row in rows for i in (row.iterations or {})}) if per_iteration else []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -310,7 +312,7 @@ def format_csv(rows: Sequence[Prediction], per_iteration: bool = False) -> str:
     for row in rows:
         score = "" if row.score is None else f"{row.score:.9g}"
         each = [f"{(row.iterations or {})[i]:.9g}" if i in (row.iterations or {}) else "" for i in iterations]
-        writer.writerow([row.id, row.path, score, row.error or "", *each])
+        writer.writerow([safe_cell(cell) for cell in (row.id, row.path, score, row.error or "", *each)])
     return buffer.getvalue()
 
 

@@ -22,7 +22,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from transforms import listing
 from transforms.contract import RAW_DIR, REJECTED_DIR, TABLE_PATTERN, sample_id
+from transforms.csv_cells import restore_row
 
 _LOG = logging.getLogger(__name__)
 SHOWN = 5
@@ -37,14 +39,33 @@ def glob_regex(pattern: str) -> re.Pattern:
 
 def list_matching(fs: Any, folder: str, pattern: str) -> list[str]:
     """Every file below ``folder`` whose path relative to it matches the glob ``pattern``."""
+    return match_inputs(fs, folder, pattern)[0]
+
+
+def match_inputs(fs: Any, folder: str, pattern: str) -> tuple[list[str], list[str]]:
+    """The files below ``folder`` whose path relative to it matches the glob ``pattern``, and the folders the
+    build could not list or follow (each must be a rejection of its own). A local folder is listed as the build
+    lists it (``transforms.listing.walk`` from the pattern's root: symlinked folders followed, loops and
+    unreadable folders reported); an object store through ``fs.list_tree``."""
     regex = glob_regex(pattern)
     base = folder.rstrip("/") + "/"
-    return [path for path in fs.list_tree(folder) if path.startswith(base) and regex.match(path[len(base) :])]
+    if "://" in folder and not folder.startswith("file://"):
+        paths, unlisted = fs.list_tree(folder), []
+    else:
+        local = base.removeprefix("file://")
+        full = local + pattern
+        root = listing.glob_root(full) if "*" in pattern or "?" in pattern else os.path.dirname(full) or "."
+        entries, faults = listing.walk(root)
+        paths = [base + entry.path[len(local) :] for entry in entries if not entry.is_folder]
+        unlisted = [fault.path for fault in faults]
+    return [path for path in paths if path.startswith(base) and regex.match(path[len(base) :])], unlisted
 
 
 def _rejected_rows(fs: Any, out: str) -> list[dict[str, str]]:
     path = fs.join(out, REJECTED_DIR, "build.csv")
-    return list(csv.DictReader(io.StringIO(fs.read_text(path)))) if fs.exists(path) else []
+    if not fs.exists(path):
+        return []
+    return [restore_row(row) for row in csv.DictReader(io.StringIO(fs.read_text(path)))]
 
 
 def _raw_rows(fs: Any, out: str) -> list[dict[str, str]]:

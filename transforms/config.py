@@ -18,41 +18,19 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import pydantic
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 from transforms import splitting
-from transforms.errors import SigforgeError
-
-
-class ConfigError(SigforgeError, ValueError):
-    """A config file or override is invalid; the message names the offending key."""
-
-    code = "config"
-
-
-class _Strict(BaseModel):
-    """Unknown keys refused, NaN/inf refused for every float, and a YAML boolean never read as a number."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_bool_as_number(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            for name, field in cls.model_fields.items():
-                value = data.get(name)
-                if isinstance(value, bool) and not _accepts_bool(field.annotation):
-                    raise ValueError(f"'{name}' must be {_type_name(field.annotation)}, not the boolean {value}")
-        return data
-
-
-def _accepts_bool(annotation: Any) -> bool:
-    return annotation is bool or annotation is Any or bool in getattr(annotation, "__args__", ())
-
-
-def _type_name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation)
+from transforms.config_base import ConfigError, _Strict  # noqa: F401  (re-exported)
+from transforms.config_yaml import (  # noqa: F401  (re-exported: the trainer and profiles load YAML the same way)
+    MAX_CONFIG_BYTES,
+    MAX_YAML_DEPTH,
+    _YamlSyntax,
+    check_looks_like_config,
+    parse_yaml,
+    read_yaml,
+    yaml_mapping,
+)
 
 
 class BuildConfig(_Strict):
@@ -257,12 +235,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
         raise ConfigError(f"override {text!r} has an empty key")
+    source = f"override {key.strip()!r}"
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as error:
-        problem = str(error).splitlines()[0]
+        value = parse_yaml(raw, source) if raw.strip() else ""
+    except _YamlSyntax as error:
         raise ConfigError(
-            f"override {text!r}: config key '{'.'.join(parts)}': value is not valid YAML ({problem})"
+            f"override {text!r}: config key '{'.'.join(parts)}': value is not valid YAML ({error})"
         ) from None
     return parts, value
 
@@ -338,24 +316,15 @@ def validate(model: type[_ModelT], raw: Mapping[str, Any], source: str = "<dict>
         ) from None
 
 
-def read_yaml(path: str) -> dict[str, Any]:
-    """Reads a YAML mapping from a local path (configs are small and live beside the code)."""
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        problem = " ".join(str(error).split())
-        raise ConfigError(f"config {path} is not valid YAML: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"invalid config {path}: config key '<root>': top level must be a mapping, got {type(data).__name__}"
-        )
-    return data
+# Limits of every YAML text sigforge reads (configs, ``extends:`` bases, ``--set`` values, runner profiles).
+def top_level_keys(model: type[BaseModel]) -> set[str]:
+    """The keys a config of ``model`` may hold at its top level (a dataset config: every recipe's section too)."""
+    keys = set(model.model_fields)
+    if issubclass(model, DatasetConfig):
+        from transforms.recipes import REGISTRY
+
+        keys |= set(REGISTRY)
+    return keys
 
 
 def load_config(
@@ -363,29 +332,40 @@ def load_config(
 ) -> _ModelT:
     """Loads ``path`` (optionally ``extends:`` another YAML file beside it), applies overrides, validates.
 
-    ``extends: base.yaml`` lets a derived recipe restate only what it changes; the base is merged first.
+    ``extends: base.yaml`` lets a derived recipe restate only what it changes; the base is merged first. ``~``
+    and ``$VARS`` in ``path`` and in ``extends:`` are expanded (``transforms.paths.expand_path``).
     """
+    from transforms.paths import expand_path
+
     raw: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
-        raw = _read_with_base(path, extends_key)
+        path = expand_path(path, "config")
+        raw = _read_with_base(path, extends_key, known=top_level_keys(model) | {extends_key})
         source = path
     raw = apply_overrides(raw, overrides)
     return validate(model, raw, source)
 
 
-def _read_with_base(path: str, extends_key: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+def _read_with_base(
+    path: str, extends_key: str, chain: tuple[str, ...] = (), known: set[str] | None = None
+) -> dict[str, Any]:
     resolved = str(Path(path).resolve())
     if resolved in chain:
         loop = " -> ".join([*chain[chain.index(resolved) :], resolved])
         raise ConfigError(f"config key '{extends_key}': extends loop {loop}")
     raw = read_yaml(path)
+    if known is not None:
+        check_looks_like_config(raw, path, known)
     base_name = raw.pop(extends_key, None)
     if base_name is None:
         return raw
     if not isinstance(base_name, str) or not base_name:
         raise ConfigError(f"config {path}: config key '{extends_key}' must be a file name, got {base_name!r}")
-    base = _read_with_base(str(Path(path).parent / base_name), extends_key, (*chain, resolved))
+    from transforms.paths import expand_path
+
+    base_name = expand_path(base_name, f"config {path}: config key '{extends_key}'")
+    base = _read_with_base(str(Path(path).parent / base_name), extends_key, (*chain, resolved), known)
     return _merge(base, raw)
 
 

@@ -32,11 +32,23 @@ EPILOG = textwrap.dedent(
 )
 
 
+def path_arg(value: str) -> str:
+    """A folder argument with ``~`` and ``$VARS`` expanded (``transforms.paths.expand_path``, the one place; an
+    unset variable is a usage error, never a folder named ``$VAR``)."""
+    from transforms.config import ConfigError
+    from transforms.paths import expand_path
+
+    try:
+        return expand_path(value, "path")
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _add_stage_args(parser: argparse.ArgumentParser, needs_input: bool) -> None:
     parser.add_argument("--config", required=True, help="dataset recipe YAML, e.g. run_configs/g2net.yaml")
     if needs_input:
-        parser.add_argument("--input", required=True, help="raw input folder (local path or gs://...)")
-    parser.add_argument("--output", required=True, help="dataset folder OUT (local path or gs://...)")
+        parser.add_argument("--input", required=True, type=path_arg, help="raw input folder (local path or gs://...)")
+    parser.add_argument("--output", required=True, type=path_arg, help="dataset folder OUT (local path or gs://...)")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -166,12 +178,12 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         "report",
         help="write OUT/report/index.html: stages, rejections, splits, the recipe's figures, split skew",
     )
-    report.add_argument("out", help="dataset folder OUT")
+    report.add_argument("out", type=path_arg, help="dataset folder OUT")
     _add_skew_args(report)
     report.set_defaults(handler=handlers["report"])
 
     audit = commands.add_parser("audit", help="check a dataset folder for leakage, losses and bad statistics")
-    audit.add_argument("out", help="dataset folder OUT")
+    audit.add_argument("out", type=path_arg, help="dataset folder OUT")
     audit.add_argument(
         "--group-column",
         default=None,

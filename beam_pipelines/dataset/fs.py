@@ -14,6 +14,9 @@ import stat
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from transforms import listing
+from transforms.paths import expand_path
+
 _LOG = logging.getLogger(__name__)
 
 
@@ -26,10 +29,11 @@ def is_local(path: str) -> bool:
 
 
 def absolute(path: str) -> str:
-    """``path`` as it reads from any working directory: a local path made absolute (``~`` expanded, ``..`` and
-    a trailing ``/`` removed); a URL (``gs://bucket/x/``) only loses its trailing ``/``."""
+    """``path`` as it reads from any working directory: a local path made absolute (``~`` and ``$VARS``
+    expanded by ``transforms.paths.expand_path``, ``..`` and a trailing ``/`` removed); a URL
+    (``gs://bucket/x/``) only loses its trailing ``/``."""
     if is_local(path):
-        return os.path.abspath(os.path.expanduser(path.removeprefix("file://")))
+        return os.path.abspath(expand_path(path.removeprefix("file://"), "path"))
     scheme, sep, rest = path.partition("://")
     return scheme + sep + (rest.rstrip("/") or rest)
 
@@ -93,26 +97,29 @@ def is_regular_file(path: str) -> bool:
 
 
 def match_entries(pattern: str) -> list[tuple[str, bool]]:
-    """Every entry matching ``pattern`` (Beam's glob syntax, ``**`` included) as ``(path, is_regular_file)``.
+    """Every entry matching ``pattern`` as ``(path, is_regular_file)`` (``match_with_faults`` without the faults:
+    a caller that reads inputs wants those too)."""
+    return match_with_faults(pattern)[0]
+
+
+def match_with_faults(pattern: str) -> tuple[list[tuple[str, bool]], list[listing.Fault]]:
+    """Every entry matching ``pattern`` (Beam's glob syntax, ``**`` included) as ``(path, is_regular_file)``, and
+    the folders below the pattern's root that could not be listed or followed (``transforms.listing``).
 
     ``FileSystems.match`` lists only what it can size, so locally a folder named ``x.npy`` or a dangling symlink
-    would vanish without a trace; here they are listed (not regular) so that a stage can reject them.
+    would vanish without a trace; here they are listed (not regular) so that a stage can reject them. Locally a
+    folder that cannot be listed, or a symlinked folder that loops, is a fault (never skipped silently), and other
+    symlinked folders are followed (Beam's matcher skips them).
     """
     if not is_local(pattern):
-        return [(path, True) for path in glob(pattern)]
+        return [(path, True) for path in glob(pattern)], []
     local = pattern.removeprefix("file://")
-    root = re.match(r"^[^[*?]*", local).group(0)
-    root = root if root.endswith("/") or root == local else os.path.dirname(root) or "."
+    root = listing.glob_root(local)
     if root == local:
-        return [(local, is_regular_file(local))] if os.path.lexists(local) else []
+        return ([(local, is_regular_file(local))] if os.path.lexists(local) else []), []
     regex = re.compile(FileSystems.get_filesystem(local).translate_pattern(local))
-    found = []
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            if regex.match(path):
-                found.append((path, is_regular_file(path)))
-    return sorted(found)
+    entries, faults = listing.walk(root)
+    return [(path, is_regular_file(path)) for path, _ in entries if regex.match(path)], faults
 
 
 def check_writable(folder: str) -> None:

@@ -11,6 +11,7 @@ from apache_beam.metrics import Metrics
 
 from beam_pipelines.io.tables import format_row
 from transforms.contract import REJECTION_COLUMNS, Rejection
+from transforms.csv_cells import safe_row
 
 REJECTED = "rejected"
 COLUMNS = REJECTION_COLUMNS
@@ -41,7 +42,9 @@ def guarded(stage: str, what: str, outputs: Iterable[Any]) -> Iterator[Any]:
 class WriteRejected(beam.PTransform):
     """Writes rejections to one CSV at ``path`` (header always present, so an empty run still has the file).
 
-    Rows are streamed through ``WriteToText`` (one output shard), never collected into one in-memory list.
+    The CSV is meant for people: its cells are spreadsheet-safe (``transforms.csv_cells``; readers strip the
+    quote with ``restore_row``). Rows are streamed through ``WriteToText`` (one output shard), never collected
+    into one in-memory list.
     """
 
     def __init__(self, path: str):
@@ -51,7 +54,7 @@ class WriteRejected(beam.PTransform):
     def expand(self, rejections):
         return (
             rejections
-            | "FormatCsv" >> beam.Map(lambda r: format_row(r._asdict(), COLUMNS))
+            | "FormatCsv" >> beam.Map(lambda r: format_row(safe_row(r._asdict()), COLUMNS))
             | "WriteCsv"
             >> beam.io.WriteToText(self._path, num_shards=1, shard_name_template="", header=",".join(COLUMNS))
         )

@@ -27,6 +27,7 @@ from beam_pipelines.stages.runner import StageContext, run_stage
 from transforms import provenance
 from transforms.config import ConfigError, DatasetConfig
 from transforms.contract import RAW_DIR, REJECTED_DIR
+from transforms.csv_cells import restore_cell, restore_row
 from transforms.recipes import Recipe, get_recipe, resolve
 
 STAGE = "build"
@@ -134,6 +135,6 @@ def _first_rejection(path: str, reason: str) -> dict[str, str] | None:
     try:
         with fs.open_read(path) as handle:
             rows = csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
-            return next((row for row in rows if row.get("reason") == reason), None)
+            return next((restore_row(row) for row in rows if restore_cell(row.get("reason") or "") == reason), None)
     except (OSError, ValueError):
         return None

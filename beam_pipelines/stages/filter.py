@@ -39,6 +39,7 @@ from beam_pipelines.stages.runner import StageContext, check_read_all, run_stage
 from transforms import filtering
 from transforms.config import ConfigError, DatasetConfig, FilterCondition
 from transforms.contract import BASE_COLUMNS, FILTERED_DIR, NORM_DIR, REJECTED_DIR, SPLITS, example_keys, norm_prefix
+from transforms.paths import expand_path
 
 _LOG = logging.getLogger(__name__)
 STAGE = "filter"
@@ -237,7 +238,7 @@ def plan_filter(config: DatasetConfig, out: str) -> FilterPlan:
     for condition in conditions:
         if condition.target_ids_file is None:
             continue
-        path = condition.target_ids_file
+        path = expand_path(condition.target_ids_file, f"filter condition '{condition.name}': target_ids_file")
         if not fs.exists(path):
             raise ConfigError(f"filter condition '{condition.name}': target_ids_file {path} does not exist")
         id_lists[condition.name] = filtering.parse_id_list(fs.read_text(path))

@@ -25,7 +25,7 @@ from transforms.recipes.tce import binning, fits_io, target, tce_table
 from transforms.recipes.tce import sample as tce_sample
 from transforms.tfrecord import read_record
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 G2NET_CONFIG = str(REPO / "run_configs" / "demo.yaml")
 TCE_CONFIG = str(REPO / "run_configs" / "tce_kepler.yaml")
 SOURCE = ("source_path", "source_sha256")

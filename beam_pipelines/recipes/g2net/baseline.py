@@ -58,6 +58,7 @@ from beam_pipelines.recipes.g2net.scoring import (
     load_strain,
     score_with_beam,
 )
+from transforms.csv_cells import safe_cell
 from transforms.evaluation import detection
 from transforms.evaluation import fap as F
 from transforms.evaluation import metrics as M
@@ -246,11 +247,12 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
 
 
 def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """scores.csv / rejected.csv: for people, so spreadsheet-safe (``transforms.csv_cells``)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _cell(row[k]) for k in columns})
+        writer.writerow({k: safe_cell(_cell(row[k])) for k in columns})
     return buffer.getvalue()
 
 

@@ -20,7 +20,7 @@ from apache_beam.metrics import Metrics
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import Tally
-from beam_pipelines.io.inputs import SEEN, CsvSource, ReadCsvRows, csv_source, parse_csv_line
+from beam_pipelines.io.inputs import SEEN, CsvSource, MatchInputs, ReadCsvRows, csv_source, parse_csv_line
 from beam_pipelines.io.provenance import INPUTS, HashFiles, digest_of, digest_path
 from beam_pipelines.io.records import ShardRecord
 from beam_pipelines.io.rejects import REJECTED, guarded, reject
@@ -28,6 +28,8 @@ from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms import parallel
 from transforms.config import ConfigError
 from transforms.contract import STRAIN, encode_example, sample_id
+from transforms.csv_rows import iter_records
+from transforms.paths import check_input_glob
 from transforms.provenance import SOURCE_COLUMNS, SOURCE_PATH, SOURCE_SHA256, FileDigest, HashingReader
 from transforms.recipes.g2net import strain as strain_lib
 from transforms.recipes.g2net.config import G2NetConfig
@@ -47,15 +49,29 @@ class Candidate:
 
 
 def resolve_join(
-    uid: str, paths: list[str], label_rows: list[dict[str, str]], cfg: G2NetConfig, irregular: tuple[str, ...] = ()
+    uid: str,
+    paths: list[str],
+    label_rows: list[dict[str, str]],
+    cfg: G2NetConfig,
+    irregular: tuple[str, ...] = (),
+    unlisted: tuple[str, ...] = (),
 ) -> Candidate:
     """Checks one sample id's matched files and label rows; raises RejectedInput with the reason otherwise.
 
     ``irregular`` are the matched paths that are not regular files (FIFO, folder, dangling symlink): never opened.
+    ``unlisted`` are the folders below the glob that could not be listed (or followed): a label row without a file
+    says so, since its file may lie there.
     """
     if irregular:
         raise strain_lib.RejectedInput(
             strain_lib.NOT_A_REGULAR_FILE, f"{sorted(irregular)} matched g2net.npy_glob but is not a regular file"
+        )
+    if not paths and unlisted:
+        shown = ", ".join(sorted(unlisted)[:3]) + (" ..." if len(unlisted) > 3 else "")
+        raise strain_lib.RejectedInput(
+            strain_lib.LABEL_WITHOUT_FILE,
+            f"labels CSV lists this id but no .npy was found; {len(unlisted)} folder(s) could not be listed, the file "
+            f"may be there: {shown}",
         )
     if not paths:
         raise strain_lib.RejectedInput(strain_lib.LABEL_WITHOUT_FILE, "labels CSV lists this id but no .npy exists")
@@ -92,7 +108,7 @@ class _ResolveJoinFn(beam.DoFn):
         self._cfg = cfg
         self._input_dir = input_dir
 
-    def process(self, element):
+    def process(self, element, unlisted=()):
         uid, grouped = element
         entries, label_rows, truth_rows = (
             list(grouped["files"]),
@@ -103,14 +119,14 @@ class _ResolveJoinFn(beam.DoFn):
             paths = [path for path, _ in entries]
             yield beam.pvalue.TaggedOutput(SEEN, uid)
             yield from guarded(
-                STAGE, ";".join(sorted(paths)) or uid, self._resolve(uid, entries, label_rows, truth_rows)
+                STAGE, ";".join(sorted(paths)) or uid, self._resolve(uid, entries, label_rows, truth_rows, unlisted)
             )
 
-    def _resolve(self, uid, entries, label_rows, truth_rows):
+    def _resolve(self, uid, entries, label_rows, truth_rows, unlisted):
         paths = [path for path, _ in entries]
         irregular = tuple(path for path, regular in entries if not regular)
         try:
-            candidate = resolve_join(uid, paths, label_rows, self._cfg, irregular)
+            candidate = resolve_join(uid, paths, label_rows, self._cfg, irregular, tuple(unlisted))
             truth = resolve_truth(truth_rows)
         except strain_lib.RejectedInput as error:
             yield reject(STAGE, ";".join(sorted(paths)) or uid, error.reason, error.detail)
@@ -191,10 +207,11 @@ def check_psd_labels(labels: CsvSource, cfg: G2NetConfig) -> None:
     ``g2net.psd_labels``, or the analyze stage could not form the noise PSD; ConfigError naming the key."""
     wanted = {str(label) for label in cfg.psd_labels}
     with fs.open_read(labels.path) as handle:
-        handle.readline()
-        for raw in handle:
+        records = iter_records(handle)
+        next(records, None)  # the header
+        for raw in records:
             try:
-                row = parse_csv_line(raw.decode("utf-8").rstrip("\r\n"), labels.header)
+                row = parse_csv_line(raw.decode("utf-8"), labels.header)
                 value = str(strain_lib.parse_label(row[cfg.label_column]))
             except (UnicodeDecodeError, strain_lib.RejectedInput):
                 continue  # the build rejects that row with its reason
@@ -224,6 +241,7 @@ class BuildG2Net(RecipeBuild):
     def plan(cls, config: Any, input_dir: str) -> G2NetPlan:
         """Reads the CSV headers and checks the configured columns exist; raises ConfigError naming the key."""
         cfg: G2NetConfig = config.section
+        check_input_glob(cfg.npy_glob, "g2net.npy_glob")
         labels = csv_source(input_dir, cfg.labels_csv, "g2net.labels_csv")
         for key in ("id_column", "label_column", "group_column"):
             column = getattr(cfg, key)
@@ -252,12 +270,9 @@ class BuildG2Net(RecipeBuild):
     def examples(self, pipeline) -> BuildOutputs:
         cfg: G2NetConfig = self._config.section
         plan: G2NetPlan = self._plan
-        files = (
-            pipeline
-            | "NpyGlob" >> beam.Create([fs.join(self._input_dir, cfg.npy_glob)])
-            | "MatchNpy" >> beam.FlatMap(fs.match_entries)
-            | "KeyById" >> beam.Map(lambda entry: (sample_id(entry[0]), entry))
-        )
+        matched = pipeline | "MatchNpy" >> MatchInputs(STAGE, fs.join(self._input_dir, cfg.npy_glob))
+        files = matched.entries | "KeyById" >> beam.Map(lambda entry: (sample_id(entry[0]), entry))
+        unlisted = matched[REJECTED] | "UnlistedFolders" >> beam.Map(lambda rejection: rejection.uid_or_path)
         labels = pipeline | "ReadLabels" >> ReadCsvRows(STAGE, plan.labels, cfg.id_column, "labels")
         if plan.truth is not None:
             truth = pipeline | "ReadTruth" >> ReadCsvRows(STAGE, plan.truth, cfg.id_column, "truth")
@@ -270,7 +285,9 @@ class BuildG2Net(RecipeBuild):
             {"files": files, "labels": labels.rows, "truth": truth_rows}
             | "JoinById" >> beam.CoGroupByKey()
             | "ResolveJoin"
-            >> beam.ParDo(_ResolveJoinFn(cfg, self._input_dir)).with_outputs(REJECTED, SEEN, INPUTS, main="candidates")
+            >> beam.ParDo(_ResolveJoinFn(cfg, self._input_dir), unlisted=beam.pvalue.AsList(unlisted)).with_outputs(
+                REJECTED, SEEN, INPUTS, main="candidates"
+            )
         )
         processed = (
             joined.candidates
@@ -287,13 +304,15 @@ class BuildG2Net(RecipeBuild):
             pipeline | "HashCsvs" >> HashFiles(self._input_dir, csvs),
         ) | "AllInputs" >> beam.Flatten()
         rejected = (
+            matched[REJECTED],
             labels[REJECTED],
             joined[REJECTED],
             processed[REJECTED],
             *side_rejected,
         ) | "AllRejected" >> beam.Flatten()
-        seen = (labels[SEEN], joined[SEEN], *side_seen) | "AllSeen" >> beam.Flatten()
-        return BuildOutputs(processed.records, rejected, seen, (files | "FilePairs" >> Tally("files_matched"),), inputs)
+        seen = (matched[SEEN], labels[SEEN], joined[SEEN], *side_seen) | "AllSeen" >> beam.Flatten()
+        files_matched = (matched.entries | "FilePairs" >> Tally("files_matched"),)
+        return BuildOutputs(processed.records, rejected, seen, files_matched, inputs)
 
     @classmethod
     def summary_extras(cls, config: Any, counts: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from apache_beam.metrics import Metrics
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.io.counting import Several, Tally
-from beam_pipelines.io.inputs import CsvSource, csv_source, read_csv_lines
+from beam_pipelines.io.inputs import CsvSource, MatchInputs, csv_source, read_csv_lines
 from beam_pipelines.io.provenance import INPUTS, HashFiles, digest_of, digest_path
 from beam_pipelines.io.records import ShardBatch, ShardRecord
 from beam_pipelines.io.rejects import REJECTED, guarded, reject
@@ -37,6 +37,7 @@ from beam_pipelines.recipes.base import BuildOutputs, RecipeBuild
 from transforms.config import ConfigError
 from transforms.contract import RejectedInput
 from transforms.csv_rows import decode_csv_line, parse_csv_line, row_key
+from transforms.paths import check_input_glob
 from transforms.provenance import sha256_bytes
 from transforms.recipes.tce import diagnostics, fits_io, schema, target, tce_table
 from transforms.recipes.tce.config import TceConfig
@@ -197,6 +198,7 @@ class BuildTce(RecipeBuild):
     def plan(cls, config: Any, input_dir: str) -> TcePlan:
         """Reads the TCE table's header and checks the configured columns; raises ConfigError naming the key."""
         cfg: TceConfig = config.section
+        check_input_glob(cfg.fits_glob, "tce.fits_glob")
         source = csv_source(input_dir, cfg.tce_csv, "tce.tce_csv")
         for key, column in cfg.columns.model_dump().items():
             if column not in source.header:
@@ -213,7 +215,8 @@ class BuildTce(RecipeBuild):
         cfg: TceConfig = self._config.section
         plan: TcePlan = self._plan
         glob = fs.join(self._input_dir, cfg.fits_glob)
-        paths = pipeline | "FitsGlob" >> beam.Create([glob]) | "MatchFits" >> beam.FlatMap(fs.match_entries)
+        matched = pipeline | "MatchFits" >> MatchInputs(STAGE, glob)
+        paths = matched.entries
         keyed = paths | "KeyLightCurve" >> beam.ParDo(_KeyLightCurveFn(cfg, self._input_dir)).with_outputs(
             REJECTED, INPUTS, main="paths"
         )
@@ -227,6 +230,7 @@ class BuildTce(RecipeBuild):
                 | "FoundIds" >> beam.Keys()
                 | "DistinctIds" >> beam.Distinct()
                 | "FoundTargets" >> beam.Map(lambda target_id: (diagnostics.TARGET, target_id)),
+                matched[REJECTED] | "FoundUnlisted" >> beam.Map(lambda _: (diagnostics.UNLISTED, "")),
             )
             | "AllFound" >> beam.Flatten()
             | "FilesFound" >> beam.CombineGlobally(_FilesFoundFn())
@@ -243,7 +247,12 @@ class BuildTce(RecipeBuild):
             targets[INPUTS],
             pipeline | "HashTceTable" >> HashFiles(self._input_dir, [plan.tces.path]),
         ) | "AllInputs" >> beam.Flatten()
-        rejected = (keyed[REJECTED], tces[REJECTED], targets[REJECTED]) | "AllRejected" >> beam.Flatten()
+        rejected = (
+            matched[REJECTED],
+            keyed[REJECTED],
+            tces[REJECTED],
+            targets[REJECTED],
+        ) | "AllRejected" >> beam.Flatten()
         # Every file, TCE row, transit and out-of-transit slot is one decision: written or rejected.
         # Only a count of each star's written examples and the uid / path of each rejection cross the flatten
         # (the records would be held by the runner).

@@ -7,7 +7,6 @@ average noise PSD and then the whitened per-channel moments with that PSD as a g
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from typing import Any
 
@@ -137,32 +136,35 @@ class G2NetRecipe:
         return [section.npy_glob, section.labels_csv, *([section.truth_csv] if section.truth_csv else [])]
 
     def input_ids(self, config: Any, input_dir: str, fs: Any) -> list[str]:
-        """The id of every raw input, recounted by the audit: each ``.npy`` matched by ``g2net.npy_glob`` and each
-        well-formed row of the labels CSV (a malformed row has no reliable id; the build rejects it as such)."""
-        from transforms.audit_inputs import list_matching
-        from transforms.csv_rows import data_lines, parse_header
+        """The id of every raw input, recounted by the audit: each ``.npy`` matched by ``g2net.npy_glob``, each
+        folder below it that could not be listed or followed (by its path), and each well-formed row of the labels
+        CSV (a malformed row has no reliable id; the build rejects it as such)."""
+        from transforms.audit_inputs import match_inputs
+        from transforms.contract import RejectedInput
+        from transforms.csv_rows import data_lines, decode_csv_line, header_record, parse_csv_line, parse_header
 
         section: G2NetConfig = config.section
-        ids = [sample_id(path) for path in list_matching(fs, input_dir, section.npy_glob)]
-        labels = section.labels_csv
-        path = labels if "://" in labels or labels.startswith("/") else fs.join(input_dir, labels)
+        paths, unlisted = match_inputs(fs, input_dir, section.npy_glob)
+        ids = [sample_id(path) for path in paths] + unlisted  # a folder not listed is a rejection by its path
+        from transforms.paths import input_file
+
+        path = input_file(input_dir, section.labels_csv, "g2net.labels_csv")
         if not fs.exists(path):
             return ids
         data = fs.read_bytes(path)
         try:
-            header = list(parse_header(data.split(b"\n", 1)[0]))  # a byte-order mark is not part of the name
+            header = parse_header(header_record(data))  # a byte-order mark is not part of the name
         except UnicodeDecodeError:
             return ids
-        lines = []
-        for raw in data_lines(data):
+        if section.id_column not in header:
+            return ids
+        for raw in data_lines(data):  # the build's records (RFC 4180)
             try:
-                lines.append(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                continue  # rejected by the build as an undecodable row, without an id
-        if section.id_column in header:
-            column = header.index(section.id_column)
-            rows = csv.reader(lines)
-            ids += [row[column].strip() for row in rows if len(row) == len(header) and row[column].strip()]
+                uid = parse_csv_line(decode_csv_line(raw), header)[section.id_column].strip()
+            except RejectedInput:
+                continue  # rejected by the build as a malformed or undecodable row, without an id
+            if uid:
+                ids.append(uid)
         return ids
 
     def make_sample(self, out: str, n: int, seed: int, **options: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.fits_io import id_source
 
 SAMPLE_SIZE = 5  # star ids named in a detail
-MATCHED, KEYED, TARGET = "matched", "keyed", "target"  # the kinds of item counted
+MATCHED, KEYED, TARGET, UNLISTED = "matched", "keyed", "target", "unlisted"  # the kinds of item counted
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class FilesFound:
     keyed: int = 0
     targets: int = 0
     sample: tuple[str, ...] = ()
+    unlisted: int = 0  # folders below the glob that could not be listed or followed
 
 
 def _id_order(target_id: str) -> tuple[int, int, str]:
@@ -35,20 +36,27 @@ def _id_order(target_id: str) -> tuple[int, int, str]:
 
 
 def add_found(found: FilesFound, kind: str, value: str = "") -> FilesFound:
-    """``found`` plus one item: a matched file, a file with a star id, or a distinct star id (``TARGET``)."""
+    """``found`` plus one item: a matched file, a file with a star id, a distinct star id (``TARGET``), or a
+    folder that could not be listed (``UNLISTED``)."""
     if kind == MATCHED:
-        return FilesFound(found.matched + 1, found.keyed, found.targets, found.sample)
+        return FilesFound(found.matched + 1, found.keyed, found.targets, found.sample, found.unlisted)
     if kind == KEYED:
-        return FilesFound(found.matched, found.keyed + 1, found.targets, found.sample)
+        return FilesFound(found.matched, found.keyed + 1, found.targets, found.sample, found.unlisted)
+    if kind == UNLISTED:
+        return FilesFound(found.matched, found.keyed, found.targets, found.sample, found.unlisted + 1)
     sample = tuple(sorted({*found.sample, value}, key=_id_order)[:SAMPLE_SIZE])
-    return FilesFound(found.matched, found.keyed, found.targets + 1, sample)
+    return FilesFound(found.matched, found.keyed, found.targets + 1, sample, found.unlisted)
 
 
 def merge_found(parts: Iterable[FilesFound]) -> FilesFound:
     parts = list(parts)
     sample = sorted({i for p in parts for i in p.sample}, key=_id_order)[:SAMPLE_SIZE]
     return FilesFound(
-        sum(p.matched for p in parts), sum(p.keyed for p in parts), sum(p.targets for p in parts), tuple(sample)
+        sum(p.matched for p in parts),
+        sum(p.keyed for p in parts),
+        sum(p.targets for p in parts),
+        tuple(sample),
+        sum(p.unlisted for p in parts),
     )
 
 
@@ -67,6 +75,11 @@ def no_light_curve_detail(
             "see those files' rows"
         )
     text = f"no light curve for target {target_id}: tce.fits_glob {glob!r} matched {found.matched} file(s)"
+    if found.unlisted:
+        text = (
+            f"{text} ({found.unlisted} folder(s) below it could not be listed, the star's files may be there: see "
+            "their unreadable_folder / symlink_loop rows)"
+        )
     if found.matched == 0:
         return text + "; check --input and tce.fits_glob"
     if found.targets == 0:

@@ -10,6 +10,8 @@ build reads, and each must end in the dataset or in ``rejected/build.csv``:
   own (``tce_uid``: no light curve, no transit observed; ``<tce_uid>_t_<time>`` / ``<tce_uid>_oot_...``: one of
   its transits or out-of-transit slots), or its star's ``target:<id>`` rejection (an unexpected error); each
   extra row of one ``tce_uid`` is one ``duplicate_tce`` rejection;
+* a **folder** below ``tce.fits_glob`` that cannot be listed, or a symlinked folder that loops, is rejected by its
+  path (``transforms/listing.py``);
 * a **light-curve file** matched by ``tce.fits_glob`` is rejected by its path, or belongs (by the target id in
   its headers, read as the build reads it) to a star with a TCE that parses: that star's TCEs are checked above.
   A file that is not a regular file is never opened here (a FIFO would block).
@@ -29,7 +31,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from transforms.contract import RejectedInput
-from transforms.csv_rows import data_lines, decode_csv_line, parse_csv_line, parse_header, row_key
+from transforms.csv_rows import data_lines, decode_csv_line, header_record, parse_csv_line, parse_header, row_key
+from transforms.paths import input_file
 from transforms.recipes.tce import fits_io, tce_table
 from transforms.recipes.tce.config import TceConfig
 from transforms.recipes.tce.schema import DUPLICATE_TCE
@@ -77,7 +80,7 @@ def unaccounted_inputs(
     rejected_rows: Iterable[Mapping[str, str]],
 ) -> list[str]:
     """The raw inputs of a TCE build that are neither written nor rejected (see the module docstring)."""
-    from transforms.audit_inputs import list_matching
+    from transforms.audit_inputs import match_inputs
 
     cfg: TceConfig = config.section
     rejected = list(rejected_rows)
@@ -86,9 +89,9 @@ def unaccounted_inputs(
     dropped = {tce_of(r.get("uid_or_path", "")) for r in rejected if r.get("reason") != DUPLICATE_TCE}
     written = {row.get("tce_uid", "") for row in written_rows}
 
-    table = cfg.tce_csv if "://" in cfg.tce_csv or cfg.tce_csv.startswith("/") else fs.join(input_dir, cfg.tce_csv)
+    table = input_file(input_dir, cfg.tce_csv, "tce.tce_csv")
     data = fs.read_bytes(table)
-    header = parse_header(data.split(b"\n", 1)[0])
+    header = parse_header(header_record(data))
     bad_rows: Counter[str] = Counter()
     rows_per_tce: Counter[str] = Counter()
     star_of_tce: dict[str, str] = {}
@@ -108,7 +111,9 @@ def unaccounted_inputs(
         if duplicates[uid] < n - 1:
             missing.append(f"TCE {uid} ({n} table rows, {duplicates[uid]} rejected as {DUPLICATE_TCE})")
     stars = set(star_of_tce.values())
-    for path in list_matching(fs, input_dir, cfg.fits_glob):
+    paths, unlisted = match_inputs(fs, input_dir, cfg.fits_glob)
+    missing += [f"folder {path} (not listed)" for path in unlisted if not named[_plain(path)]]
+    for path in paths:
         if named[_plain(path)]:
             continue
         star = _star_of(fs, path, cfg)
