@@ -16,7 +16,7 @@ import os
 import posixpath
 import re
 
-from transforms.config import ConfigError
+from transforms.config_base import ConfigError
 
 PATH_EXPANSION = "path_expansion"
 GLOB_OUTSIDE_INPUT = "glob_outside_input"
