@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import logging
 
-from beam_pipelines.dataset import fs
+from beam_pipelines.dataset import fs, manifest, ownership
 from beam_pipelines.dataset.errors import StageError
-from transforms.contract import MANIFEST
+from beam_pipelines.dataset.lock import dataset_lock
+from transforms.contract import MANIFEST, REPORT_DIR
 from transforms.report.page import write_report
 from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD, dataset_skew
 
@@ -28,10 +29,16 @@ def _require_manifest(out: str) -> None:
 def run_report(out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> str:
     """Writes ``OUT/report/`` and returns the page's path; logs every flagged split skew as a warning.
 
-    Raises StageError (one line, exit 2 in the CLI) when ``out`` holds no readable ``manifest.json``.
+    Raises StageError (one line, exit 2 in the CLI) when ``out`` holds no readable ``manifest.json``, when
+    another run holds its lock (code ``locked``: the report writes into ``out``, so it takes the lock), or when
+    ``OUT/report/`` exists but is not sigforge's (code ``not_ours``: no report marker in it).
     """
     _require_manifest(out)
-    report = write_report(out, fs, threshold, alpha)
+    with dataset_lock(out, "sigforge report"):
+        ownership.check_ours(out, manifest.read_manifest(out), [REPORT_DIR + "/"], "the report")
+        fs.makedirs(fs.join(out, REPORT_DIR))
+        fs.write_text(fs.join(out, REPORT_DIR, ownership.REPORT_MARKER), "written by sigforge report\n")
+        report = write_report(out, fs, threshold, alpha)
     for result in report.flagged:
         _LOG.warning("split skew: %s", result.describe())
     _LOG.info("report: %s (%d figures, %d skew flags)", report.path, len(report.figures), len(report.flagged))

@@ -91,7 +91,7 @@ def run_build(
             "shard_dir": RAW_DIR,
         }
 
-    result = run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, config=config)
+    result = run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, config=config, input_dir=input_dir)
     check_not_empty(out, result["stages"][STAGE])
     return result
 

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from beam_pipelines.dataset import fs
+from beam_pipelines.dataset import fs, ownership
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.dataset.lock import dataset_lock
 from beam_pipelines.stages.analyze import check_analyze_config, run_analyze
@@ -32,6 +32,8 @@ def run_all(
     # the inputs decides.
     check_analyze_config(config, recipe)
     planned = plan_build(config, input_dir, recipe)
+    ownership.check_no_overlap(out, planned.input_dir)
+    ownership.check_folder(out)  # before the lock's file: a folder that is not sigforge's gets nothing
     with dataset_lock(out, "sigforge run"):  # the stages re-take it: one holder for the whole run
         if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
             raise StageError(f"{out} already holds a dataset (manifest.json); pass --overwrite to rebuild it")
