@@ -18,13 +18,13 @@ from typing import Any
 
 from model.artifacts import RunPaths, read_history_csv, read_json, write_json, write_scores_csv
 from model.baseline_compare import compare_with_baseline, log_comparison, read_baseline_scores
-from model.cli_common import add_log_level, setup_logging
+from model.cli_common import add_log_level, fault, setup_logging
 from model.config import TrainerConfig, config_from_dict
 from model.data import check_dataset
-from model.errors import DatasetError, RunError
+from model.errors import RunError
 from model.plots import write_plots
 from model.scoring import choose_threshold, predict_split, split_result
-from transforms.config import ConfigError
+from transforms.errors import raise_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         payload = evaluate(args.data, args.run, args.split, args.out, args.baseline, args.baseline_name)
-    except (ConfigError, DatasetError, RunError) as error:
-        logger.error("%s", error)
+    except (Exception, KeyboardInterrupt) as error:
+        refusal = fault(error)  # a config, dataset, run, OS fault or interrupt: one line; a bug: its traceback
+        if refusal is None:
+            raise
+        logger.error("%s", refusal)
         return 2
     metrics = payload["splits"][args.split]
     logger.info(
@@ -202,4 +205,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    raise_on_signals()  # SIGTERM and SIGINT: one line, exit 2, after every finally ran
     sys.exit(main())

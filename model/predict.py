@@ -36,13 +36,14 @@ import numpy as np
 import tensorflow as tf
 
 from model.artifacts import RunPaths, read_json, write_text
-from model.cli_common import add_log_level, setup_logging
+from model.cli_common import add_log_level, fault, setup_logging
 from model.config import TrainerConfig, config_from_dict
 from model.data import read_manifest
 from model.errors import DatasetError, RunError
 from model.feature_spec import resolve_input_spec
 from transforms.config import ConfigError, DatasetConfig, validate
 from transforms.contract import STATS_DIR
+from transforms.errors import raise_on_signals
 from transforms.recipes import get_recipe
 from transforms.recipes.base import Serving
 
@@ -280,15 +281,18 @@ def run_predict(
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         result = predict(run_dir, inputs, data_dir, batch_size)
-    except (ConfigError, DatasetError, RunError) as error:
-        logger.error("%s", error)
+        text = format_csv(result.rows)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            write_text(out, text)
+            logger.info("predict: scores written to %s", out)
+    except (Exception, KeyboardInterrupt) as error:
+        refusal = fault(error)  # a config, dataset, run, OS fault or interrupt: one line; a bug: its traceback
+        if refusal is None:
+            raise
+        logger.error("%s", refusal)
         return 2
-    text = format_csv(result.rows)
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        write_text(out, text)
-        logger.info("predict: scores written to %s", out)
     return 1 if result.errors else 0
 
 
@@ -328,4 +332,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    raise_on_signals()  # SIGTERM and SIGINT: one line, exit 2, after every finally ran
     sys.exit(main())

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.artifacts import RunPaths, make_run_dir, save_weights_npz, write_history_csv, write_json, write_scores_csv
-from model.cli_common import add_log_level, setup_logging
+from model.cli_common import add_log_level, fault, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
 from model.errors import DatasetError
@@ -35,6 +35,7 @@ from model.networks import build_model
 from model.plots import write_plots
 from model.scoring import choose_threshold, predict_split, split_result
 from transforms.config import ConfigError, apply_overrides
+from transforms.errors import raise_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -348,8 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         run_dir = train(args.data, args.config, args.out, name=args.name, overrides=args.overrides)
-    except (ConfigError, DatasetError) as error:
-        logger.error("%s", error)
+    except (Exception, KeyboardInterrupt) as error:
+        refusal = fault(error)  # a config, dataset, OS fault or interrupt: one line; a bug: its traceback
+        if refusal is None:
+            raise
+        logger.error("%s", refusal)
         return 2
     logger.info("done: %s", run_dir)
     return 0
@@ -359,4 +363,5 @@ if __name__ == "__main__":
     # TensorFlow and Keras, loaded with this module, live as long as the process: frozen, later collections skip
     # them (the same deferred collection as the sigforge executable; beam_pipelines/runtime/process.py)
     gc.freeze()
+    raise_on_signals()  # SIGTERM and SIGINT: one line, exit 2, after every finally ran
     sys.exit(main())

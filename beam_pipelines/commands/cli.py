@@ -27,6 +27,7 @@ from beam_pipelines.runtime import process  # first: its exit handler must run l
 
 # isort: split
 from beam_pipelines.commands.parser import STAGE_HELP, Handler, build_parser
+from transforms.errors import SigforgeError, interruption, os_fault, raise_on_signals
 from transforms.recipes import REGISTRY
 
 _LOG = logging.getLogger("sigforge")
@@ -205,7 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from beam_pipelines.runtime.logsetup import configure_logging, import_tensorflow_quietly
 
     configure_logging(args.verbose)
-    from beam_pipelines.dataset.errors import StageError
     from transforms.config import ConfigError
 
     try:
@@ -222,12 +222,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, beam_args)
-    except (ConfigError, StageError, _UsageError) as error:
+    except (SigforgeError, _UsageError) as error:  # ConfigError, StageError, DatasetBusy...
         return _refused(error)
+    except (OSError, RuntimeError, KeyboardInterrupt) as error:
+        fault = interruption(error) or os_fault(error, getattr(args, "output", None) or getattr(args, "out", None))
+        if fault is None:
+            raise  # a bug: its traceback is what a maintainer needs
+        return _refused(fault)
 
 
 def _refused(error: Exception) -> int:
-    """Logs a refused config, stage or usage as one line (never a traceback); exit code 2."""
+    """Logs a refused config, stage or usage, an OS fault (code ``os_error``) or an interruption (SIGINT/SIGTERM,
+    code ``interrupted``) as one line (never a traceback); exit code 2."""
     _LOG.error("%s", " ".join(line.strip() for line in str(error).splitlines()))
     return 2
 
@@ -240,6 +246,7 @@ def entry(argv: Sequence[str] | None = None) -> NoReturn:
     """The ``sigforge`` executable (and ``python -m beam_pipelines.commands.cli``): ``main``, then the fast exit
     of ``beam_pipelines/runtime/process.py``."""
     process.defer_collection()
+    raise_on_signals()  # SIGTERM and SIGINT unwind through every finally: lock released, .tmp_ folder removed
     _EXECUTABLE.append(True)
     process.finish(main(argv))
 

@@ -38,7 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     if not args.verbose:
         import_tensorflow_quietly()
+    from transforms.errors import SigforgeError, interruption, os_fault
 
+    try:
+        return _run(args)
+    except SigforgeError as error:
+        _LOG.error("%s", error)
+        return 2
+    except (OSError, RuntimeError, KeyboardInterrupt) as error:
+        fault = interruption(error) or os_fault(error)
+        if fault is None:
+            raise
+        _LOG.error("%s", fault)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from beam_pipelines.dataset import fs
     from beam_pipelines.stages.run_all import run_all
     from transforms.audit import audit_dataset
@@ -127,4 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     process.defer_collection()
+    from transforms.errors import raise_on_signals
+
+    raise_on_signals()
     process.finish(main())

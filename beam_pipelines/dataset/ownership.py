@@ -122,10 +122,19 @@ def claimed(out: str, manifest: Mapping[str, Any]) -> set[str]:
     return paths
 
 
+def _holds_something(path: str) -> bool:
+    """True for a file or a folder with anything in it (an empty folder, such as a report that failed before
+    its first file, has nothing to lose and never blocks a rerun)."""
+    if not fs.exists(path):
+        return False
+    local = path.removeprefix("file://")
+    return not (fs.is_local(path) and os.path.isdir(local) and not os.listdir(local))
+
+
 def check_ours(out: str, manifest: Mapping[str, Any], relative: Iterable[str], why: str) -> None:
     """StageError (code ``not_ours``) naming every existing path of ``relative`` that sigforge did not publish."""
     mine = claimed(out, manifest)
-    foreign = [rel for rel in relative if rel not in mine and fs.exists(fs.join(out, rel.rstrip("/")))]
+    foreign = [rel for rel in relative if rel not in mine and _holds_something(fs.join(out, rel.rstrip("/")))]
     if foreign:
         raise StageError(
             f"{out} holds {', '.join(foreign)}, which sigforge did not publish (the manifest does not list it), "
