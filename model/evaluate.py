@@ -22,6 +22,7 @@ from model.cli_common import add_log_level, fault, setup_logging
 from model.config import TrainerConfig, config_from_dict
 from model.data import check_dataset
 from model.errors import RunError
+from model.guards import check_unlocked, verify_artifacts
 from model.plots import write_plots
 from model.scoring import choose_threshold, predict_split, split_result
 from transforms.errors import raise_on_signals
@@ -62,13 +63,17 @@ def evaluate(
     out_dir: str | None = None,
     baseline: str | None = None,
     baseline_name: str = "matched filter",
+    trust_artifacts: bool = False,
+    ignore_lock: bool = False,
 ) -> dict[str, Any]:
     """Re-scores ``split`` with the run's saved model and threshold; writes metrics, scores and plots.
 
     Output goes to ``out_dir`` (default ``RUN_DIR/eval_{split}``). Returns the metrics JSON payload, which
     includes ``reproduces_saved`` (True when every compared metric is within 1e-5 of the run's metrics) and,
     with ``baseline`` (a scores CSV, see :func:`read_baseline_scores`), the comparison of
-    :func:`compare_with_baseline` under ``baseline``.
+    :func:`compare_with_baseline` under ``baseline``. The dataset must not be locked by a live sigforge run
+    (unless ``ignore_lock``), and the run's model and the dataset's manifest and statistics must match the digests
+    recorded at training (unless ``trust_artifacts``; ``model/guards.py``).
     """
     baseline_scores = read_baseline_scores(baseline) if baseline is not None else None
     import keras
@@ -76,6 +81,8 @@ def evaluate(
     import model.layers  # noqa: F401  (registers the custom layers for deserialization)
 
     paths, saved_config, config = load_run(run_dir)
+    check_unlocked(data_dir, "evaluate", ignore_lock)
+    verify_artifacts(paths.run_dir, data_dir, "evaluate", trust_artifacts)
     saved_metrics = read_json(paths.metrics) if _exists(paths.metrics) else None
     needs_val = saved_metrics is None and split != "val"
     info = check_dataset(data_dir, config, splits=[split, "val"] if needs_val else [split])
@@ -174,6 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baseline-name", default="matched filter", help="the baseline's name in plots (default: matched filter)"
     )
+    parser.add_argument(
+        "--trust-artifacts",
+        action="store_true",
+        help="load the model even if it or the dataset's statistics differ from the digests recorded at training "
+        "(a warning is logged; default: refuse, exit 2)",
+    )
+    parser.add_argument(
+        "--ignore-lock",
+        action="store_true",
+        help="read the dataset even while a sigforge run holds its lock (default: refuse, exit 2)",
+    )
     add_log_level(parser)
     return parser
 
@@ -183,7 +201,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
-        payload = evaluate(args.data, args.run, args.split, args.out, args.baseline, args.baseline_name)
+        payload = evaluate(
+            args.data,
+            args.run,
+            args.split,
+            args.out,
+            args.baseline,
+            args.baseline_name,
+            trust_artifacts=args.trust_artifacts,
+            ignore_lock=args.ignore_lock,
+        )
     except (Exception, KeyboardInterrupt) as error:
         refusal = fault(error)  # a config, dataset, run, OS fault or interrupt: one line; a bug: its traceback
         if refusal is None:

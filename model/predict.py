@@ -41,6 +41,7 @@ from model.config import TrainerConfig, config_from_dict
 from model.data import read_manifest
 from model.errors import DatasetError, RunError
 from model.feature_spec import resolve_input_spec
+from model.guards import check_unlocked, verify_artifacts
 from transforms.config import ConfigError, DatasetConfig, validate
 from transforms.contract import STATS_DIR
 from transforms.errors import raise_on_signals
@@ -131,11 +132,22 @@ class Predictor:
       data_dir: dataset folder whose ``stats/transform_fn`` and manifest config to use (default: the run's
         recorded ``data_dir``).
       batch_size: files per batch (default: the run's ``data.eval_batch_size``).
+      trust_artifacts: load the transform graph and model even when they (or the dataset's manifest and
+        statistics) differ from the digests recorded at training (a WARNING; default: refuse).
+      ignore_lock: read the dataset even while a live sigforge run holds its lock (a WARNING; default: refuse).
     Raises:
-      RunError, DatasetError, ConfigError naming the missing or inconsistent artifact.
+      RunError, DatasetError, ConfigError naming the missing or inconsistent artifact; ArtifactMismatch (code
+      ``artifact_mismatch``); DatasetBusy (code ``locked``).
     """
 
-    def __init__(self, run_dir: str, data_dir: str | None = None, batch_size: int | None = None):
+    def __init__(
+        self,
+        run_dir: str,
+        data_dir: str | None = None,
+        batch_size: int | None = None,
+        trust_artifacts: bool = False,
+        ignore_lock: bool = False,
+    ):
         import keras
         import tensorflow_transform as tft
 
@@ -154,6 +166,8 @@ class Predictor:
         if not tf.io.gfile.isdir(self.data_dir):
             origin = "--data" if data_dir else f"the run's training data (data_dir in {self.paths.config})"
             raise DatasetError(f"dataset folder {self.data_dir} ({origin}) does not exist; pass --data DATA")
+        check_unlocked(self.data_dir, "predict", ignore_lock)
+        verify_artifacts(self.paths.run_dir, self.data_dir, "predict", trust_artifacts)  # before any graph loads
         self.dataset, sha256 = dataset_config(self.data_dir)
         self.recipe = get_recipe(self.dataset.recipe)
         self.serving = serving_step(self.dataset, self.data_dir)
@@ -237,7 +251,12 @@ class Predictor:
 
 
 def predict(
-    run_dir: str, inputs: Sequence[str], data_dir: str | None = None, batch_size: int | None = None
+    run_dir: str,
+    inputs: Sequence[str],
+    data_dir: str | None = None,
+    batch_size: int | None = None,
+    trust_artifacts: bool = False,
+    ignore_lock: bool = False,
 ) -> PredictResult:
     """Scores raw input files (paths, or folders searched recursively) with the run in ``run_dir``.
 
@@ -245,7 +264,7 @@ def predict(
     ``(path, "reason: detail")`` of the others, ``.rows`` both in input order. Raises RunError, DatasetError or
     ConfigError when the run or dataset is unusable.
     """
-    predictor = Predictor(run_dir, data_dir, batch_size)
+    predictor = Predictor(run_dir, data_dir, batch_size, trust_artifacts, ignore_lock)
     entries = list_inputs(inputs, predictor.serving)
     for row in entries:
         if row.error is not None:
@@ -273,6 +292,8 @@ def run_predict(
     out: str | None = None,
     data_dir: str | None = None,
     batch_size: int | None = None,
+    trust_artifacts: bool = False,
+    ignore_lock: bool = False,
 ) -> int:
     """CLI body: predict, write the CSV to ``out`` (or stdout); 0 all scored, 1 some inputs not, 2 unusable
     run or dataset (logged, no traceback)."""
@@ -280,7 +301,7 @@ def run_predict(
         for name in ("absl", "tensorflow"):
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        result = predict(run_dir, inputs, data_dir, batch_size)
+        result = predict(run_dir, inputs, data_dir, batch_size, trust_artifacts, ignore_lock)
         text = format_csv(result.rows)
         if out is None:
             sys.stdout.write(text)
@@ -321,6 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset folder whose stats/transform_fn and build settings to use (default: the run's data_dir)",
     )
     parser.add_argument("--batch-size", type=int, default=None, help="files per batch (default: eval batch size)")
+    parser.add_argument(
+        "--trust-artifacts",
+        action="store_true",
+        help="load the transform graph and model even if they differ from the digests recorded at training "
+        "(RUN/digests.json; a warning is logged; default: refuse, exit 2)",
+    )
+    parser.add_argument(
+        "--ignore-lock",
+        action="store_true",
+        help="read the dataset even while a sigforge run holds its lock (default: refuse, exit 2)",
+    )
     add_log_level(parser)
     return parser
 
@@ -328,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
-    return run_predict(args.run, args.inputs, args.out, args.data, args.batch_size)
+    return run_predict(
+        args.run, args.inputs, args.out, args.data, args.batch_size, args.trust_artifacts, args.ignore_lock
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import math
 import platform
+import posixpath
 import sys
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from model.cli_common import add_log_level, fault, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
 from model.errors import DatasetError
+from model.guards import check_unlocked, digest_dataset, record_digests
 from model.injection import check_injection_input, load_bank, make_injection_dataset
 from model.layers import WarmupCosineDecay
 from model.networks import build_model
@@ -167,6 +169,7 @@ def train(
     *,
     name: str | None = None,
     overrides: Sequence[str] = (),
+    ignore_lock: bool = False,
 ) -> str:
     """Trains on ``data_dir`` with ``config`` (object or YAML path) and writes ``out_dir/{name}_{ts}/``.
 
@@ -176,6 +179,8 @@ def train(
       out_dir: folder receiving the run folder (created if needed).
       name: run name (default ``config.name``).
       overrides: ``dotted.key=value`` settings applied on top of ``config``.
+      ignore_lock: read ``data_dir`` even while a live sigforge run holds its lock (a WARNING; default: refuse,
+        code ``locked``).
     Returns:
       The run folder path.
     Raises:
@@ -190,7 +195,9 @@ def train(
         tf.config.experimental.enable_op_determinism()
 
     # Every dataset problem surfaces here, before a run folder exists.
+    check_unlocked(data_dir, "train", ignore_lock)
     info = check_dataset(data_dir, config)
+    dataset_digests = digest_dataset(data_dir)  # what the run depends on, as it was when training started
     n_train, n_train_pos = _split_counts(info, "train", config)
     steps_per_epoch = config.train.steps_per_epoch or math.ceil(n_train / config.data.batch_size)
     injecting = config.data.injection.enabled
@@ -261,6 +268,9 @@ def train(
     network.save(paths.model)
     n_weights = save_weights_npz(network.weights, paths.weights)
     logger.info("saved %s and %d weight arrays to %s", paths.model, n_weights, paths.weights)
+    record_digests(
+        paths.run_dir, [posixpath.basename(paths.model), posixpath.basename(paths.weights)], data_dir, dataset_digests
+    )
 
     # Threshold chosen on val, applied unchanged to val and test.
     scores = {split: predict_split(network, info, split, config) for split in ("val", "test")}
@@ -339,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--name", default=None, help="run name used in the folder and file names (default: the config's name)"
     )
+    parser.add_argument(
+        "--ignore-lock",
+        action="store_true",
+        help="train even while a sigforge run holds the dataset's lock (it is being written; default: refuse)",
+    )
     add_log_level(parser)
     return parser
 
@@ -348,7 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
-        run_dir = train(args.data, args.config, args.out, name=args.name, overrides=args.overrides)
+        run_dir = train(
+            args.data, args.config, args.out, name=args.name, overrides=args.overrides, ignore_lock=args.ignore_lock
+        )
     except (Exception, KeyboardInterrupt) as error:
         refusal = fault(error)  # a config, dataset, OS fault or interrupt: one line; a bug: its traceback
         if refusal is None:

@@ -15,6 +15,7 @@ import uuid
 import apache_beam as beam
 
 from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.lock import check_unlocked
 from beam_pipelines.runtime.options import make_pipeline_options
 from transforms import audit, audit_values
 from transforms.audit_values import ShardScan, scan_shard
@@ -60,8 +61,16 @@ class BeamScanner:
         return sorted(scans, key=lambda scan: scan.path)
 
 
-def run_audit(out: str, group_column: str | None = None, beam: bool = False, beam_args: list[str] | None = None) -> int:
-    """CLI helper: logs every problem and returns 1 when there are any, else 0."""
+def run_audit(
+    out: str,
+    group_column: str | None = None,
+    beam: bool = False,
+    beam_args: list[str] | None = None,
+    ignore_lock: bool = False,
+) -> int:
+    """CLI helper: logs every problem and returns 1 when there are any, else 0. Refuses (DatasetBusy, code
+    ``locked``) a folder a live run holds, unless ``ignore_lock`` (a WARNING)."""
+    check_unlocked(out, "audit", ignore_lock)
     scanner = BeamScanner(fs.join(out, ".tmp_audit"), beam_args) if beam else audit_values.in_process
     try:
         problems = audit.audit_dataset(out, group_column, fs=fs, scanner=scanner)

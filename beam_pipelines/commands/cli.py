@@ -82,14 +82,16 @@ def _cmd_run(args, beam_args: list[str]) -> int:
 def _cmd_report(args, beam_args: list[str]) -> int:
     from beam_pipelines.commands.report import run_report
 
-    run_report(args.out, args.skew_threshold, args.skew_alpha)
+    run_report(args.out, args.skew_threshold, args.skew_alpha, ignore_lock=args.ignore_lock)
     return 0
 
 
 def _cmd_audit(args, beam_args: list[str]) -> int:
     from beam_pipelines.commands.audit import run_audit
 
-    code = run_audit(args.out, group_column=args.group_column, beam=args.beam, beam_args=beam_args)
+    code = run_audit(
+        args.out, group_column=args.group_column, beam=args.beam, beam_args=beam_args, ignore_lock=args.ignore_lock
+    )
     if args.skew:
         from beam_pipelines.commands.report import run_skew_check
 

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
 from beam_pipelines.dataset import fs, manifest, ownership
 from beam_pipelines.dataset.errors import StageError
-from beam_pipelines.dataset.lock import dataset_lock
+from beam_pipelines.dataset.lock import check_unlocked, dataset_lock
 from transforms.contract import MANIFEST, REPORT_DIR
 from transforms.report.page import write_report
 from transforms.report.skew import DEFAULT_ALPHA, DEFAULT_THRESHOLD, dataset_skew
@@ -26,15 +27,20 @@ def _require_manifest(out: str) -> None:
         raise StageError(f"{path} is not readable JSON: {error}") from None
 
 
-def run_report(out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA) -> str:
+def run_report(
+    out: str, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA, ignore_lock: bool = False
+) -> str:
     """Writes ``OUT/report/`` and returns the page's path; logs every flagged split skew as a warning.
 
     Raises StageError (one line, exit 2 in the CLI) when ``out`` holds no readable ``manifest.json``, when
     another run holds its lock (code ``locked``: the report writes into ``out``, so it takes the lock), or when
-    ``OUT/report/`` exists but is not sigforge's (code ``not_ours``: no report marker in it).
+    ``OUT/report/`` exists but is not sigforge's (code ``not_ours``: no report marker in it). With
+    ``ignore_lock`` a live run's lock is a WARNING, and the report is written without taking it.
     """
     _require_manifest(out)
-    with dataset_lock(out, "sigforge report"):
+    if ignore_lock:
+        check_unlocked(out, "report", ignore=True)
+    with contextlib.nullcontext() if ignore_lock else dataset_lock(out, "sigforge report"):
         ownership.check_ours(out, manifest.read_manifest(out), [REPORT_DIR + "/"], "the report")
         fs.makedirs(fs.join(out, REPORT_DIR))
         fs.write_text(fs.join(out, REPORT_DIR, ownership.REPORT_MARKER), "written by sigforge report\n")
