@@ -118,3 +118,5 @@ def test_what_a_multi_worker_run_listens_on(tmp_path):
     assert exposed and {address for _, address, _ in exposed} <= {"::", "0.0.0.0"}, seen
     assert {pid for pid, _, _ in exposed} == {proc.pid}, seen  # the workers listen on nothing
     assert len({port for _, _, port in exposed}) >= 4, seen  # control, data, state, logging
+    warned = [line for line in stderr.splitlines() if "listens for its workers on every network interface" in line]
+    assert len(warned) == 1, stderr[-3000:]  # said once, in the command's own log

@@ -212,3 +212,25 @@ def test_the_demo_refuses_a_folder_it_did_not_make(tmp_path, monkeypatch):
         pass
     assert _files(project) == before
     assert code == 2
+
+
+def test_an_output_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "results.csv"
+    target.write_text("a,b\n")
+    with pytest.raises(StageError) as info:
+        manifest.begin_stage(str(target), "build", overwrite=True)
+    assert info.value.code == "not_a_dataset" and target.read_text() == "a,b\n"
+
+
+def test_an_object_store_prefix_with_other_objects_is_refused(g2net_raw):
+    """The same rule on an object store (memfs:// stands in for gs://): objects below the prefix that are not a
+    sigforge dataset's refuse the build before the lock object is written."""
+    import memfs
+
+    memfs.clear()
+    try:
+        memfs.write("memfs://bucket/project/notes.txt", b"mine")
+        code = cli.main(["build", "--config", DEMO, "--input", str(g2net_raw), "--output", "memfs://bucket/project"])
+        assert code == 2 and memfs.paths() == ["memfs://bucket/project/notes.txt"]
+    finally:
+        memfs.clear()

@@ -46,7 +46,8 @@ def _entries(out: str) -> list[str]:
 
 def check_folder(out: str) -> None:
     """StageError (code ``not_a_dataset``) unless ``out`` is missing, empty or a sigforge dataset."""
-    if fs.is_local(out) and os.path.exists(out.removeprefix("file://")) and not os.path.isdir(out):
+    local = out.removeprefix("file://")
+    if fs.is_local(out) and os.path.exists(local) and not os.path.isdir(local):
         raise StageError(f"--output {out} is a file, not a folder", code="not_a_dataset")
     entries = [name for name in _entries(out) if name != LOCK_FILE]
     if not entries or MARKER in entries or MANIFEST in entries:
