@@ -167,7 +167,6 @@ class Predictor:
             origin = "--data" if data_dir else f"the run's training data (data_dir in {self.paths.config})"
             raise DatasetError(f"dataset folder {self.data_dir} ({origin}) does not exist; pass --data DATA")
         check_unlocked(self.data_dir, "predict", ignore_lock)
-        verify_artifacts(self.paths.run_dir, self.data_dir, "predict", trust_artifacts)  # before any graph loads
         self.dataset, sha256 = dataset_config(self.data_dir)
         self.recipe = get_recipe(self.dataset.recipe)
         self.serving = serving_step(self.dataset, self.data_dir)
@@ -180,6 +179,7 @@ class Predictor:
         stats = posixpath.join(self.data_dir, STATS_DIR)
         if not tf.io.gfile.isdir(posixpath.join(stats, tft.TFTransformOutput.TRANSFORM_FN_DIR)):
             raise DatasetError(f"{stats}/transform_fn is missing: run the analyze stage on {self.data_dir}")
+        verify_artifacts(self.paths.run_dir, self.data_dir, "predict", trust_artifacts)  # before any graph loads
         output = tft.TFTransformOutput(stats)
         # The run's network must take what this dataset's graph produces (the architecture's input check).
         resolve_input_spec(output.transformed_feature_spec(), self.trainer, f"the transformed feature spec of {stats}")
