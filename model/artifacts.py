@@ -8,6 +8,7 @@
     {prefix}_config.json       resolved config, data path, dataset manifest sha256, input spec, versions
     {prefix}_metrics.json      threshold (chosen on val), metrics per split, SNR efficiency, training summary
     history.csv                one row per epoch (loss, metrics, learning rate)
+    digests.json               sha256 of the model, the weights and every dataset artifact (model/guards.py)
     scores_{split}.csv         uid,label,score per example
     tensorboard/               TensorBoard event files
     plots/{prefix}_*.png       dashboard, learning curves, ROC, PR, confusion matrix, score histogram(, SNR)

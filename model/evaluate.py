@@ -21,13 +21,14 @@ from typing import Any
 
 from model.artifacts import RunPaths, read_history_csv, read_json, write_json, write_scores_csv
 from model.baseline_compare import compare_with_baseline, log_comparison, read_baseline_scores
-from model.cli_common import add_log_level, setup_logging
+from model.cli_common import add_log_level, fault, setup_logging
 from model.config import TrainerConfig, config_from_dict
 from model.data import check_dataset
-from model.errors import DatasetError, RunError
+from model.errors import RunError
+from model.guards import check_unlocked, verify_artifacts
 from model.plots import write_plots
 from model.scoring import choose_threshold, predict_split, split_result
-from transforms.config import ConfigError
+from transforms.errors import raise_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ def evaluate(
     baseline_name: str = "matched filter",
     background: str | None = None,
     glitch_background: str | None = None,
+    trust_artifacts: bool = False,
+    ignore_lock: bool = False,
 ) -> dict[str, Any]:
     """Re-scores ``split`` with the run's saved model and threshold; writes metrics, scores and plots.
 
@@ -74,7 +77,10 @@ def evaluate(
     includes ``reproduces_saved`` (True when every compared metric is within 1e-5 of the run's metrics) and,
     with ``baseline`` (a scores CSV, see :func:`read_baseline_scores`), the comparison of
     :func:`compare_with_baseline` under ``baseline``; ``search``: :func:`model.search_eval.search_metrics` against
-    ``background`` (raw folder or scores CSV; default the split's noise) and ``glitch_background``.
+    ``background`` (raw folder or scores CSV; default the split's noise) and ``glitch_background``. The dataset
+    must not be locked by a live sigforge run (unless ``ignore_lock``), and the run's model and the dataset's
+    manifest and statistics must match the digests
+    recorded at training (unless ``trust_artifacts``; ``model/guards.py``).
     """
     baseline_scores = read_baseline_scores(baseline) if baseline is not None else None
     import keras
@@ -82,6 +88,8 @@ def evaluate(
     import model.layers  # noqa: F401  (registers the custom layers for deserialization)
 
     paths, saved_config, config = load_run(run_dir)
+    check_unlocked(data_dir, "evaluate", ignore_lock)
+    verify_artifacts(paths.run_dir, data_dir, "evaluate", trust_artifacts)
     saved_metrics = read_json(paths.metrics) if _exists(paths.metrics) else None
     needs_val = saved_metrics is None and split != "val"
     info = check_dataset(data_dir, config, splits=[split, "val"] if needs_val else [split])
@@ -246,6 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a glitchy noise-only set (make-sample --noise-only --glitch-rate P): false-alarm rates of the CNN "
         "(and of the baseline, from glitch_background_scores.csv next to --baseline) at the clean thresholds",
     )
+    parser.add_argument(
+        "--trust-artifacts",
+        action="store_true",
+        help="load the model even if it or the dataset's statistics differ from the digests recorded at training "
+        "(a warning is logged; default: refuse, exit 2)",
+    )
+    parser.add_argument(
+        "--ignore-lock",
+        action="store_true",
+        help="read the dataset even while a sigforge run holds its lock (default: refuse, exit 2)",
+    )
     add_log_level(parser)
     return parser
 
@@ -264,9 +283,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.baseline_name,
             args.background,
             args.glitch_background,
+            trust_artifacts=args.trust_artifacts,
+            ignore_lock=args.ignore_lock,
         )
-    except (ConfigError, DatasetError, RunError) as error:
-        logger.error("%s", error)
+    except (Exception, KeyboardInterrupt) as error:
+        refusal = fault(error)  # a config, dataset, run, OS fault or interrupt: one line; a bug: its traceback
+        if refusal is None:
+            raise
+        logger.error("%s", refusal)
         return 2
     metrics = payload["splits"][args.split]
     logger.info(
@@ -283,4 +307,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    raise_on_signals()  # SIGTERM and SIGINT: one line, exit 2, after every finally ran
     sys.exit(main())

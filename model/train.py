@@ -14,6 +14,7 @@ import gc
 import logging
 import math
 import platform
+import posixpath
 import sys
 import time
 from collections.abc import Sequence
@@ -26,12 +27,13 @@ import tensorflow as tf
 from model.artifacts import make_named_run_dir, make_run_dir, save_weights_npz, write_json, write_scores_csv
 from model.bn_recalibration import recalibration_callback, recalibration_stream
 from model.callbacks import make_callbacks
-from model.cli_common import add_log_level, setup_logging
+from model.cli_common import add_log_level, fault, setup_logging
 from model.config import TrainConfig, TrainerConfig, config_from_dict, load_trainer_config
 from model.cv import run_cv
 from model.data import DatasetInfo, check_dataset, make_dataset, scan_shard
-from model.errors import DatasetError, RunError
+from model.errors import DatasetError
 from model.glitch_augment import add_glitch_batches, load_glitch_bank
+from model.guards import check_unlocked, digest_dataset, record_digests
 from model.injection import check_injection_input, load_bank, make_injection_dataset
 from model.kfold import check_split_mode, iteration_overrides, read_kfold
 from model.layers import WarmupCosineDecay
@@ -39,6 +41,7 @@ from model.networks import build_model
 from model.plots import write_plots
 from model.scoring import choose_threshold, predict_split, split_result
 from transforms.config import ConfigError, apply_overrides
+from transforms.errors import raise_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ def train(
     name: str | None = None,
     overrides: Sequence[str] = (),
     run_folder: str | None = None,
+    ignore_lock: bool = False,
 ) -> str:
     """Trains on ``data_dir`` with ``config`` (object or YAML path) and writes ``out_dir/{name}_{ts}/``.
 
@@ -121,6 +125,8 @@ def train(
       name: run name (default ``config.name``).
       overrides: ``dotted.key=value`` settings applied on top of ``config``.
       run_folder: write ``out_dir/{run_folder}/`` (files still named ``{name}*``) instead (a CV iteration).
+      ignore_lock: read ``data_dir`` even while a live sigforge run holds its lock (a WARNING; default: refuse,
+        code ``locked``).
     Returns:
       The run folder path.
     Raises:
@@ -136,7 +142,9 @@ def train(
 
     # Every dataset problem surfaces here, before a run folder exists.
     check_split_mode(data_dir, config, read_kfold(data_dir))  # a k-fold dataset trains one iteration's view
+    check_unlocked(data_dir, "train", ignore_lock)
     info = check_dataset(data_dir, config)
+    dataset_digests = digest_dataset(data_dir)  # what the run depends on, as it was when training started
     n_train, n_train_pos = _split_counts(info, "train", config)
     steps_per_epoch = config.train.steps_per_epoch or math.ceil(n_train / config.data.batch_size)
     injecting = config.data.injection.enabled
@@ -216,6 +224,9 @@ def train(
     network.save(paths.model)
     n_weights = save_weights_npz(network.weights, paths.weights)
     logger.info("saved %s and %d weight arrays to %s", paths.model, n_weights, paths.weights)
+    record_digests(
+        paths.run_dir, [posixpath.basename(paths.model), posixpath.basename(paths.weights)], data_dir, dataset_digests
+    )
 
     # Threshold chosen on val, applied unchanged to val and test.
     scores = {split: predict_split(network, info, split, config) for split in ("val", "test")}
@@ -261,14 +272,28 @@ def train(
 
 
 def train_cv(
-    data_dir: str, config: TrainerConfig | str, out_dir: str, *, name: str | None = None, overrides: Sequence[str] = ()
+    data_dir: str,
+    config: TrainerConfig | str,
+    out_dir: str,
+    *,
+    name: str | None = None,
+    overrides: Sequence[str] = (),
+    ignore_lock: bool = False,
 ) -> str:
     """``--cv``: one :func:`train` run per iteration of the k-fold dataset ``data_dir`` into
     ``out_dir/{name}_cv_{ts}/iter_XX/``, plus the CV outputs (:mod:`model.cv`); returns the CV run folder."""
     resolved, source = resolve_config(config, overrides)
 
     def one(extra: Sequence[str], cv_dir: str, folder: str, prefix: str) -> str:
-        return train(data_dir, config, cv_dir, name=prefix, overrides=[*overrides, *extra], run_folder=folder)
+        return train(
+            data_dir,
+            config,
+            cv_dir,
+            name=prefix,
+            overrides=[*overrides, *extra],
+            run_folder=folder,
+            ignore_lock=ignore_lock,
+        )
 
     return run_cv(data_dir, resolved, out_dir, one, name=name or resolved.name, source=source, overrides=overrides)
 
@@ -321,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="k-fold dataset: train iteration N alone (norm/cv_NN with stats/cv_NN) as an ordinary run",
     )
+    parser.add_argument(
+        "--ignore-lock",
+        action="store_true",
+        help="train even while a sigforge run holds the dataset's lock (it is being written; default: refuse)",
+    )
     add_log_level(parser)
     return parser
 
@@ -335,14 +365,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         if args.cv:
-            run_dir = train_cv(args.data, args.config, args.out, name=args.name, overrides=args.overrides)
+            run_dir = train_cv(
+                args.data, args.config, args.out, name=args.name, overrides=args.overrides, ignore_lock=args.ignore_lock
+            )
         else:
             overrides = list(args.overrides)
             if args.iteration is not None:
                 overrides += iteration_overrides(resolve_config(args.config, overrides)[0], args.iteration)
-            run_dir = train(args.data, args.config, args.out, name=args.name, overrides=overrides)
-    except (ConfigError, DatasetError, RunError) as error:
-        logger.error("%s", error, extra={"code": getattr(error, "code", None)})
+            run_dir = train(
+                args.data, args.config, args.out, name=args.name, overrides=overrides, ignore_lock=args.ignore_lock
+            )
+    except (Exception, KeyboardInterrupt) as error:
+        refusal = fault(error)  # a config, dataset, run, OS fault or interrupt: one line; a bug: its traceback
+        if refusal is None:
+            raise
+        logger.error("%s", refusal, extra={"code": getattr(refusal, "code", None)})
         return 2
     logger.info("done: %s", run_dir)
     return 0
@@ -352,4 +389,5 @@ if __name__ == "__main__":
     # TensorFlow and Keras, loaded with this module, live as long as the process: frozen, later collections skip
     # them (the same deferred collection as the sigforge executable; beam_pipelines/runtime/process.py)
     gc.freeze()
+    raise_on_signals()  # SIGTERM and SIGINT: one line, exit 2, after every finally ran
     sys.exit(main())

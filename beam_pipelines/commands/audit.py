@@ -15,6 +15,7 @@ import uuid
 import apache_beam as beam
 
 from beam_pipelines.dataset import fs
+from beam_pipelines.dataset.lock import check_unlocked
 from beam_pipelines.runtime.options import make_pipeline_options
 from transforms import audit, audit_provenance, audit_values
 from transforms.audit_values import ShardScan, scan_shard
@@ -66,10 +67,13 @@ def run_audit(
     beam: bool = False,
     beam_args: list[str] | None = None,
     inputs: bool = False,
+    ignore_lock: bool = False,
 ) -> int:
     """CLI helper: logs every problem and returns 1 when there are any, else 0. Besides ``audit_dataset``, the
     published files are checked against their fingerprints and, with ``inputs``, the raw input set against the
-    one the build recorded (``transforms.audit_provenance``)."""
+    one the build recorded (``transforms.audit_provenance``). Refuses (DatasetBusy, code ``locked``) a folder a
+    live run holds, unless ``ignore_lock`` (a WARNING)."""
+    check_unlocked(out, "audit", ignore_lock)
     scanner = BeamScanner(fs.join(out, ".tmp_audit"), beam_args) if beam else audit_values.in_process
     try:
         problems = audit.audit_dataset(out, group_column, fs=fs, scanner=scanner)

@@ -28,6 +28,7 @@ from beam_pipelines.runtime import process  # first: its exit handler must run l
 
 # isort: split
 from beam_pipelines.commands.parser import STAGE_HELP, Handler, build_parser
+from transforms.errors import SigforgeError, interruption, os_fault, raise_on_signals
 from transforms.recipes import REGISTRY
 
 _LOG = logging.getLogger("sigforge")
@@ -83,14 +84,21 @@ def _cmd_run(args, beam_args: list[str]) -> int:
 def _cmd_report(args, beam_args: list[str]) -> int:
     from beam_pipelines.commands.report import run_report
 
-    run_report(args.out, args.skew_threshold, args.skew_alpha)
+    run_report(args.out, args.skew_threshold, args.skew_alpha, ignore_lock=args.ignore_lock)
     return 0
 
 
 def _cmd_audit(args, beam_args: list[str]) -> int:
     from beam_pipelines.commands.audit import run_audit
 
-    code = run_audit(args.out, group_column=args.group_column, beam=args.beam, beam_args=beam_args, inputs=args.inputs)
+    code = run_audit(
+        args.out,
+        group_column=args.group_column,
+        beam=args.beam,
+        beam_args=beam_args,
+        inputs=args.inputs,
+        ignore_lock=args.ignore_lock,
+    )
     if args.skew:
         from beam_pipelines.commands.report import run_skew_check
 
@@ -223,7 +231,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from beam_pipelines.runtime.logsetup import configure_logging, import_tensorflow_quietly
 
     configure_logging(args.verbose)
-    from beam_pipelines.dataset.errors import StageError
     from transforms.config import ConfigError
 
     try:
@@ -241,8 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _dry_run_session(args, beam_args) as beam_args:
             return handler(args, beam_args)
-    except (ConfigError, StageError, _UsageError) as error:
+    except (SigforgeError, _UsageError) as error:  # ConfigError, StageError, DatasetBusy...
         return _refused(error)
+    except (OSError, RuntimeError, KeyboardInterrupt) as error:
+        fault = interruption(error) or os_fault(error, getattr(args, "output", None) or getattr(args, "out", None))
+        if fault is None:
+            raise  # a bug: its traceback is what a maintainer needs
+        return _refused(fault)
 
 
 @contextlib.contextmanager
@@ -265,8 +277,9 @@ def _dry_run_session(args, beam_args: list[str]):
 
 
 def _refused(error: Exception) -> int:
-    """Logs a refused config, stage or usage as one line (never a traceback), the error's ``code`` on the log
-    record (``record.code``; None for a usage error); exit code 2."""
+    """Logs a refused config, stage or usage, an OS fault (code ``os_error``) or an interruption (SIGINT/SIGTERM,
+    code ``interrupted``) as one line (never a traceback), the error's ``code`` on the log record
+    (``record.code``; None for a usage error); exit code 2."""
     message = " ".join(line.strip() for line in str(error).splitlines())
     _LOG.error("%s", message, extra={"code": getattr(error, "code", None)})
     return 2
@@ -280,6 +293,7 @@ def entry(argv: Sequence[str] | None = None) -> NoReturn:
     """The ``sigforge`` executable (and ``python -m beam_pipelines.commands.cli``): ``main``, then the fast exit
     of ``beam_pipelines/runtime/process.py``."""
     process.defer_collection()
+    raise_on_signals()  # SIGTERM and SIGINT unwind through every finally: lock released, .tmp_ folder removed
     _EXECUTABLE.append(True)
     process.finish(main(argv))
 

@@ -15,6 +15,14 @@ import time
 from beam_pipelines.runtime import process  # before any third-party import: its exit handler must run last
 
 _LOG = logging.getLogger("sigforge.demo")
+DEMO_MARKER = ".sigforge_demo"
+
+
+def _is_demo_folder(out: str) -> bool:
+    """True for a missing or empty folder, or one the demo made (its marker): the only ones it may replace."""
+    if not os.path.exists(out):
+        return True
+    return os.path.isdir(out) and (not os.listdir(out) or os.path.isfile(os.path.join(out, DEMO_MARKER)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     if not args.verbose:
         import_tensorflow_quietly()
+    from transforms.errors import SigforgeError, interruption, os_fault
 
+    try:
+        return _run(args)
+    except SigforgeError as error:
+        _LOG.error("%s", error)
+        return 2
+    except (OSError, RuntimeError, KeyboardInterrupt) as error:
+        fault = interruption(error) or os_fault(error)
+        if fault is None:
+            raise
+        _LOG.error("%s", fault)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from beam_pipelines.dataset import fs
     from beam_pipelines.stages.run_all import run_all
     from transforms.audit import audit_dataset
@@ -42,7 +65,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     raw, dataset, runs = (os.path.join(args.out, name) for name in ("raw", "dataset", "runs"))
+    if not _is_demo_folder(args.out):
+        _LOG.error(
+            "%s is not empty and was not made by the demo (no %s in it): the demo replaces its --out folder, so it "
+            "runs only in a new or empty folder or its own; choose another --out",
+            args.out,
+            DEMO_MARKER,
+        )
+        return 2
     fs.delete_tree(args.out)
+    os.makedirs(args.out)
+    with open(os.path.join(args.out, DEMO_MARKER), "w") as handle:
+        handle.write("made by sigforge's demo: replaced by the next `make demo`\n")
     _LOG.info("1/4 make-sample: %d G2Net samples, 3 signals per source -> %s", args.n, raw)
     gw_sample.write_g2net_sample(raw, n=args.n, seed=args.seed, signals_per_source=3)
 
@@ -108,4 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     process.defer_collection()
+    from transforms.errors import raise_on_signals
+
+    raise_on_signals()
     process.finish(main())

@@ -180,6 +180,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     )
     report.add_argument("out", type=path_arg, help="dataset folder OUT")
     _add_skew_args(report)
+    _add_ignore_lock(report)
     report.set_defaults(handler=handlers["report"])
 
     audit = commands.add_parser("audit", help="check a dataset folder for leakage, losses and bad statistics")
@@ -205,6 +206,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         help="also hash the raw inputs again (from the build's input folder) and name every file that changed, "
         "appeared or vanished since the build",
     )
+    _add_ignore_lock(audit)
     audit.set_defaults(handler=handlers["audit"])
 
     train = commands.add_parser(
@@ -228,6 +230,15 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
             module.add_arguments(parser_)
             parser_.set_defaults(handler=handlers["baseline"], baseline_main=module.main)
     return parser
+
+
+def _add_ignore_lock(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ignore-lock",
+        action="store_true",
+        help="go on (with a warning) even while another sigforge run holds OUT's lock and may be rewriting it "
+        "(default: refuse, exit 2)",
+    )
 
 
 def _add_skew_args(parser: argparse.ArgumentParser) -> None:

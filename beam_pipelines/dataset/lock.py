@@ -17,7 +17,10 @@ whose lock was deleted by hand and retaken by another changes nothing. Within on
 re-entrant, so ``sigforge run`` holds it across its stages and each stage re-takes it; another thread or
 process is refused.
 
-A run that is killed leaves its lock behind; the refusal names the holder and says how to clear a stale one.
+A run that is killed leaves its lock behind. Locally the next run takes a stale lock over, with a WARNING that
+names the old holder (``transforms/lockfile.py`` says when a lock is stale: its holder's process on this host is
+gone, or the file is unreadable and at least two seconds old); elsewhere the refusal names the holder and says how
+to clear it. A lock file whose creation fails (a full disk) is removed again, so it never blocks the rerun.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import os
 import socket
 import sys
@@ -38,8 +42,10 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines.dataset import fs
 from beam_pipelines.dataset.errors import DatasetLocked, StageError
+from transforms import lockfile
 
-LOCK_FILE = ".sigforge.lock"
+LOCK_FILE = lockfile.LOCK_FILE
+_LOG = logging.getLogger(__name__)
 
 CreateIfAbsent = Callable[[str, bytes], bool]
 """``create(path, payload)``: writes ``payload`` at ``path`` and returns True, or returns False (writing nothing)
@@ -102,9 +108,41 @@ class _LocalStore(_FsReadDelete):
             fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False, None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+        except BaseException:
+            os.unlink(local)  # a full disk (or an interrupt) leaves no empty lock file behind
+            raise
         return True, None
+
+    def age(self, path: str) -> float | None:
+        import time
+
+        try:
+            return time.time() - os.stat(path.removeprefix("file://")).st_mtime
+        except OSError:
+            return None
+
+    def take_over(self, path: str, observed: bytes) -> bool:
+        """Removes the stale lock file whose bytes were ``observed``; True when it was that file. It is renamed
+        aside first (atomic), so of two runs taking over one stale lock only one removes it, and a fresh lock
+        that another run created meanwhile is put back, not deleted."""
+        local = path.removeprefix("file://")
+        aside = f"{local}.stale-{uuid.uuid4().hex}"
+        try:
+            os.rename(local, aside)
+        except FileNotFoundError:
+            return True  # another run removed it: try to create ours
+        with open(aside, "rb") as handle:
+            moved = handle.read()
+        if moved != observed:
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, local)
+            os.unlink(aside)
+            return False
+        os.unlink(aside)
+        return True
 
 
 class _RegisteredStore(_FsReadDelete):
@@ -268,10 +306,33 @@ def acquire(out: str, what: str = "") -> None:
     record = _holder_record(what)
     payload = (json.dumps(record, indent=2) + "\n").encode("utf-8")
     folders: list[str] = []
-    created, handle = store.create(path, payload, folders)
+    try:
+        for _ in range(3):
+            created, handle = store.create(path, payload, folders)
+            if created or not _took_over_stale(out, store, path):
+                break
+    except BaseException:
+        _remove_if_empty(folders)
+        raise
     if not created:
+        _remove_if_empty(folders)
         raise _refuse(out)
     _HELD[key] = _Held(str(record["token"]), 1, handle, folders)
+
+
+def _took_over_stale(out: str, store: Any, path: str) -> bool:
+    """True when the lock file at ``path`` was stale and is now removed (locally; logged as a WARNING naming the
+    old holder); False when it may be a live run's, or this store cannot take a lock over."""
+    if not hasattr(store, "take_over"):
+        return False
+    data = store.read(path)
+    if data is None:
+        return True  # released meanwhile
+    reason = lockfile.stale_reason(data, store.age(path))
+    if reason is None or not store.take_over(path, data):
+        return False
+    _LOG.warning("%s: took over a stale lock of %s: %s", out, lockfile.describe(lockfile.parse(data)), reason)
+    return True
 
 
 def release(out: str) -> None:
@@ -286,6 +347,14 @@ def release(out: str) -> None:
     del _HELD[key]
     _store(path).delete(path, held.token, held.handle)
     _remove_if_empty(held.folders)
+
+
+def check_unlocked(out: str, what: str, ignore: bool = False) -> None:
+    """For readers that take no lock (``audit``; ``report --ignore-lock``): DatasetBusy (code ``locked``) when a
+    live run holds ``out``'s lock, a WARNING with ``ignore`` (``transforms/lockfile.py``)."""
+    store = _store(out)
+    age = getattr(store, "age", lambda path: None)
+    lockfile.check_unlocked(out, store.read, age, what, ignore, _LOG)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from beam_pipelines.dataset import fs
+from beam_pipelines.dataset import fs, ownership
 from beam_pipelines.dataset.errors import StageError
 from transforms import provenance
 from transforms.contract import MANIFEST, REPORT_DIR, STAGE_OUTPUTS, STAGES
@@ -86,16 +86,24 @@ def begin_stage(
     overwrite: bool,
     requires: str | None = None,
     owner_check: Callable[[], None] | None = None,
+    input_dir: str | None = None,
 ) -> StageRun:
     """Checks that ``stage`` may run on ``out`` and returns a clean temporary folder for it.
 
-    Raises StageError before any work when the required previous stage is missing, or when this stage's
-    output exists and ``overwrite`` is false. With ``overwrite`` the stage's and all later stages' outputs
-    and manifest entries are removed, since they would be stale. ``owner_check`` (the stage runner passes the
-    folder lock's ``verify``) runs before anything is deleted and before the stage publishes.
+    Raises StageError before any work when ``out`` is not sigforge's or overlaps the raw input (``input_dir``,
+    default: the build's recorded one; ``ownership.py``), when the required previous stage is missing, or when
+    this stage's output exists and ``overwrite`` is false. With ``overwrite`` the stage's and all later stages'
+    outputs and manifest entries are removed, since they would be stale: only the paths the manifest says
+    sigforge published, never another file. ``owner_check`` (the stage runner passes the folder lock's
+    ``verify``) runs before anything is deleted and before the stage publishes. Every stage's stale ``.tmp_``
+    folder (left by a killed run) is removed.
     """
     run = StageRun(out, stage, owner_check)
+    ownership.check_no_overlap(out, input_dir)
+    ownership.check_folder(out)
     manifest = read_manifest(out)
+    input_dir = input_dir or ownership.recorded_input(manifest)
+    ownership.check_no_overlap(out, input_dir)
     if requires is not None and requires not in manifest.get("stages", {}):
         raise StageError(
             f"stage '{stage}' needs the '{requires}' stage's output in {out}, but the manifest has no "
@@ -103,6 +111,7 @@ def begin_stage(
             code="missing_stage",
         )
     later = STAGES[STAGES.index(stage) :]
+    ownership.check_ours(out, manifest, STAGE_OUTPUTS[stage], f"the '{stage}' stage")
     existing = [rel for s in later[:1] for rel in STAGE_OUTPUTS[s] if fs.exists(fs.join(out, rel.rstrip("/")))]
     if (existing or stage in manifest.get("stages", {})) and not overwrite:
         shown = ", ".join(existing) or f"manifest entry '{stage}'"
@@ -110,18 +119,26 @@ def begin_stage(
             f"{out} already has the '{stage}' output ({shown}); pass --overwrite to replace it", code="output_exists"
         )
     if overwrite:
+        replaced = [rel for name in later for rel in STAGE_OUTPUTS[name]] + [REPORT_DIR + "/"]
+        ownership.check_ours(out, manifest, replaced, f"--overwrite of '{stage}'")
         run.check_owner()  # still ours: nothing is deleted by a run that lost the folder's lock
-        doomed = [fs.join(out, rel.rstrip("/")) for name in later for rel in STAGE_OUTPUTS[name]]
-        doomed.append(fs.join(out, REPORT_DIR))  # describes the replaced stages: stale from here on
-        _check_can_replace(out, [path for path in doomed if fs.exists(path)])
+        doomed = [fs.join(out, rel.rstrip("/")) for rel in replaced]  # report/: stale once a stage is replaced
+        doomed = [path for path in doomed if fs.exists(path)]
+        for path in doomed:
+            ownership.check_deletable(out, path, input_dir)
+        _check_can_replace(out, doomed)
         for name in later:  # the manifest stops claiming these stages before any of their files go
             manifest.get("stages", {}).pop(name, None)
         drop_provenance(manifest, later)
+        if manifest.get(ownership.PUBLISHING, {}).get("stage") in later:
+            manifest.pop(ownership.PUBLISHING)
         if fs.exists(fs.join(out, MANIFEST)):
             write_manifest(out, manifest)
         for path in doomed:
             fs.delete_tree(path)
-    fs.delete_tree(run.tmp)
+    ownership.mark(out)
+    for name in STAGES:  # this run holds the lock: every .tmp_<stage> is a killed run's leftover
+        fs.delete_tree(fs.join(out, f".tmp_{name}"))
     fs.makedirs(run.tmp)
     return run
 
@@ -214,16 +231,21 @@ def finish_stage(
 ) -> dict[str, Any]:
     """Publishes the stage's outputs from its temporary folder and records ``summary`` in the manifest (after
     checking that this run still owns the folder, ``StageRun.check_owner``), with the fingerprint of every
-    published file (``fingerprints``) and ``extra`` top-level keys (the build's ``inputs``)."""
+    published file (``fingerprints``) and ``extra`` top-level keys (the build's ``inputs``). The paths it
+    publishes are recorded first (``publishing``), then in the stage's entry (``published``): ``--overwrite``
+    deletes only those (``ownership.py``)."""
     run.check_owner()
     started = time.monotonic()
     fingerprints = fingerprint_outputs(run)
     seconds = time.monotonic() - started
     _LOG.debug("stage %s: %d published files fingerprinted in %.2f s", run.stage, len(fingerprints), seconds)
-    for rel in STAGE_OUTPUTS[run.stage]:
+    published = [rel for rel in STAGE_OUTPUTS[run.stage] if fs.exists(run.tmp_path(rel))]
+    manifest = read_manifest(run.out)
+    manifest[ownership.OWNERSHIP] = 1
+    manifest[ownership.PUBLISHING] = {"stage": run.stage, "paths": published}
+    write_manifest(run.out, manifest)
+    for rel in published:
         src = run.tmp_path(rel)
-        if not fs.exists(src):
-            continue
         if rel.endswith("/"):
             fs.publish(src, run.final_path(rel))
         else:
@@ -236,7 +258,8 @@ def finish_stage(
         manifest["config"] = config
     manifest["versions"] = package_versions()
     manifest.setdefault("created", _now())
-    manifest.setdefault("stages", {})[run.stage] = {**summary, "completed_at": _now()}
+    manifest.pop(ownership.PUBLISHING, None)
+    manifest.setdefault("stages", {})[run.stage] = {**summary, "published": published, "completed_at": _now()}
     drop_provenance(manifest, [run.stage])
     manifest[FINGERPRINTS_KEY] = {**manifest.get(FINGERPRINTS_KEY, {}), **fingerprints}
     manifest.update(extra or {})

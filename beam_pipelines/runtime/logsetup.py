@@ -52,9 +52,12 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class DropBenignWarnings(logging.Filter):
-    """Drops the known-harmless library warnings (never an ERROR)."""
+    """Drops the known-harmless library warnings (never an ERROR), and a library's log of an exception that it
+    raises on (Beam logs every failing step's traceback before re-raising it to the command)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.name.split(".")[0] in LIBRARY_LOGGERS:
+            return False  # a library logging the exception it raises on: the command reports it (one line)
         if record.levelno >= logging.ERROR:
             return True
         message = record.getMessage()

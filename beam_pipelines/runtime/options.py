@@ -131,6 +131,23 @@ def with_profile(path: str | None, beam_args: list[str] | None = None) -> list[s
     return flags
 
 
+_WARNED_LISTENING: list[bool] = []
+
+
+def _warn_if_listening(options: PipelineOptions) -> None:
+    """Once per process: Beam's FnApiRunner with worker threads or processes serves them over gRPC on every
+    interface (``[::]:0``, hard-coded in Beam, no option to bind loopback; docs/reliability.md, "Network")."""
+    mode = options.get_all_options().get("direct_running_mode")
+    if mode in ("multi_processing", "multi_threading") and not _WARNED_LISTENING:
+        _WARNED_LISTENING.append(True)
+        _LOG.warning(
+            "--direct_running_mode=%s: Beam's runner listens for its workers on every network interface "
+            "(ephemeral ports, no authentication) while a pipeline runs; use it on a trusted or firewalled host "
+            "(docs/reliability.md, Network)",
+            mode,
+        )
+
+
 def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions:
     """Builds ``PipelineOptions`` from raw Beam flags, forcing the FnApiRunner for local runs."""
     flags = list(beam_args or [])
@@ -147,6 +164,7 @@ def make_pipeline_options(beam_args: list[str] | None = None) -> PipelineOptions
             # skips it and saves part of each pipeline's construction (benchmarks/RESULTS.md). Outputs are
             # byte-identical; remote runners keep Beam's default. --pipeline_type_check turns it on.
             options.view_as(TypeOptions).pipeline_type_check = False
+        _warn_if_listening(options)
     # Workers on remote runners need the main session's imports only through setup.py, never pickled state.
     options.view_as(SetupOptions).save_main_session = False
     return options

@@ -104,7 +104,7 @@ def run_build(
             "shard_dir": RAW_DIR,
         }
 
-    result = run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, config=config)
+    result = run_stage(STAGE, out, work, beam_args=beam_args, overwrite=overwrite, config=config, input_dir=input_dir)
     if not dry_run.requested(beam_args):  # a dry run builds the pipeline and writes nothing to count
         check_not_empty(out, result["stages"][STAGE])
     return result

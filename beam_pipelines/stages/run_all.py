@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from beam_pipelines.dataset import fs
+from beam_pipelines.dataset import fs, ownership
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.dataset.lock import dataset_lock
 from beam_pipelines.runtime import dry_run
@@ -41,6 +41,8 @@ def run_all(
     if dry_run.requested(beam_args):
         with dry_run.session(out):
             return _run_stages(config, recipe, planned, out, beam_args, overwrite)
+    ownership.check_no_overlap(out, planned.input_dir)
+    ownership.check_folder(out)  # before the lock's file: a folder that is not sigforge's gets nothing
     with dataset_lock(out, "sigforge run"):  # the stages re-take it: one holder for the whole run
         if fs.exists(fs.join(out, MANIFEST)) and not overwrite:
             raise StageError(

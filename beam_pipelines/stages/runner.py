@@ -21,7 +21,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
-from beam_pipelines.dataset import fs, manifest
+from beam_pipelines.dataset import fs, manifest, ownership
 from beam_pipelines.dataset.errors import StageError
 from beam_pipelines.dataset.lock import dataset_lock, verify
 from beam_pipelines.io import progress
@@ -146,6 +146,7 @@ def run_stage(
     requires: str | None = None,
     config: Any = None,
     check: Callable[[dict[str, Any]], None] | None = None,
+    input_dir: str | None = None,
 ) -> dict[str, Any]:
     """Runs ``work`` as stage ``stage`` on the dataset folder ``out`` and returns the updated manifest.
 
@@ -156,26 +157,46 @@ def run_stage(
     build's (``manifest.stage_config_entry``), so a stage rerun with other ``--set`` values says so.
     ``check(summary)``, when given, inspects the stage's own output before it is published and raises StageError
     when it is wrong (non-finite, degenerate, counts that do not add up). Nothing is published unless ``work``
-    returns and the check passes: a failed pipeline or check leaves at most the stage's ``.tmp_`` folder.
+    returns and the check passes: a failed or interrupted pipeline or check removes the stage's ``.tmp_`` folder
+    (a killed one leaves it, and the next stage on ``out`` removes it). ``input_dir`` (build's raw input; the
+    other stages use the one the manifest records) must not overlap ``out``; ``out`` must be sigforge's
+    (``beam_pipelines/dataset/ownership.py``), checked before the lock file is written into it.
     """
     if dry_run.requested(beam_args):
         return _plan_stage(stage, out, work, beam_args)
     resolved = config.model_dump(mode="json") if config is not None else None
+    ownership.check_no_overlap(out, input_dir)
+    ownership.check_folder(out)
     with dataset_lock(out, f"sigforge {stage}"):
         recorded = manifest.stage_config_entry(out, stage, resolved) if resolved is not None else {}
-        run = manifest.begin_stage(out, stage, overwrite, requires=requires, owner_check=lambda: verify(out))
-        started = time.monotonic()
-        ctx = StageContext(run, beam_args)
-        summary = work(ctx)
-        fs.delete_tree(run.tmp_path("tft_tmp"))
-        summary["seconds"] = round(time.monotonic() - started, 2)
-        _LOG.info("%s: %s", stage, _one_line(summary))
-        if check is not None:
-            check(summary)
-        summary.update(recorded)
-        return manifest.finish_stage(
-            run, summary, config=resolved if stage == "build" else None, extra=ctx.manifest_keys
+        run = manifest.begin_stage(
+            out, stage, overwrite, requires=requires, owner_check=lambda: verify(out), input_dir=input_dir
         )
+        try:
+            started = time.monotonic()
+            ctx = StageContext(run, beam_args)
+            summary = work(ctx)
+            fs.delete_tree(run.tmp_path("tft_tmp"))
+            summary["seconds"] = round(time.monotonic() - started, 2)
+            _LOG.info("%s: %s", stage, _one_line(summary))
+            if check is not None:
+                check(summary)
+            summary.update(recorded)
+            return manifest.finish_stage(
+                run, summary, config=resolved if stage == "build" else None, extra=ctx.manifest_keys
+            )
+        except BaseException:
+            _remove_quietly(run.tmp)  # nothing of a failed stage stays to block or confuse the rerun
+            raise
+
+
+def _remove_quietly(folder: str) -> None:
+    """Deletes ``folder`` on the way out of a failed stage; a failure to delete (the disk that failed the stage)
+    is logged, never raised over the stage's own error."""
+    try:
+        fs.delete_tree(folder)
+    except Exception as error:  # noqa: BLE001  (the stage's own error is the one to report)
+        _LOG.warning("could not remove %s (%s); the next stage on this folder removes it", folder, error)
 
 
 def _plan_stage(

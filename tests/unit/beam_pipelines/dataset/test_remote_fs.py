@@ -136,7 +136,7 @@ def test_build_and_split_on_an_object_store(bucket, g2net_raw, tmp_path, monkeyp
     leftovers = [
         n for n in remote if not re.fullmatch(r"(.+_shard|data_tbl)_\d{4}-\d{4}\.(tfrecord|csv)", n.split("/")[-1])
     ]
-    assert sorted(leftovers) == ["manifest.json", "rejected/build.csv"]  # no .tmp_, part or Beam temp files
+    assert sorted(leftovers) == [".sigforge", "manifest.json", "rejected/build.csv"]  # no .tmp_ or Beam temp file
     assert audit_dataset(out, group_column="source_id", fs=fs) == []
     # The same examples and data-table rows as on local disk.
     downloaded = tmp_path / "downloaded"
