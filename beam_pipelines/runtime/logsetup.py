@@ -35,6 +35,7 @@ LIBRARY_LOGGERS = (
     "google",
     "urllib3",
     "py.warnings",
+    "FlinkJarJobServer",  # Beam's FlinkRunner logs every line of the Flink job server's output at INFO
 )
 
 # Library warnings printed by every tf.Transform run in TF1-compat mode (which sigforge chooses on purpose,
@@ -44,6 +45,7 @@ BENIGN_WARNINGS = (
     re.compile(r"From \S+: .*(is deprecated|will be removed)"),  # TF deprecation notices of tf.Transform's calls
     re.compile(r"Issue encountered when serializing"),  # "probably safe to ignore", TF says itself
     re.compile(r"No semi_persistent_directory found"),  # multi-processing workers: Beam's worker start-up notice
+    re.compile(r"^BatchElements statistics: "),  # Beam 2.70 logs its batch sizes at INFO on the root logger
 )
 _NATIVE_INFO = re.compile(rb"^(I\d{4} \d\d:\d\d:[\d.]+ |WARNING: All log messages before absl::InitializeLog)")
 _RECORD_START = re.compile(rb"^([IWEF]\d{4} |\d\d:\d\d:\d\d |Traceback|WARNING: )")

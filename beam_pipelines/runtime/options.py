@@ -6,7 +6,7 @@ workers with ``--direct_running_mode=multi_processing|multi_threading --direct_n
 runner (Dataflow, Flink, Portable) goes to Beam exactly as given.
 
 A *runner profile* (``run_configs/local.yaml``, ``local_multiprocess.yaml``, ``portable.yaml``,
-``dataflow.yaml``, ``flink.yaml``) is a YAML file of Beam options::
+``dataflow.yaml``, ``flink_local.yaml``, ``flink.yaml``) is a YAML file of Beam options::
 
     description: Dataflow (fill in the CHANGE_ME values or pass them after --)
     options:                      # Beam option name (no dashes) -> value; checked against Beam's options
@@ -20,6 +20,11 @@ A *runner profile* (``run_configs/local.yaml``, ``local_multiprocess.yaml``, ``p
 ``with_profile(path, beam_args)`` puts the profile's flags *before* the user's (``-- ...`` on the command line),
 so a flag given on the command line wins. A value still containing ``CHANGE_ME`` that the command line does not
 override is refused before any work, naming the option.
+
+A relative job-server jar in a profile (``flink_job_server_jar``, ``spark_job_server_jar``) is taken from the
+sigforge checkout, where ``make install`` assembles Beam's Flink job server (``.cache/flink-job-server/``,
+engines/flink/pom.xml), so the Flink profiles work from any current directory; a jar the profile names that is
+not there is refused before any work. The same flag after ``--`` is passed to Beam as given.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+import os
 import re
+from pathlib import Path
 
 from apache_beam.options.pipeline_options import (
     PipelineOptions,
@@ -47,6 +54,16 @@ PLACEHOLDER = "CHANGE_ME"
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 OptionValue = str | int | float | bool | list[str | int | float]
+
+CHECKOUT = Path(__file__).resolve().parents[2]  # the sigforge checkout: setup.py, the Makefile's .cache/
+JOB_SERVER_JARS = ("flink_job_server_jar", "spark_job_server_jar")
+
+
+def _from_checkout(name: str, value: OptionValue) -> OptionValue:
+    """A job-server jar option's relative local path, made absolute against the sigforge checkout."""
+    if name in JOB_SERVER_JARS and isinstance(value, str) and "://" not in value and not os.path.isabs(value):
+        return str(CHECKOUT / value)
+    return value
 
 
 class RunnerProfile(BaseModel):
@@ -85,6 +102,7 @@ class RunnerProfile(BaseModel):
         """The profile as Beam command-line flags: the ``options`` mapping first, then ``beam_args``."""
         result = []
         for name, value in self.options.items():
+            value = _from_checkout(name, value)
             for item in value if isinstance(value, list) else [value]:
                 result.append(f"--{name}" if item is True else f"--{name}={item}")
         return result + list(self.beam_args)
@@ -120,6 +138,13 @@ def with_profile(path: str | None, beam_args: list[str] | None = None) -> list[s
                 f"runner profile {path}: option '{name}' is still the placeholder {value!r}; edit the profile "
                 f"or pass it after --, e.g. -- --{name}=...",
                 code="placeholder",
+            )
+    for name in JOB_SERVER_JARS:
+        jar = _from_checkout(name, profile.options.get(name, ""))
+        if jar and "://" not in str(jar) and not os.path.exists(str(jar)) and not _overrides(name, user):
+            raise ConfigError(
+                f"runner profile {path}: {name} {jar} does not exist; `make install` (or `make engines`) "
+                f"assembles Beam's job server there with Maven and Java, or pass -- --{name}=PATH"
             )
     unset = [arg for arg in profile.beam_args if PLACEHOLDER in arg and not _overrides(arg[2:].split("=")[0], user)]
     if unset:
