@@ -63,7 +63,7 @@ def check_folder(out: str) -> None:
 def mark(out: str) -> None:
     """Writes ``OUT/.sigforge`` (once): from here on ``out`` is a sigforge dataset folder."""
     path = fs.join(out, MARKER)
-    if not fs.exists(path):  # the same bytes every time: reruns stay byte-identical (tests/test_determinism.py)
+    if not fs.exists(path):  # the same bytes every time: reruns stay byte-identical (tests/e2e/test_determinism.py)
         fs.makedirs(out)
         fs.write_text(path, json.dumps({"sigforge_dataset": True, "see": "docs/reliability.md"}) + "\n")
 

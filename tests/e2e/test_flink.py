@@ -4,11 +4,11 @@
 server serves the module: ``java -jar`` on its launcher jar with ``--flink-master=[local]``, so every pipeline
 runs as a Flink job on an embedded Flink 1.19 mini cluster (2 task slots: ``--parallelism=2``), submitted by the
 PortableRunner over Beam's job API. Each chain is compared with the same chain in memory the way
-tests/test_runners.py does: same stage counts, uids and data-table rows per split, raw and split records byte for
+tests/e2e/test_runners.py does: same stage counts, uids and data-table rows per split, raw and split records byte for
 byte, normalized values and statistics to 1e-12 relative, same rejections; and the Flink dataset passes the audit.
 
 * G2Net, SDK workers in this process (LOOPBACK): the clean 48-sample sample plus the bad-input corpus of
-  tests/corpus_g2net.py (corrupt, truncated and mistyped .npy files, bad label rows, join problems), through
+  tests/support/corpus_g2net.py (corrupt, truncated and mistyped .npy files, bad label rows, join problems), through
   build -> split -> analyze (tf.Transform) -> normalize -> filter; every bad input rejected with its reason.
 * TCE (four stars, a corrupt FITS file, a malformed TCE row), SDK workers in the processes of Beam's own worker
   pool (EXTERNAL), none of which may outlive it.
@@ -128,11 +128,11 @@ def job_endpoint(tmp_path_factory):
     """Beam's Flink job server (embedded local Flink) on free ports for the whole module; stopped at its end."""
     java = shutil.which("java")
     if java is None:
-        pytest.fail("tests/test_flink.py needs Java (11+) on PATH to run Beam's Flink job server; see README")
+        pytest.fail("tests/e2e/test_flink.py needs Java (11+) on PATH to run Beam's Flink job server; see README")
     if not JOB_SERVER_JAR.is_file():
         pytest.fail(
             f"{JOB_SERVER_JAR} is missing: `make install` (or `make engines`) assembles Beam's Flink job server "
-            "there with Maven; tests/test_flink.py runs the chain on it"
+            "there with Maven; tests/e2e/test_flink.py runs the chain on it"
         )
     folder = tmp_path_factory.mktemp("flink_job_server")
     log = folder / "job_server.log"
