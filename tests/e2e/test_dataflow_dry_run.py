@@ -153,7 +153,8 @@ def test_the_job_runs_in_the_named_image_and_stages_the_sdist(planned):
         assert f"sigforge-0.1.0/{module}" in members
     assert not [p for p in os.listdir(plans / "staging") if p not in ("workflow.tar.gz",)]
     # Beam's temporary folders (the sdist's, each pipeline's) are gone; its requirements cache is kept, as in a run
-    assert [name for name in planned[3] if name != "beam-requirements-cache"] == []
+    caches = ("beam-requirements-cache", "dataflow-requirements-cache")  # its name differs by Beam release
+    assert [name for name in planned[3] if name not in caches] == []
 
 
 def _portable_urns() -> set[str]:
@@ -260,7 +261,7 @@ def test_the_worker_image_is_built_on_the_pinned_beam():
     run here."""
     import sys
 
-    pin = re.search(r'"apache-beam\[gcp\]==([0-9.]+)"', (REPO / "setup.py").read_text()).group(1)
+    pin = re.search(r'"apache-beam\[[a-z,]+\]==([0-9.]+)"', (REPO / "setup.py").read_text()).group(1)
     dockerfile = (REPO / "docker" / "Dockerfile").read_text()
     assert f"ARG BEAM_VERSION={pin}\n" in dockerfile
     assert f"ARG PYTHON_VERSION={sys.version_info.major}.{sys.version_info.minor}\n" in dockerfile

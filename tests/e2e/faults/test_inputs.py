@@ -189,7 +189,8 @@ def test_records_split_like_rfc_4180():
 def test_data_table_cells_with_newlines_read_back_by_the_filter_reader(tmp_path):
     """A data table written with a multi-line cell (a labels column carried over) reads back row by row the way
     the filter stage reads tables (``read_table_lines`` + ``parse_table_line``)."""
-    from beam_pipelines.io.shards import format_table, parse_table_line, read_table_lines
+    from beam_pipelines.io.readers import read_table_lines
+    from beam_pipelines.io.tables import format_table, parse_table_line
 
     columns = ["uid", "target_id", "label", "shard", "note"]
     rows = [{"uid": "a", "target_id": "t", "label": 1, "note": MULTILINE}, {"uid": "b", "target_id": "u", "label": 0}]

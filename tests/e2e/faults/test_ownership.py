@@ -106,7 +106,7 @@ def test_the_manifest_records_what_each_stage_published(split_only):
     from beam_pipelines.dataset import ownership
 
     stages = json.loads((split_only / "manifest.json").read_text())["stages"]
-    assert stages["build"]["published"] == ["tfrecords/", "rejected/build.csv"]
+    assert stages["build"]["published"] == ["tfrecords/", "rejected/build.csv", "provenance/"]
     assert stages["split"]["published"] == ["split/"]
     assert (split_only / ownership.MARKER).is_file()
 
@@ -225,7 +225,7 @@ def test_an_output_that_is_a_file_is_refused(tmp_path):
 def test_an_object_store_prefix_with_other_objects_is_refused(g2net_raw):
     """The same rule on an object store (memfs:// stands in for gs://): objects below the prefix that are not a
     sigforge dataset's refuse the build before the lock object is written."""
-    import memfs
+    from tests.support import memfs
 
     memfs.clear()
     try:
