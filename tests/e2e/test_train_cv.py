@@ -27,9 +27,9 @@ from model.config import load_trainer_config
 from model.errors import RunError
 from model.kfold import read_iteration_tables, read_kfold
 from model.synthetic import write_fake_dataset
-from tests.support.cv_fixture import assign_folds, build_kfold_dataset
+from tests.support.cv_fixture import build_kfold_dataset
 from tests.support.run_artifacts import read_scores_csv
-from transforms.contract import SPLIT_DIR, SPLITS, TABLE_PATTERN
+from transforms.contract import SPLIT_DIR, TABLE_PATTERN
 from transforms.recipes.g2net import sample as gw_sample
 
 _LOG = logging.getLogger(__name__)
@@ -84,13 +84,12 @@ def _metrics(run: Path) -> dict:
 
 
 def _fixture_folds(data: Path) -> dict[str, int]:
-    """uid -> fold, recomputed from the chain's split tables with the fixture's rule."""
-    rows = []
-    for split in SPLITS:
-        for table in sorted((data / SPLIT_DIR / split).glob(TABLE_PATTERN)):
-            rows += _csv_rows(table)
-    fold_of_target = assign_folds(rows, K)
-    return {row["uid"]: fold_of_target[row["target_id"]] for row in rows}
+    """uid -> fold, read from the split stage's fold folders (``split/fold_NN``)."""
+    folds = {}
+    for fold in range(K):
+        for table in sorted((data / SPLIT_DIR / f"fold_{fold:02d}").glob(TABLE_PATTERN)):
+            folds.update({row["uid"]: fold for row in _csv_rows(table)})
+    return folds
 
 
 def test_cv_trains_one_run_per_iteration(cv):

@@ -30,24 +30,14 @@ entries describe.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import shutil
 from pathlib import Path
 
-from beam_pipelines.stages.analyze import run_analyze
-from beam_pipelines.stages.normalize import run_normalize
 from beam_pipelines.stages.run_all import run_all
-from tests.support.dataset_fixture import read_records, read_table, write_records, write_table
+from tests.support.dataset_fixture import write_records, write_table
 from transforms.config import DatasetConfig, load_config
 from transforms.contract import (
-    MANIFEST,
-    SPLIT_DIR,
-    SPLITS,
-    TABLE_PATTERN,
-    example_keys,
     shard_name,
-    shard_pattern,
 )
 from transforms.recipes.g2net import sample as gw_sample
 
@@ -116,62 +106,27 @@ def _split_entry(base: dict, by_split: dict[str, list[tuple[bytes, dict[str, str
 
 
 def build_kfold_dataset(root: Path, k: int = K, n: int = 48, seed: int = 3) -> dict[str, Path]:
-    """Raw sample, the k-fold dataset ``root/ds`` (layout above) and the scratch folders; returns their paths."""
+    """Raw sample and the k-fold dataset ``root/ds`` the real chain writes (``split.mode: kfold``, stratified by
+    label); returns their paths."""
     raw, out, scratch = root / "raw", root / "ds", root / "scratch"
     gw_sample.write_g2net_sample(str(raw), n=n, seed=seed, signals_per_source=2)
-    config = dataset_config()
-    run_all(config, str(raw), str(out))
-
-    members: list[tuple[bytes, dict[str, str]]] = []
-    columns: list[str] = []
-    for split in SPLITS:
-        folder = out / SPLIT_DIR / split
-        rows = {}
-        for table in sorted(folder.glob(TABLE_PATTERN)):
-            columns, table_rows = read_table(table)
-            rows.update({r["uid"]: r for r in table_rows})
-        for shard in sorted(folder.glob(shard_pattern(split))):
-            members += [(record, rows[example_keys(record)[0]]) for record in read_records(shard)]
-    fold_of = assign_folds([row for _, row in members], k)
-    folds = [[m for m in members if fold_of[m[1]["target_id"]] == f] for f in range(k)]
-    iterations = plan(k)
-    manifest = json.loads((out / MANIFEST).read_text())
-
-    for item in iterations:
-        index = item["iteration"]
-        name = f"cv_{index:02d}"
-        work = scratch / name
-        by_split = {split: [m for f in item[split] for m in folds[f]] for split in SPLITS}
-        stages = {s: manifest["stages"][s] for s in ("build", "split")}
-        stages["split"] = _split_entry(stages["split"], by_split)
-        work.mkdir(parents=True)
-        (work / MANIFEST).write_text(json.dumps({**manifest, "stages": stages}, indent=2))
-        for split, split_members in by_split.items():
-            _write_split(work / SPLIT_DIR / split, split, split_members, columns)
-        run_analyze(config, str(work))
-        run_normalize(config, str(work))
-        shutil.copytree(work / "stats", out / "stats" / name)
-        for split in SPLITS:
-            shutil.copytree(work / "norm" / split, out / "norm" / name / split)
-
-    folds_json = {
-        "mode": "kfold",
-        "k": k,
-        "salt": SALT,
-        "stratify": "label",
-        "rule": {"by": "target_id", "order": "sha256(salt:target_id)", "assign": "round robin, positives first"},
-        "folds": [
-            {
-                "fold": f,
-                "examples": len(members_f),
-                "targets": len({row["target_id"] for _, row in members_f}),
-                "positives": sum(row["label"] == "1" for _, row in members_f),
-            }
-            for f, members_f in enumerate(folds)
-        ],
-        "iterations": iterations,
-    }
-    (out / SPLIT_DIR / "folds.json").write_text(json.dumps(folds_json, indent=2))
-    manifest["stages"]["split"].update({"mode": "kfold", "k": k})
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    overrides = [*OVERRIDES, "split.mode=kfold", f"split.k={k}", "split.stratify=true"]
+    run_all(load_config(DatasetConfig, "run_configs/demo.yaml", overrides), str(raw), str(out))
     return {"raw": raw, "data": out, "scratch": scratch}
+
+
+def _fingerprints(out: Path, manifest: dict) -> dict[str, str]:
+    """The sha256 of every file under the recorded stages' outputs, as a stage records them when it publishes
+    (the audit checks published files against them)."""
+    import hashlib
+
+    from transforms.contract import STAGE_OUTPUTS
+
+    found = {}
+    for stage in manifest.get("stages", {}):
+        for rel in STAGE_OUTPUTS.get(stage, ()):
+            path = out / rel.rstrip("/")
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for file in files:
+                found[file.relative_to(out).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return found
