@@ -84,7 +84,7 @@ def test_missing_config_file_is_clear(tmp_path):
     assert error.code == "config" and "nope.yaml" in str(error)
 
 
-RUNNER_PROFILES = {"local", "local_multiprocess", "portable", "dataflow", "flink"}
+RUNNER_PROFILES = {"local", "local_multiprocess", "portable", "dataflow", "dataflow_image", "flink", "flink_local"}
 
 
 def test_every_yaml_in_run_configs_validates_against_its_schema():

@@ -131,12 +131,17 @@ def test_build_and_split_on_an_object_store(bucket, g2net_raw, tmp_path, monkeyp
     assert list(workdir.iterdir()) == [] and not Path("/bucket").exists()  # nothing went to local disk
     remote = _relative(out)
     folders = sorted({name.rsplit("/", 1)[0] for name in remote if "/" in name})
-    assert folders == ["rejected", "split/test", "split/train", "split/val", "tfrecords"]
+    assert folders == ["provenance", "rejected", "split/test", "split/train", "split/val", "tfrecords"]
     assert "manifest.json" in remote and "rejected/build.csv" in remote
     leftovers = [
         n for n in remote if not re.fullmatch(r"(.+_shard|data_tbl)_\d{4}-\d{4}\.(tfrecord|csv)", n.split("/")[-1])
     ]
-    assert sorted(leftovers) == [".sigforge", "manifest.json", "rejected/build.csv"]  # no .tmp_ or Beam temp file
+    assert sorted(leftovers) == [
+        ".sigforge",
+        "manifest.json",
+        "provenance/inputs.csv",
+        "rejected/build.csv",
+    ]  # no .tmp_ or Beam temp file
     assert audit_dataset(out, group_column="source_id", fs=fs) == []
     # The same examples and data-table rows as on local disk.
     downloaded = tmp_path / "downloaded"
