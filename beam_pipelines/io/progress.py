@@ -181,8 +181,11 @@ class ProgressMonitor:
             bar.close()
 
 
-def log_remote_once(runner: str, _said: set[str] = set()) -> None:  # noqa: B006  (a deliberate once-per-process set)
+_REMOTE_SAID: set[str] = set()  # the remote runners already told about, once per process
+
+
+def log_remote_once(runner: str) -> None:
     """Logs once per runner that progress is shown by that runner's UI."""
-    if runner not in _said:
-        _said.add(runner)
+    if runner not in _REMOTE_SAID:
+        _REMOTE_SAID.add(runner)
         _LOG.info("progress of %s runs is shown by the runner's UI (sigforge reports it for local runs only)", runner)

@@ -73,9 +73,11 @@ def test_a_stage_longer_than_the_interval_logs_progress(tmp_path, monkeypatch, c
     assert summary and "examples/s" in summary[-1]
 
 
-def test_remote_runner_gets_no_heartbeat(tmp_path, caplog):
+def test_remote_runner_gets_no_heartbeat(tmp_path, caplog, monkeypatch):
     from beam_pipelines.dataset import manifest
     from beam_pipelines.stages.runner import StageContext
+
+    monkeypatch.setattr(progress, "_REMOTE_SAID", set())  # earlier tests may have said it already in this process
 
     ctx = StageContext(manifest.StageRun(str(tmp_path), "build"), ["--runner=DataflowRunner"])
     with caplog.at_level(logging.INFO):
